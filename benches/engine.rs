@@ -1,0 +1,85 @@
+//! Criterion benchmarks of the CPU engine on a full-size random ViT-B/32 (regenerated from
+//! `tests/fixtures/vit-b32-random/spec.json`): ms per image at batch 1 and 8, ms per
+//! query (a short one, and one filling all 77 positions), and decode + preprocess of a
+//! 12 MP JPEG. Figures and commands live in BENCHMARKS.md.
+
+use std::path::Path;
+
+use clipseek::files::{load_model_dir, write_synthetic_model};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+fn fixtures() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// A photo-like 4000x3000 JPEG (smooth gradients and edges), encoded at quality 90.
+fn twelve_megapixel_jpeg() -> Vec<u8> {
+    let (w, h) = (4000u32, 3000u32);
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        let fx = x as f32 / w as f32;
+        let fy = y as f32 / h as f32;
+        let ring = (((fx - 0.5).powi(2) + (fy - 0.4).powi(2)).sqrt() * 40.0).sin();
+        image::Rgb([
+            (255.0 * fx) as u8,
+            (200.0 * fy + 40.0 * ring) as u8,
+            (128.0 + 100.0 * ring) as u8,
+        ])
+    });
+    let mut out = Vec::new();
+    let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90);
+    if let Err(e) = enc.encode_image(&img) {
+        panic!("encoding the benchmark JPEG failed: {e}");
+    }
+    out
+}
+
+fn engine(c: &mut Criterion) {
+    let dir = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => panic!("no temp dir: {e}"),
+    };
+    if let Err(e) = write_synthetic_model(
+        &fixtures().join("vit-b32-random"),
+        &fixtures().join("clip-tokenizer/tokenizer.json"),
+        dir.path(),
+    ) {
+        panic!("cannot build the synthetic model: {e}");
+    }
+    let clip = match load_model_dir(dir.path()) {
+        Ok(c) => c,
+        Err(e) => panic!("cannot load the synthetic model: {e}"),
+    };
+    let per_image = clip.encoder_image_len();
+    let pixels: Vec<f32> = (0..per_image * 8)
+        .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+        .collect();
+
+    let mut g = c.benchmark_group("vit-b32");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("image batch 1", |b| {
+        b.iter(|| clip.embed_pixels(&pixels[..per_image], 1))
+    });
+    g.throughput(Throughput::Elements(8));
+    g.bench_function("image batch 8", |b| b.iter(|| clip.embed_pixels(&pixels, 8)));
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("query short", |b| {
+        b.iter(|| clip.embed_texts(&["kids on their bikes"]))
+    });
+    let long = "word ".repeat(100);
+    g.bench_function("query 77 tokens", |b| {
+        b.iter(|| clip.embed_texts(&[long.as_str()]))
+    });
+    g.finish();
+
+    let jpeg = twelve_megapixel_jpeg();
+    let mut g = c.benchmark_group("preprocess");
+    g.sample_size(10);
+    g.bench_function("decode + preprocess 12 MP JPEG", |b| {
+        b.iter(|| clip.preprocessor.preprocess(&jpeg))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, engine);
+criterion_main!(benches);

@@ -1,0 +1,393 @@
+//! `clipseek`: the native command line over the same core as the browser app.
+//!
+//! `index` embeds image files and folders into an index file, `search` ranks an index
+//! against text queries, `embed` prints embeddings. The contract (arguments, `--json`
+//! shapes, exit status) is in DESIGN.md. A bad image never stops a run: it is reported
+//! under `skipped`. Exit status 1 only when nothing could be done (bad model folder,
+//! unreadable index), with one line on stderr.
+
+#[cfg(target_arch = "wasm32")]
+fn main() {}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main() -> std::process::ExitCode {
+    cli::main()
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod cli {
+    use std::path::{Path, PathBuf};
+    use std::process::ExitCode;
+    use std::time::Instant;
+
+    use clap::{Args, Parser, Subcommand};
+    use clipseek::clip::Clip;
+    use clipseek::files::load_model_dir;
+    use clipseek::index::{EmbeddingIndex, EntryMeta};
+    use indicatif::{ProgressBar, ProgressStyle};
+    use rayon::prelude::*;
+    use serde_json::{json, Value};
+    use sha2::{Digest, Sha256};
+
+    #[derive(Parser)]
+    #[command(name = "clipseek", version, about = "Search photos by text with CLIP, locally.")]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    #[derive(Subcommand)]
+    enum Command {
+        /// Embed image files and folders (recursively) into an index file.
+        Index(IndexArgs),
+        /// Rank an index against text queries.
+        Search(SearchArgs),
+        /// Print embeddings of images or texts.
+        Embed(EmbedArgs),
+    }
+
+    #[derive(Args)]
+    struct IndexArgs {
+        /// Model folder in the Hugging Face layout.
+        #[arg(long)]
+        model: PathBuf,
+        /// Images encoded together.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+        batch: u32,
+        /// One JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Index file to write (updated in place when it was made with the same model).
+        #[arg(long)]
+        out: PathBuf,
+        /// Image files or folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    }
+
+    #[derive(Args)]
+    struct SearchArgs {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        index: PathBuf,
+        #[arg(long, default_value_t = 10)]
+        top_k: usize,
+        #[arg(long)]
+        json: bool,
+        #[arg(required = true)]
+        queries: Vec<String>,
+    }
+
+    #[derive(Args)]
+    #[command(group = clap::ArgGroup::new("input").required(true).args(["image", "text"]))]
+    struct EmbedArgs {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, num_args = 1..)]
+        image: Vec<PathBuf>,
+        #[arg(long, num_args = 1..)]
+        text: Vec<String>,
+    }
+
+    pub fn main() -> ExitCode {
+        let cli = Cli::parse();
+        let result = match cli.command {
+            Command::Index(a) => index(a),
+            Command::Search(a) => search(a),
+            Command::Embed(a) => embed(a),
+        };
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("clipseek: {message}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    fn load(model: &Path) -> Result<Clip, String> {
+        load_model_dir(model).map_err(|e| e.to_string())
+    }
+
+    fn print_json(v: &Value) -> Result<(), String> {
+        let text = serde_json::to_string(v).map_err(|e| e.to_string())?;
+        println!("{text}");
+        Ok(())
+    }
+
+    const IMAGE_EXTENSIONS: &[&str] = &[
+        "jpg", "jpeg", "jpe", "jfif", "png", "webp", "gif", "bmp", "dib",
+    ];
+
+    /// Lists the files to index: given files as they are; folders walked recursively,
+    /// keeping files that look like images by name or by their first bytes. Sorted.
+    fn collect(paths: &[PathBuf], skipped: &mut Vec<(String, String)>) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for p in paths {
+            match std::fs::metadata(p) {
+                Ok(m) if m.is_dir() => walk(p, &mut out, skipped),
+                Ok(_) => out.push(p.clone()),
+                Err(e) => skipped.push((p.display().to_string(), e.to_string())),
+            }
+        }
+        out
+    }
+
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>, skipped: &mut Vec<(String, String)>) {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) => {
+                skipped.push((dir.display().to_string(), e.to_string()));
+                return;
+            }
+        };
+        let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        children.sort();
+        for child in children {
+            if child.is_dir() {
+                walk(&child, out, skipped);
+            } else if looks_like_image(&child) {
+                out.push(child);
+            }
+        }
+    }
+
+    fn looks_like_image(path: &Path) -> bool {
+        let by_name = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+            .unwrap_or(false);
+        if by_name {
+            return true;
+        }
+        let mut head = [0u8; 16];
+        let n = std::fs::File::open(path)
+            .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+            .unwrap_or(0);
+        image::guess_format(&head[..n]).is_ok()
+    }
+
+    struct Prepared {
+        path: String,
+        meta: EntryMeta,
+        pixels: Vec<f32>,
+    }
+
+    fn prepare(clip: &Clip, path: &Path) -> Result<Prepared, String> {
+        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+        let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+        let pixels = clip.preprocessor.preprocess(&bytes).map_err(|e| e.to_string())?;
+        let display = path.display().to_string();
+        Ok(Prepared {
+            meta: EntryMeta {
+                path: display.clone(),
+                size_bytes: meta.len(),
+                modified_ms: modified_ms(&meta),
+                content_hash: Sha256::digest(&bytes).into(),
+            },
+            path: display,
+            pixels,
+        })
+    }
+
+    fn modified_ms(meta: &std::fs::Metadata) -> i64 {
+        meta.modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+
+    fn progress(total: u64) -> ProgressBar {
+        let bar = ProgressBar::new(total);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} images ({per_sec}, eta {eta})",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    }
+
+    fn index(a: IndexArgs) -> Result<(), String> {
+        let started = Instant::now();
+        let clip = load(&a.model)?;
+        let mut skipped: Vec<(String, String)> = Vec::new();
+        let files = collect(&a.paths, &mut skipped);
+        let mut idx = match std::fs::read(&a.out) {
+            Ok(bytes) => match EmbeddingIndex::from_bytes(&bytes, Some(&clip.model_id)) {
+                Ok(idx) => idx,
+                Err(e) => {
+                    eprintln!("clipseek: starting a new index ({e})");
+                    EmbeddingIndex::new(clip.model_id.clone(), clip.embedding_dim())
+                }
+            },
+            Err(_) => EmbeddingIndex::new(clip.model_id.clone(), clip.embedding_dim()),
+        };
+        let mut indexed = 0usize;
+        let mut todo = Vec::new();
+        for f in files {
+            let shown = f.display().to_string();
+            let unchanged = std::fs::metadata(&f)
+                .ok()
+                .and_then(|m| idx.unchanged(&shown, m.len(), modified_ms(&m)));
+            if unchanged.is_some() {
+                indexed += 1;
+            } else {
+                todo.push(f);
+            }
+        }
+        let bar = progress(todo.len() as u64);
+        let per_image = clip.encoder_image_len();
+        for chunk in todo.chunks(a.batch as usize) {
+            let prepared: Vec<(PathBuf, Result<Prepared, String>)> = chunk
+                .par_iter()
+                .map(|p| (p.clone(), prepare(&clip, p)))
+                .collect();
+            let mut ok = Vec::new();
+            for (p, r) in prepared {
+                match r {
+                    Ok(x) => ok.push(x),
+                    Err(e) => skipped.push((p.display().to_string(), e)),
+                }
+            }
+            if !ok.is_empty() {
+                let mut pixels = Vec::with_capacity(ok.len() * per_image);
+                for x in &ok {
+                    pixels.extend_from_slice(&x.pixels);
+                }
+                match clip.embed_pixels(&pixels, ok.len()) {
+                    Ok(emb) => {
+                        for (i, x) in ok.into_iter().enumerate() {
+                            match idx.upsert(x.meta, emb.row(i)) {
+                                Ok(_) => indexed += 1,
+                                Err(e) => skipped.push((x.path, e.to_string())),
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        for x in ok {
+                            skipped.push((x.path, e.to_string()));
+                        }
+                    }
+                }
+            }
+            bar.inc(chunk.len() as u64);
+        }
+        bar.finish_and_clear();
+        write_atomically(&a.out, &idx.to_bytes())?;
+        let seconds = started.elapsed().as_secs_f64();
+        if a.json {
+            let skipped: Vec<Value> = skipped
+                .iter()
+                .map(|(p, e)| json!({"path": p, "error": e}))
+                .collect();
+            print_json(&json!({"indexed": indexed, "skipped": skipped, "seconds": seconds}))
+        } else {
+            for (p, e) in &skipped {
+                println!("skipped {p}: {e}");
+            }
+            println!(
+                "indexed {indexed} images into {} in {seconds:.1} s ({} skipped)",
+                a.out.display(),
+                skipped.len()
+            );
+            Ok(())
+        }
+    }
+
+    fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        std::fs::write(&tmp, bytes)
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+
+    fn search(a: SearchArgs) -> Result<(), String> {
+        let clip = load(&a.model)?;
+        let bytes = std::fs::read(&a.index)
+            .map_err(|e| format!("cannot read {}: {e}", a.index.display()))?;
+        let idx = EmbeddingIndex::from_bytes(&bytes, Some(&clip.model_id))
+            .map_err(|e| format!("{}: {e}", a.index.display()))?;
+        let mut results = Vec::new();
+        for q in &a.queries {
+            if q.trim().is_empty() {
+                results.push(json!({"query": q, "matches": [], "error": "the query is empty"}));
+                continue;
+            }
+            let outcome = clip
+                .embed_texts(&[q.as_str()])
+                .map_err(|e| e.to_string())
+                .and_then(|emb| idx.search(emb.row(0), a.top_k).map_err(|e| e.to_string()));
+            match outcome {
+                Ok(matches) => {
+                    let m: Vec<Value> = matches
+                        .iter()
+                        .filter_map(|m| {
+                            idx.entry(m.id)
+                                .map(|e| json!({"path": e.path, "score": m.score}))
+                        })
+                        .collect();
+                    results.push(json!({"query": q, "matches": m}));
+                }
+                Err(e) => results.push(json!({"query": q, "matches": [], "error": e})),
+            }
+        }
+        if a.json {
+            return print_json(&json!({ "queries": results }));
+        }
+        for r in &results {
+            println!("{}", r["query"].as_str().unwrap_or_default());
+            if let Some(e) = r.get("error").and_then(Value::as_str) {
+                println!("  error: {e}");
+            }
+            for m in r["matches"].as_array().map(Vec::as_slice).unwrap_or_default() {
+                println!(
+                    "  {:.4}  {}",
+                    m["score"].as_f64().unwrap_or(0.0),
+                    m["path"].as_str().unwrap_or_default()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn embed(a: EmbedArgs) -> Result<(), String> {
+        let clip = load(&a.model)?;
+        let mut images = Vec::new();
+        let mut skipped = Vec::new();
+        for p in &a.image {
+            let r = std::fs::read(p)
+                .map_err(|e| e.to_string())
+                .and_then(|b| clip.embed_image_bytes(&b).map_err(|e| e.to_string()));
+            match r {
+                Ok(e) => images.push(json!({"path": p.display().to_string(), "embedding": e})),
+                Err(e) => skipped.push(json!({"path": p.display().to_string(), "error": e})),
+            }
+        }
+        let mut texts = Vec::new();
+        if !a.text.is_empty() {
+            let refs: Vec<&str> = a.text.iter().map(String::as_str).collect();
+            let emb = clip.embed_texts(&refs).map_err(|e| e.to_string())?;
+            for (i, t) in a.text.iter().enumerate() {
+                texts.push(json!({"text": t, "embedding": emb.row(i)}));
+            }
+        }
+        if a.json {
+            return print_json(&json!({"images": images, "texts": texts, "skipped": skipped}));
+        }
+        for v in images.iter().chain(texts.iter()) {
+            let name = v.get("path").or_else(|| v.get("text")).cloned().unwrap_or(Value::Null);
+            println!("{name}: {}", v["embedding"]);
+        }
+        for s in &skipped {
+            println!("skipped {}: {}", s["path"], s["error"]);
+        }
+        Ok(())
+    }
+}

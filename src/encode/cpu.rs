@@ -1,0 +1,415 @@
+//! The CPU engine: CLIP's forward pass on candle tensors (multi-threaded gemm natively,
+//! `+simd128` on wasm32).
+//!
+//! Mirrors transformers' `CLIPVisionTransformer` / `CLIPTextTransformer` (pre-LN encoder
+//! layers, `pre_layrnorm`, class-token pooling + `post_layernorm` for images; causal
+//! attention, `final_layer_norm` and pooling at the end token for texts), then the
+//! projections and L2 normalisation. Layer norm is computed in two passes (mean, then the
+//! variance of the centred values) for stability. Texts are run only up to the last end
+//! token of the batch: with causal attention the pooled position never sees later ones.
+//! It holds no I/O; weights arrive already checked from `model::weights`.
+
+use candle_core::{DType, Device, Tensor, D};
+
+use super::{l2_normalize_rows, EncodeError, Embeddings, Encoder};
+use crate::model::config::{Activation, ClipConfig};
+use crate::model::tokenizer::TokenIds;
+use crate::model::weights::ClipWeights;
+
+fn ce(stage: &'static str) -> impl Fn(candle_core::Error) -> EncodeError {
+    move |e| EncodeError::Compute {
+        stage,
+        message: e.to_string(),
+    }
+}
+
+type CResult<T> = candle_core::Result<T>;
+
+fn tensor(weights: &mut ClipWeights, name: &str) -> Result<Tensor, EncodeError> {
+    let t = weights.take(name)?;
+    Tensor::from_vec(t.data, t.shape, &Device::Cpu).map_err(ce("loading weights"))
+}
+
+/// `y = x W^T + b`, with `W^T` stored contiguous for the gemm.
+struct Linear {
+    weight_t: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    fn load(weights: &mut ClipWeights, prefix: &str, bias: bool) -> Result<Self, EncodeError> {
+        let w = tensor(weights, &format!("{prefix}.weight"))?;
+        let weight_t = w.t().and_then(|t| t.contiguous()).map_err(ce("loading weights"))?;
+        let bias = if bias {
+            Some(tensor(weights, &format!("{prefix}.bias"))?)
+        } else {
+            None
+        };
+        Ok(Self { weight_t, bias })
+    }
+
+    /// `x`: `[rows, in]` → `[rows, out]`.
+    fn forward(&self, x: &Tensor) -> CResult<Tensor> {
+        let y = x.matmul(&self.weight_t)?;
+        match &self.bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+}
+
+struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    fn load(weights: &mut ClipWeights, prefix: &str, eps: f64) -> Result<Self, EncodeError> {
+        Ok(Self {
+            weight: tensor(weights, &format!("{prefix}.weight"))?,
+            bias: tensor(weights, &format!("{prefix}.bias"))?,
+            eps,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> CResult<Tensor> {
+        let mean = x.mean_keepdim(D::Minus1)?;
+        let centred = x.broadcast_sub(&mean)?;
+        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+        let inv = (var + self.eps)?.sqrt()?.recip()?;
+        centred
+            .broadcast_mul(&inv)?
+            .broadcast_mul(&self.weight)?
+            .broadcast_add(&self.bias)
+    }
+}
+
+fn activate(x: &Tensor, act: Activation) -> CResult<Tensor> {
+    match act {
+        Activation::Gelu => x.gelu_erf(),
+        Activation::QuickGelu => x.mul(&candle_nn::ops::sigmoid(&(x * 1.702)?)?),
+    }
+}
+
+struct Layer {
+    ln1: LayerNorm,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out: Linear,
+    ln2: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl Layer {
+    fn load(weights: &mut ClipWeights, prefix: &str, eps: f64) -> Result<Self, EncodeError> {
+        Ok(Self {
+            ln1: LayerNorm::load(weights, &format!("{prefix}.layer_norm1"), eps)?,
+            q: Linear::load(weights, &format!("{prefix}.self_attn.q_proj"), true)?,
+            k: Linear::load(weights, &format!("{prefix}.self_attn.k_proj"), true)?,
+            v: Linear::load(weights, &format!("{prefix}.self_attn.v_proj"), true)?,
+            out: Linear::load(weights, &format!("{prefix}.self_attn.out_proj"), true)?,
+            ln2: LayerNorm::load(weights, &format!("{prefix}.layer_norm2"), eps)?,
+            fc1: Linear::load(weights, &format!("{prefix}.mlp.fc1"), true)?,
+            fc2: Linear::load(weights, &format!("{prefix}.mlp.fc2"), true)?,
+        })
+    }
+}
+
+/// A stack of pre-LN transformer layers shared by both towers.
+struct LayerStack {
+    layers: Vec<Layer>,
+    heads: usize,
+    act: Activation,
+}
+
+impl LayerStack {
+    fn load(
+        weights: &mut ClipWeights,
+        prefix: &str,
+        count: usize,
+        heads: usize,
+        act: Activation,
+        eps: f64,
+    ) -> Result<Self, EncodeError> {
+        let layers = (0..count)
+            .map(|i| Layer::load(weights, &format!("{prefix}.{i}"), eps))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { layers, heads, act })
+    }
+
+    /// `x`: `[batch, seq, hidden]`; `mask`: additive `[seq, seq]` or none.
+    fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> CResult<Tensor> {
+        let (b, t, h) = x.dims3()?;
+        let dh = h / self.heads;
+        let scale = (dh as f64).powf(-0.5);
+        let mut x = x.reshape((b * t, h))?;
+        for layer in &self.layers {
+            let y = layer.ln1.forward(&x)?;
+            let split = |lin: &Linear, s: f64| -> CResult<Tensor> {
+                let p = lin.forward(&y)?;
+                let p = if s == 1.0 { p } else { (p * s)? };
+                p.reshape((b, t, self.heads, dh))?.transpose(1, 2)?.contiguous()
+            };
+            let q = split(&layer.q, scale)?;
+            let k = split(&layer.k, 1.0)?;
+            let v = split(&layer.v, 1.0)?;
+            let mut scores = q.matmul(&k.t()?.contiguous()?)?;
+            if let Some(m) = mask {
+                scores = scores.broadcast_add(m)?;
+            }
+            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+            let ctx = probs
+                .matmul(&v)?
+                .transpose(1, 2)?
+                .contiguous()?
+                .reshape((b * t, h))?;
+            x = (x + layer.out.forward(&ctx)?)?;
+            let y = layer.ln2.forward(&x)?;
+            let y = layer.fc2.forward(&activate(&layer.fc1.forward(&y)?, self.act)?)?;
+            x = (x + y)?;
+        }
+        x.reshape((b, t, h))
+    }
+}
+
+struct VisionTower {
+    patch: Linear,
+    class_embedding: Tensor,
+    position_embedding: Tensor,
+    pre_ln: LayerNorm,
+    encoder: LayerStack,
+    post_ln: LayerNorm,
+    projection: Linear,
+    channels: usize,
+    image_size: usize,
+    patch_size: usize,
+    hidden: usize,
+}
+
+struct TextTower {
+    token_embedding: Tensor,
+    position_embedding: Tensor,
+    encoder: LayerStack,
+    final_ln: LayerNorm,
+    projection: Linear,
+    vocab_size: usize,
+    context: usize,
+}
+
+/// CLIP on the CPU with candle.
+pub struct CpuEncoder {
+    vision: VisionTower,
+    text: TextTower,
+    projection_dim: usize,
+}
+
+impl CpuEncoder {
+    /// Builds both towers from checked weights (consumed to avoid a second copy).
+    pub fn new(config: &ClipConfig, mut weights: ClipWeights) -> Result<Self, EncodeError> {
+        let v = &config.vision_config;
+        let t = &config.text_config;
+        let w = &mut weights;
+        let patch_w = w.take("vision_model.embeddings.patch_embedding.weight")?;
+        let k = v.num_channels * v.patch_size * v.patch_size;
+        let patch_w = Tensor::from_vec(patch_w.data, (v.hidden_size, k), &Device::Cpu)
+            .and_then(|p| p.t()?.contiguous())
+            .map_err(ce("loading weights"))?;
+        let vision = VisionTower {
+            patch: Linear {
+                weight_t: patch_w,
+                bias: None,
+            },
+            class_embedding: tensor(w, "vision_model.embeddings.class_embedding")?,
+            position_embedding: tensor(w, "vision_model.embeddings.position_embedding.weight")?,
+            pre_ln: LayerNorm::load(w, "vision_model.pre_layrnorm", v.layer_norm_eps)?,
+            encoder: LayerStack::load(
+                w,
+                "vision_model.encoder.layers",
+                v.num_hidden_layers,
+                v.num_attention_heads,
+                v.hidden_act,
+                v.layer_norm_eps,
+            )?,
+            post_ln: LayerNorm::load(w, "vision_model.post_layernorm", v.layer_norm_eps)?,
+            projection: Linear::load(w, "visual_projection", false)?,
+            channels: v.num_channels,
+            image_size: v.image_size,
+            patch_size: v.patch_size,
+            hidden: v.hidden_size,
+        };
+        let text = TextTower {
+            token_embedding: tensor(w, "text_model.embeddings.token_embedding.weight")?,
+            position_embedding: tensor(w, "text_model.embeddings.position_embedding.weight")?,
+            encoder: LayerStack::load(
+                w,
+                "text_model.encoder.layers",
+                t.num_hidden_layers,
+                t.num_attention_heads,
+                t.hidden_act,
+                t.layer_norm_eps,
+            )?,
+            final_ln: LayerNorm::load(w, "text_model.final_layer_norm", t.layer_norm_eps)?,
+            projection: Linear::load(w, "text_projection", false)?,
+            vocab_size: t.vocab_size,
+            context: t.max_position_embeddings,
+        };
+        Ok(Self {
+            vision,
+            text,
+            projection_dim: config.projection_dim,
+        })
+    }
+
+    fn vision_forward(&self, pixels: &[f32], count: usize) -> CResult<Vec<f32>> {
+        let v = &self.vision;
+        let (c, s, p) = (v.channels, v.image_size, v.patch_size);
+        let side = s / p;
+        let n = side * side;
+        let k = c * p * p;
+        // Patches in the conv's (channel, row, column) order, row-major over the grid.
+        let mut patches = vec![0f32; count * n * k];
+        for img in 0..count {
+            let src = &pixels[img * c * s * s..(img + 1) * c * s * s];
+            for gy in 0..side {
+                for gx in 0..side {
+                    let dst = &mut patches[((img * n) + gy * side + gx) * k..][..k];
+                    let mut o = 0;
+                    for ch in 0..c {
+                        for ky in 0..p {
+                            let row = ch * s * s + (gy * p + ky) * s + gx * p;
+                            dst[o..o + p].copy_from_slice(&src[row..row + p]);
+                            o += p;
+                        }
+                    }
+                }
+            }
+        }
+        let patches = Tensor::from_vec(patches, (count * n, k), &Device::Cpu)?;
+        let emb = v.patch.forward(&patches)?.reshape((count, n, v.hidden))?;
+        let cls = v
+            .class_embedding
+            .reshape((1, 1, v.hidden))?
+            .broadcast_as((count, 1, v.hidden))?;
+        let x = Tensor::cat(&[&cls, &emb], 1)?.broadcast_add(&v.position_embedding)?;
+        let x = v.pre_ln.forward(&x)?;
+        let x = v.encoder.forward(&x, None)?;
+        let pooled = x.narrow(1, 0, 1)?.reshape((count, v.hidden))?;
+        let pooled = v.post_ln.forward(&pooled)?;
+        let out = v.projection.forward(&pooled)?;
+        out.flatten_all()?.to_vec1::<f32>()
+    }
+
+    fn text_forward(&self, texts: &[TokenIds], seq: usize) -> CResult<Vec<f32>> {
+        let t = &self.text;
+        let b = texts.len();
+        let ids: Vec<u32> = texts.iter().flat_map(|x| x.ids[..seq].iter().copied()).collect();
+        let ids = Tensor::from_vec(ids, b * seq, &Device::Cpu)?;
+        let hidden = t.token_embedding.dim(1)?;
+        let x = t
+            .token_embedding
+            .index_select(&ids, 0)?
+            .reshape((b, seq, hidden))?
+            .broadcast_add(&t.position_embedding.narrow(0, 0, seq)?)?;
+        let mask: Vec<f32> = (0..seq)
+            .flat_map(|i| (0..seq).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+            .collect();
+        let mask = Tensor::from_vec(mask, (seq, seq), &Device::Cpu)?;
+        let x = t.encoder.forward(&x, Some(&mask))?;
+        let x = x.reshape((b * seq, hidden))?;
+        let rows: Vec<u32> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, tk)| (i * seq + tk.eos_position) as u32)
+            .collect();
+        let rows = Tensor::from_vec(rows, b, &Device::Cpu)?;
+        let pooled = x.index_select(&rows, 0)?;
+        let pooled = t.final_ln.forward(&pooled)?;
+        let out = t.projection.forward(&pooled)?;
+        out.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()
+    }
+}
+
+impl Encoder for CpuEncoder {
+    fn embedding_dim(&self) -> usize {
+        self.projection_dim
+    }
+
+    fn image_shape(&self) -> [usize; 3] {
+        [
+            self.vision.channels,
+            self.vision.image_size,
+            self.vision.image_size,
+        ]
+    }
+
+    fn encode_images(&self, pixels: &[f32], count: usize) -> Result<Embeddings, EncodeError> {
+        let [c, h, w] = self.image_shape();
+        let expected = count * c * h * w;
+        if pixels.len() != expected {
+            return Err(EncodeError::PixelCount {
+                count,
+                expected,
+                got: pixels.len(),
+            });
+        }
+        if count == 0 {
+            return Ok(Embeddings {
+                dim: self.projection_dim,
+                data: Vec::new(),
+            });
+        }
+        let mut data = self
+            .vision_forward(pixels, count)
+            .map_err(ce("image embeddings"))?;
+        l2_normalize_rows(&mut data, self.projection_dim);
+        Ok(Embeddings {
+            dim: self.projection_dim,
+            data,
+        })
+    }
+
+    fn encode_texts(&self, texts: &[TokenIds]) -> Result<Embeddings, EncodeError> {
+        let context = self.text.context;
+        for (index, tk) in texts.iter().enumerate() {
+            if tk.ids.len() != context {
+                return Err(EncodeError::TokenCount {
+                    index,
+                    expected: context,
+                    got: tk.ids.len(),
+                });
+            }
+            if tk.eos_position >= context {
+                return Err(EncodeError::BadEosPosition {
+                    index,
+                    position: tk.eos_position,
+                    len: context,
+                });
+            }
+            if let Some(id) = tk.ids.iter().find(|id| **id as usize >= self.text.vocab_size) {
+                return Err(EncodeError::TokenOutOfRange {
+                    index,
+                    id: *id,
+                    vocab_size: self.text.vocab_size,
+                });
+            }
+        }
+        if texts.is_empty() {
+            return Ok(Embeddings {
+                dim: self.projection_dim,
+                data: Vec::new(),
+            });
+        }
+        let seq = texts.iter().map(|t| t.eos_position + 1).max().unwrap_or(1);
+        let mut data = self
+            .text_forward(texts, seq)
+            .map_err(ce("text embeddings"))?;
+        l2_normalize_rows(&mut data, self.projection_dim);
+        Ok(Embeddings {
+            dim: self.projection_dim,
+            data,
+        })
+    }
+}

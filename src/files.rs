@@ -1,0 +1,106 @@
+//! Native model loading from a folder in the Hugging Face layout (`config.json`,
+//! `preprocessor_config.json`, `tokenizer.json`, `model.safetensors`).
+//!
+//! The safetensors file is read tensor by tensor with seeks into one reused buffer, never
+//! as a second whole-file copy. Not compiled for wasm32: the browser reads the same files
+//! from IndexedDB in `web`.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use crate::clip::{model_id, Clip, ClipError, ModelJson, ModelSpec};
+use crate::model::weights::{SafetensorsHeader, WeightsBuilder};
+
+/// Why a model folder could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelDirError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{dir} has pytorch_model.bin but no model.safetensors; only safetensors checkpoints are supported (convert it, or use a revision that publishes model.safetensors)")]
+    OnlyPytorchBin { dir: PathBuf },
+    #[error("{path}: {source}")]
+    Model { path: PathBuf, source: ClipError },
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, ModelDirError> {
+    std::fs::read(path).map_err(|source| ModelDirError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Loads and checks a model folder.
+pub fn load_model_dir(dir: &Path) -> Result<Clip, ModelDirError> {
+    let config = read(&dir.join("config.json"))?;
+    let preprocessor = read(&dir.join("preprocessor_config.json"))?;
+    let tokenizer = read(&dir.join("tokenizer.json"))?;
+    let st_path = dir.join("model.safetensors");
+    if !st_path.exists() && dir.join("pytorch_model.bin").exists() {
+        return Err(ModelDirError::OnlyPytorchBin {
+            dir: dir.to_owned(),
+        });
+    }
+    let model_err = |source: ClipError| ModelDirError::Model {
+        path: dir.to_owned(),
+        source,
+    };
+    let spec = ModelSpec::parse(&ModelJson {
+        config: &config,
+        preprocessor: &preprocessor,
+        tokenizer: &tokenizer,
+    })
+    .map_err(model_err)?;
+    let io = |source: std::io::Error| ModelDirError::Io {
+        path: st_path.clone(),
+        source,
+    };
+    let st_err = |e: crate::model::weights::WeightsError| ModelDirError::Model {
+        path: st_path.clone(),
+        source: ClipError::Weights(e),
+    };
+    let mut file = File::open(&st_path).map_err(io)?;
+    let len_bytes = file.metadata().map_err(io)?.len();
+    let mut first8 = [0u8; 8];
+    let got = file.read(&mut first8).map_err(io)?;
+    let total = SafetensorsHeader::total_len(&first8[..got], len_bytes).map_err(st_err)?;
+    let mut front = vec![0u8; total as usize];
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
+    file.read_exact(&mut front).map_err(io)?;
+    let header = SafetensorsHeader::parse(&front, len_bytes).map_err(st_err)?;
+    let mut builder = WeightsBuilder::new(&header, &spec.config).map_err(st_err)?;
+    let mut buf = Vec::new();
+    for (name, info) in builder.plan().to_vec() {
+        buf.resize(info.size_bytes as usize, 0);
+        file.seek(SeekFrom::Start(info.offset_bytes)).map_err(io)?;
+        file.read_exact(&mut buf).map_err(io)?;
+        builder.insert(&name, &buf).map_err(st_err)?;
+    }
+    let weights = builder.finish().map_err(st_err)?;
+    let id = model_id(&spec.config, &config, &header);
+    Clip::new(spec, weights, id).map_err(model_err)
+}
+
+/// Writes the full-size synthetic model described by `spec_dir/spec.json` (plus its
+/// `config.json` and `preprocessor_config.json`, and the given `tokenizer.json`) into
+/// `out_dir`: the slow tests and the benchmarks use it instead of a downloaded checkpoint.
+pub fn write_synthetic_model(
+    spec_dir: &Path,
+    tokenizer_json: &Path,
+    out_dir: &Path,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use crate::model::synthetic::{write_safetensors, Spec};
+    let spec = Spec::from_json(&std::fs::read(spec_dir.join("spec.json"))?)?;
+    for f in ["config.json", "preprocessor_config.json"] {
+        std::fs::copy(spec_dir.join(f), out_dir.join(f))?;
+    }
+    std::fs::copy(tokenizer_json, out_dir.join("tokenizer.json"))?;
+    let file = File::create(out_dir.join("model.safetensors"))?;
+    let mut out = std::io::BufWriter::new(file);
+    write_safetensors(&spec, &mut out)?;
+    std::io::Write::flush(&mut out)?;
+    Ok(())
+}

@@ -1,0 +1,12 @@
+//! clipseek: CLIP photo search that runs in the browser and natively.
+//!
+//! This file is only the module map. The core (`model`, `encode`, `index`) is plain Rust
+//! that builds and is tested natively and compiles unchanged to wasm32; `web` is the
+//! only module that knows about the browser.
+
+pub mod encode;
+pub mod index;
+pub mod model;
+
+#[cfg(target_arch = "wasm32")]
+pub mod web;

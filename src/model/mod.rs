@@ -1,0 +1,9 @@
+//! CLIP itself, without I/O: configuration, weights, tokenizer and image preprocessing.
+//! Callers hand in bytes; nothing here touches files, the network or the browser.
+
+pub mod config;
+pub mod tokenizer;
+pub mod synthetic;
+pub mod weights;
+
+pub use config::{Activation, ClipConfig, ConfigError, PreprocessConfig, TextConfig, VisionConfig};

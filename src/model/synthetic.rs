@@ -1,0 +1,150 @@
+//! A counter-based weight generator that fills a full-size CLIP with reproducible random
+//! values, bit for bit the same as `scripts/make_fixtures.py` computes with numpy.
+//!
+//! The repository cannot ship a 605 MB checkpoint and tests may not download one, so the
+//! fixture script commits only a `spec.json` (names, shapes, scale and offset per tensor)
+//! and the reference outputs of transformers on the generated weights; the slow tests and
+//! the benchmarks regenerate the weights here. Each element is
+//! `offset + (2u - 1) * scale` in f32, where `u` is the top 24 bits of SplitMix64 over a
+//! counter seeded by the FNV-1a hash of the tensor name.
+
+use serde::Deserialize;
+
+/// One tensor of the spec.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SpecTensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    /// Decimal text, parsed to f64 and rounded to f32 (as the script does).
+    pub scale: String,
+    pub offset: String,
+}
+
+/// `spec.json` of a synthetic model.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Spec {
+    pub generator: String,
+    pub tensors: Vec<SpecTensor>,
+}
+
+/// The only generator this code implements.
+pub const GENERATOR: &str = "splitmix64-fnv1a-v1";
+
+/// Why a spec could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("spec.json is not valid: {0}")]
+    Json(String),
+    #[error("spec.json names generator {found}, this code implements {GENERATOR}")]
+    Generator { found: String },
+    #[error("writing the synthetic model failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("spec.json: tensor {tensor} has an unreadable {field} {value:?}")]
+    Number {
+        tensor: String,
+        field: &'static str,
+        value: String,
+    },
+}
+
+impl Spec {
+    pub fn from_json(bytes: &[u8]) -> Result<Self, SpecError> {
+        let spec: Spec = serde_json::from_slice(bytes).map_err(|e| SpecError::Json(e.to_string()))?;
+        if spec.generator != GENERATOR {
+            return Err(SpecError::Generator {
+                found: spec.generator,
+            });
+        }
+        Ok(spec)
+    }
+}
+
+/// FNV-1a, 64 bits.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The `i`-th value in [-1, 1) of the stream seeded by `seed`.
+#[inline]
+pub fn unit(seed: u64, i: u64) -> f32 {
+    let mut z = seed.wrapping_add((i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    let u = (z >> 40) as f32 * (1.0 / 16_777_216.0);
+    u * 2.0 - 1.0
+}
+
+fn number(t: &SpecTensor, field: &'static str, value: &str) -> Result<f32, SpecError> {
+    value
+        .trim()
+        .parse::<f64>()
+        .map(|v| v as f32)
+        .map_err(|_| SpecError::Number {
+            tensor: t.name.clone(),
+            field,
+            value: value.to_owned(),
+        })
+}
+
+/// Generates one tensor's values.
+pub fn generate(t: &SpecTensor) -> Result<Vec<f32>, SpecError> {
+    let scale = number(t, "scale", &t.scale)?;
+    let offset = number(t, "offset", &t.offset)?;
+    let seed = fnv1a64(t.name.as_bytes());
+    let n: usize = t.shape.iter().product();
+    Ok((0..n as u64)
+        .map(|i| offset + unit(seed, i) * scale)
+        .collect())
+}
+
+/// Streams the whole model as an f32 safetensors file, one tensor at a time.
+pub fn write_safetensors(spec: &Spec, out: &mut impl std::io::Write) -> Result<(), SpecError> {
+    let mut header = serde_json::Map::new();
+    let mut offset = 0u64;
+    for t in &spec.tensors {
+        let len = t.shape.iter().product::<usize>() as u64 * 4;
+        header.insert(
+            t.name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + len]}),
+        );
+        offset += len;
+    }
+    let mut json = serde_json::Value::Object(header).to_string().into_bytes();
+    while json.len() % 8 != 0 {
+        json.push(b' ');
+    }
+    out.write_all(&(json.len() as u64).to_le_bytes())?;
+    out.write_all(&json)?;
+    let mut buf = Vec::new();
+    for t in &spec.tensors {
+        buf.clear();
+        for v in generate(t)? {
+            buf.extend_from_slice(&v.to_le_bytes());
+        }
+        out.write_all(&buf)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv_known_values() {
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn unit_is_in_range_and_spread() {
+        let seed = fnv1a64(b"x");
+        let v: Vec<f32> = (0..10_000).map(|i| unit(seed, i)).collect();
+        assert!(v.iter().all(|x| (-1.0..1.0).contains(x)));
+        let mean = v.iter().sum::<f32>() / v.len() as f32;
+        assert!(mean.abs() < 0.05, "mean {mean}");
+    }
+}
