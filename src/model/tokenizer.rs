@@ -5,7 +5,7 @@
 //! (NFC, whitespace, lowercase) and byte-level BPE; this module only frames the result:
 //! `<|startoftext|>`, at most `max_len - 2` text tokens (truncation keeps the start and the
 //! end token), `<|endoftext|>`, then padding. The text embedding is pooled at the end token,
-//! whose position is returned with the ids. No I/O: callers pass the JSON bytes.
+//! whose first occurrence is returned with the ids (a text may spell `<|endoftext|>`). No I/O: callers pass the JSON bytes.
 
 use tokenizers::Tokenizer;
 
@@ -98,7 +98,10 @@ impl ClipTokenizer {
         let mut ids = Vec::with_capacity(self.max_len);
         ids.push(self.start_id);
         ids.extend_from_slice(&body[..keep]);
-        let eos_position = ids.len();
+        ids.push(self.end_id);
+        // transformers pools at the first end token, which is earlier than ours when the
+        // text itself spells `<|endoftext|>`.
+        let eos_position = ids.iter().position(|id| *id == self.end_id).unwrap_or(keep + 1);
         ids.resize(self.max_len, self.end_id);
         Ok(TokenIds { ids, eos_position })
     }
