@@ -5,7 +5,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::encode::cpu::CpuEncoder;
-use crate::encode::{EncodeError, Embeddings, Encoder};
+use crate::encode::{Embeddings, EncodeError, Encoder};
 use crate::model::config::{ClipConfig, ConfigError, PreprocessConfig};
 use crate::model::preprocess::{PreprocessError, Preprocessor};
 use crate::model::tokenizer::{ClipTokenizer, TokenizerError};

@@ -4,7 +4,10 @@
 //! that builds and is tested natively and compiles unchanged to wasm32; `web` is the
 //! only module that knows about the browser.
 
+pub mod clip;
 pub mod encode;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod files;
 pub mod index;
 pub mod model;
 

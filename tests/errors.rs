@@ -42,7 +42,8 @@ fn rewrite(
     t: &Tiny,
     edit: impl Fn(&str, Vec<usize>, Vec<f32>) -> Option<(Vec<usize>, Vec<f32>)>,
 ) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
-    let header = clipseek::model::weights::SafetensorsHeader::parse(&t.weights, t.weights.len() as u64)?;
+    let header =
+        clipseek::model::weights::SafetensorsHeader::parse(&t.weights, t.weights.len() as u64)?;
     let mut kept = Vec::new();
     for (name, info) in &header.tensors {
         let start = info.offset_bytes as usize;
@@ -55,8 +56,10 @@ fn rewrite(
             kept.push((name.clone(), shape, data));
         }
     }
-    let refs: Vec<(String, Vec<usize>, &[f32])> =
-        kept.iter().map(|(n, s, d)| (n.clone(), s.clone(), d.as_slice())).collect();
+    let refs: Vec<(String, Vec<usize>, &[f32])> = kept
+        .iter()
+        .map(|(n, s, d)| (n.clone(), s.clone(), d.as_slice()))
+        .collect();
     let mut out = Vec::new();
     write_f32_safetensors(&refs, &mut out)?;
     Ok(out)
@@ -94,7 +97,9 @@ fn truncated_safetensors_is_named() -> TestResult {
 #[test]
 fn missing_class_embedding_is_named() -> TestResult {
     let t = tiny()?;
-    let w = rewrite(&t, |n, s, d| (n != "vision_model.embeddings.class_embedding").then_some((s, d)))?;
+    let w = rewrite(&t, |n, s, d| {
+        (n != "vision_model.embeddings.class_embedding").then_some((s, d))
+    })?;
     match build(&t, &w) {
         Err(ClipError::Weights(WeightsError::Missing { tensor })) => {
             assert_eq!(tensor, "vision_model.embeddings.class_embedding")
@@ -141,11 +146,18 @@ fn bad_images_are_specific_errors() -> TestResult {
     let t = tiny()?;
     let clip = build(&t, &t.weights)?;
     let bad = fixtures().join("images/bad");
-    let cases: [(&str, fn(&PreprocessError) -> bool); 4] = [
+    type Expect = fn(&PreprocessError) -> bool;
+    let cases: [(&str, Expect); 4] = [
         ("empty.jpg", |e| matches!(e, PreprocessError::Empty)),
-        ("text.jpg", |e| matches!(e, PreprocessError::UnknownFormat { .. })),
-        ("truncated.jpg", |e| matches!(e, PreprocessError::Decode { .. })),
-        ("bomb.png", |e| matches!(e, PreprocessError::TooLarge { .. })),
+        ("text.jpg", |e| {
+            matches!(e, PreprocessError::UnknownFormat { .. })
+        }),
+        ("truncated.jpg", |e| {
+            matches!(e, PreprocessError::Truncated { .. })
+        }),
+        ("bomb.png", |e| {
+            matches!(e, PreprocessError::TooLarge { .. })
+        }),
     ];
     for (file, is_expected) in cases {
         let bytes = std::fs::read(bad.join(file))?;
@@ -160,7 +172,10 @@ fn bad_images_are_specific_errors() -> TestResult {
 #[test]
 fn model_folder_errors() -> TestResult {
     let dir = tempfile::tempdir()?;
-    assert!(matches!(load_model_dir(dir.path()), Err(ModelDirError::Io { .. })));
+    assert!(matches!(
+        load_model_dir(dir.path()),
+        Err(ModelDirError::Io { .. })
+    ));
     let t = tiny()?;
     std::fs::write(dir.path().join("config.json"), &t.config)?;
     std::fs::write(dir.path().join("preprocessor_config.json"), &t.preprocessor)?;
@@ -171,7 +186,10 @@ fn model_folder_errors() -> TestResult {
         Err(ModelDirError::OnlyPytorchBin { .. })
     ));
     std::fs::write(dir.path().join("model.safetensors"), &t.weights[..1000])?;
-    let e = load_model_dir(dir.path()).err().map(|e| e.to_string()).unwrap_or_default();
+    let e = load_model_dir(dir.path())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     assert!(e.contains("truncated") || e.contains("header"), "{e}");
     Ok(())
 }

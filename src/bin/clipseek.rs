@@ -30,7 +30,11 @@ mod cli {
     use sha2::{Digest, Sha256};
 
     #[derive(Parser)]
-    #[command(name = "clipseek", version, about = "Search photos by text with CLIP, locally.")]
+    #[command(
+        name = "clipseek",
+        version,
+        about = "Search photos by text with CLIP, locally."
+    )]
     struct Cli {
         #[command(subcommand)]
         command: Command,
@@ -180,7 +184,10 @@ mod cli {
     fn prepare(clip: &Clip, path: &Path) -> Result<Prepared, String> {
         let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
         let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
-        let pixels = clip.preprocessor.preprocess(&bytes).map_err(|e| e.to_string())?;
+        let pixels = clip
+            .preprocessor
+            .preprocess(&bytes)
+            .map_err(|e| e.to_string())?;
         let display = path.display().to_string();
         Ok(Prepared {
             meta: EntryMeta {
@@ -346,7 +353,11 @@ mod cli {
             if let Some(e) = r.get("error").and_then(Value::as_str) {
                 println!("  error: {e}");
             }
-            for m in r["matches"].as_array().map(Vec::as_slice).unwrap_or_default() {
+            for m in r["matches"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
                 println!(
                     "  {:.4}  {}",
                     m["score"].as_f64().unwrap_or(0.0),
@@ -382,7 +393,11 @@ mod cli {
             return print_json(&json!({"images": images, "texts": texts, "skipped": skipped}));
         }
         for v in images.iter().chain(texts.iter()) {
-            let name = v.get("path").or_else(|| v.get("text")).cloned().unwrap_or(Value::Null);
+            let name = v
+                .get("path")
+                .or_else(|| v.get("text"))
+                .cloned()
+                .unwrap_or(Value::Null);
             println!("{name}: {}", v["embedding"]);
         }
         for s in &skipped {

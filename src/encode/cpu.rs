@@ -11,7 +11,7 @@
 
 use candle_core::{DType, Device, Tensor, D};
 
-use super::{l2_normalize_rows, EncodeError, Embeddings, Encoder};
+use super::{l2_normalize_rows, Embeddings, EncodeError, Encoder};
 use crate::model::config::{Activation, ClipConfig};
 use crate::model::tokenizer::TokenIds;
 use crate::model::weights::ClipWeights;
@@ -39,7 +39,10 @@ struct Linear {
 impl Linear {
     fn load(weights: &mut ClipWeights, prefix: &str, bias: bool) -> Result<Self, EncodeError> {
         let w = tensor(weights, &format!("{prefix}.weight"))?;
-        let weight_t = w.t().and_then(|t| t.contiguous()).map_err(ce("loading weights"))?;
+        let weight_t = w
+            .t()
+            .and_then(|t| t.contiguous())
+            .map_err(ce("loading weights"))?;
         let bias = if bias {
             Some(tensor(weights, &format!("{prefix}.bias"))?)
         } else {
@@ -151,7 +154,9 @@ impl LayerStack {
             let split = |lin: &Linear, s: f64| -> CResult<Tensor> {
                 let p = lin.forward(&y)?;
                 let p = if s == 1.0 { p } else { (p * s)? };
-                p.reshape((b, t, self.heads, dh))?.transpose(1, 2)?.contiguous()
+                p.reshape((b, t, self.heads, dh))?
+                    .transpose(1, 2)?
+                    .contiguous()
             };
             let q = split(&layer.q, scale)?;
             let k = split(&layer.k, 1.0)?;
@@ -168,7 +173,9 @@ impl LayerStack {
                 .reshape((b * t, h))?;
             x = (x + layer.out.forward(&ctx)?)?;
             let y = layer.ln2.forward(&x)?;
-            let y = layer.fc2.forward(&activate(&layer.fc1.forward(&y)?, self.act)?)?;
+            let y = layer
+                .fc2
+                .forward(&activate(&layer.fc1.forward(&y)?, self.act)?)?;
             x = (x + y)?;
         }
         x.reshape((b, t, h))
@@ -305,7 +312,10 @@ impl CpuEncoder {
     fn text_forward(&self, texts: &[TokenIds], seq: usize) -> CResult<Vec<f32>> {
         let t = &self.text;
         let b = texts.len();
-        let ids: Vec<u32> = texts.iter().flat_map(|x| x.ids[..seq].iter().copied()).collect();
+        let ids: Vec<u32> = texts
+            .iter()
+            .flat_map(|x| x.ids[..seq].iter().copied())
+            .collect();
         let ids = Tensor::from_vec(ids, b * seq, &Device::Cpu)?;
         let hidden = t.token_embedding.dim(1)?;
         let x = t
@@ -388,7 +398,11 @@ impl Encoder for CpuEncoder {
                     len: context,
                 });
             }
-            if let Some(id) = tk.ids.iter().find(|id| **id as usize >= self.text.vocab_size) {
+            if let Some(id) = tk
+                .ids
+                .iter()
+                .find(|id| **id as usize >= self.text.vocab_size)
+            {
                 return Err(EncodeError::TokenOutOfRange {
                     index,
                     id: *id,

@@ -14,7 +14,10 @@ use crate::model::tokenizer::TokenIds;
 #[derive(Debug, thiserror::Error)]
 pub enum EncodeError {
     #[error("the engine failed while computing {stage}: {message}")]
-    Compute { stage: &'static str, message: String },
+    Compute {
+        stage: &'static str,
+        message: String,
+    },
     #[error("expected {expected} pixel values for {count} images, got {got}")]
     PixelCount {
         count: usize,
@@ -28,7 +31,11 @@ pub enum EncodeError {
         got: usize,
     },
     #[error("text {index} has token id {id}, beyond the vocabulary of {vocab_size}")]
-    TokenOutOfRange { index: usize, id: u32, vocab_size: usize },
+    TokenOutOfRange {
+        index: usize,
+        id: u32,
+        vocab_size: usize,
+    },
     #[error("text {index} has its end token at {position}, outside its {len} ids")]
     BadEosPosition {
         index: usize,
@@ -48,11 +55,7 @@ pub struct Embeddings {
 
 impl Embeddings {
     pub fn len(&self) -> usize {
-        if self.dim == 0 {
-            0
-        } else {
-            self.data.len() / self.dim
-        }
+        self.data.len().checked_div(self.dim).unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -83,7 +86,11 @@ pub trait Encoder {
 /// Scales each row of `data` (rows of `dim`) to unit length; zero rows stay zero.
 pub fn l2_normalize_rows(data: &mut [f32], dim: usize) {
     for row in data.chunks_exact_mut(dim.max(1)) {
-        let norm = row.iter().map(|v| f64::from(*v) * f64::from(*v)).sum::<f64>().sqrt();
+        let norm = row
+            .iter()
+            .map(|v| f64::from(*v) * f64::from(*v))
+            .sum::<f64>()
+            .sqrt();
         if norm > 0.0 {
             let inv = (1.0 / norm) as f32;
             row.iter_mut().for_each(|v| *v *= inv);

@@ -156,7 +156,10 @@ impl ClipConfig {
             ("text_config.hidden_size", t.hidden_size),
             ("text_config.intermediate_size", t.intermediate_size),
             ("text_config.num_attention_heads", t.num_attention_heads),
-            ("text_config.max_position_embeddings", t.max_position_embeddings),
+            (
+                "text_config.max_position_embeddings",
+                t.max_position_embeddings,
+            ),
             ("vision_config.hidden_size", v.hidden_size),
             ("vision_config.intermediate_size", v.intermediate_size),
             ("vision_config.num_attention_heads", v.num_attention_heads),
@@ -170,7 +173,7 @@ impl ClipConfig {
                 return Err(invalid(CONFIG, field, value, "it must be at least 1"));
             }
         }
-        if t.hidden_size % t.num_attention_heads != 0 {
+        if !t.hidden_size.is_multiple_of(t.num_attention_heads) {
             return Err(invalid(
                 CONFIG,
                 "text_config.num_attention_heads",
@@ -178,7 +181,7 @@ impl ClipConfig {
                 "it must divide text_config.hidden_size",
             ));
         }
-        if v.hidden_size % v.num_attention_heads != 0 {
+        if !v.hidden_size.is_multiple_of(v.num_attention_heads) {
             return Err(invalid(
                 CONFIG,
                 "vision_config.num_attention_heads",
@@ -186,7 +189,7 @@ impl ClipConfig {
                 "it must divide vision_config.hidden_size",
             ));
         }
-        if v.image_size % v.patch_size != 0 {
+        if !v.image_size.is_multiple_of(v.patch_size) {
             return Err(invalid(
                 CONFIG,
                 "vision_config.patch_size",
@@ -265,13 +268,16 @@ pub struct PreprocessConfig {
     pub crop_height: u32,
     pub crop_width: u32,
     pub do_rescale: bool,
-    pub rescale_factor: f32,
+    /// Kept in f64: transformers multiplies by the Python float.
+    pub rescale_factor: f64,
     pub do_normalize: bool,
     pub image_mean: [f32; 3],
     pub image_std: [f32; 3],
     pub do_convert_rgb: bool,
 }
 
+// The mean and std are openai's published values, written as they appear in their config.
+#[allow(clippy::excessive_precision)]
 impl Default for PreprocessConfig {
     fn default() -> Self {
         Self {
@@ -291,7 +297,11 @@ impl Default for PreprocessConfig {
     }
 }
 
-fn three(field: &'static str, v: Option<Vec<f32>>, default: [f32; 3]) -> Result<[f32; 3], ConfigError> {
+fn three(
+    field: &'static str,
+    v: Option<Vec<f32>>,
+    default: [f32; 3],
+) -> Result<[f32; 3], ConfigError> {
     match v {
         None => Ok(default),
         Some(v) => match v.as_slice() {
@@ -315,22 +325,21 @@ impl PreprocessConfig {
             message: e.to_string(),
         })?;
         let d = PreprocessConfig::default();
-        let shortest_edge = match raw.size {
-            None => d.shortest_edge,
-            Some(SizeSpec::Square(s)) => s,
-            Some(SizeSpec::Map {
-                shortest_edge: Some(s),
-                ..
-            }) => s,
-            Some(SizeSpec::Map { height, width, .. }) => {
-                return Err(invalid(
+        let shortest_edge =
+            match raw.size {
+                None => d.shortest_edge,
+                Some(SizeSpec::Square(s)) => s,
+                Some(SizeSpec::Map {
+                    shortest_edge: Some(s),
+                    ..
+                }) => s,
+                Some(SizeSpec::Map { height, width, .. }) => return Err(invalid(
                     PREPROCESSOR,
                     "size",
                     format!("{height:?}x{width:?}"),
                     "CLIP resizes by the shortest edge; a fixed height and width is not supported",
-                ))
-            }
-        };
+                )),
+            };
         let (crop_height, crop_width) = match raw.crop_size {
             None => (d.crop_height, d.crop_width),
             Some(SizeSpec::Square(s)) => (s, s),
@@ -352,7 +361,7 @@ impl PreprocessConfig {
             crop_height,
             crop_width,
             do_rescale: raw.do_rescale,
-            rescale_factor: raw.rescale_factor as f32,
+            rescale_factor: raw.rescale_factor,
             do_normalize: raw.do_normalize,
             image_mean: three("image_mean", raw.image_mean, d.image_mean)?,
             image_std: three("image_std", raw.image_std, d.image_std)?,
@@ -413,8 +422,16 @@ mod tests {
 
     #[test]
     fn bad_configs_name_the_field() {
-        let e = ClipConfig::from_json(br#"{"vision_config": {"hidden_size": 30, "num_attention_heads": 4}}"#);
-        assert!(matches!(e, Err(ConfigError::Invalid { field: "vision_config.num_attention_heads", .. })));
+        let e = ClipConfig::from_json(
+            br#"{"vision_config": {"hidden_size": 30, "num_attention_heads": 4}}"#,
+        );
+        assert!(matches!(
+            e,
+            Err(ConfigError::Invalid {
+                field: "vision_config.num_attention_heads",
+                ..
+            })
+        ));
         let e = ClipConfig::from_json(br#"{"text_config": {"hidden_act": "relu"}}"#);
         assert!(matches!(e, Err(ConfigError::Json { .. })));
         assert!(ClipConfig::from_json(b"not json").is_err());
@@ -422,7 +439,9 @@ mod tests {
 
     #[test]
     fn preprocessor_forms() -> Result<(), ConfigError> {
-        let p = PreprocessConfig::from_json(br#"{"size": {"shortest_edge": 64}, "crop_size": {"height": 64, "width": 64}}"#)?;
+        let p = PreprocessConfig::from_json(
+            br#"{"size": {"shortest_edge": 64}, "crop_size": {"height": 64, "width": 64}}"#,
+        )?;
         assert_eq!((p.shortest_edge, p.crop_height, p.crop_width), (64, 64, 64));
         let p = PreprocessConfig::from_json(br#"{"size": 224, "crop_size": 224}"#)?;
         assert_eq!(p, PreprocessConfig::default());

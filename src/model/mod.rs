@@ -2,8 +2,9 @@
 //! Callers hand in bytes; nothing here touches files, the network or the browser.
 
 pub mod config;
-pub mod tokenizer;
+pub mod preprocess;
 pub mod synthetic;
+pub mod tokenizer;
 pub mod weights;
 
 pub use config::{Activation, ClipConfig, ConfigError, PreprocessConfig, TextConfig, VisionConfig};

@@ -49,7 +49,8 @@ pub enum SpecError {
 
 impl Spec {
     pub fn from_json(bytes: &[u8]) -> Result<Self, SpecError> {
-        let spec: Spec = serde_json::from_slice(bytes).map_err(|e| SpecError::Json(e.to_string()))?;
+        let spec: Spec =
+            serde_json::from_slice(bytes).map_err(|e| SpecError::Json(e.to_string()))?;
         if spec.generator != GENERATOR {
             return Err(SpecError::Generator {
                 found: spec.generator,
@@ -102,22 +103,12 @@ pub fn generate(t: &SpecTensor) -> Result<Vec<f32>, SpecError> {
 
 /// Streams the whole model as an f32 safetensors file, one tensor at a time.
 pub fn write_safetensors(spec: &Spec, out: &mut impl std::io::Write) -> Result<(), SpecError> {
-    let mut header = serde_json::Map::new();
-    let mut offset = 0u64;
-    for t in &spec.tensors {
-        let len = t.shape.iter().product::<usize>() as u64 * 4;
-        header.insert(
-            t.name.clone(),
-            serde_json::json!({"dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + len]}),
-        );
-        offset += len;
-    }
-    let mut json = serde_json::Value::Object(header).to_string().into_bytes();
-    while json.len() % 8 != 0 {
-        json.push(b' ');
-    }
-    out.write_all(&(json.len() as u64).to_le_bytes())?;
-    out.write_all(&json)?;
+    let table: Vec<(&str, &[usize])> = spec
+        .tensors
+        .iter()
+        .map(|t| (t.name.as_str(), t.shape.as_slice()))
+        .collect();
+    out.write_all(&super::weights::f32_safetensors_front(&table))?;
     let mut buf = Vec::new();
     for t in &spec.tensors {
         buf.clear();

@@ -101,7 +101,10 @@ impl ClipTokenizer {
         ids.push(self.end_id);
         // transformers pools at the first end token, which is earlier than ours when the
         // text itself spells `<|endoftext|>`.
-        let eos_position = ids.iter().position(|id| *id == self.end_id).unwrap_or(keep + 1);
+        let eos_position = ids
+            .iter()
+            .position(|id| *id == self.end_id)
+            .unwrap_or(keep + 1);
         ids.resize(self.max_len, self.end_id);
         Ok(TokenIds { ids, eos_position })
     }

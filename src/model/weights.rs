@@ -49,7 +49,9 @@ pub enum WeightsError {
         expected: Vec<usize>,
         found: Vec<usize>,
     },
-    #[error("model.safetensors: tensor {tensor} was given {got_bytes} bytes, expected {expected_bytes}")]
+    #[error(
+        "model.safetensors: tensor {tensor} was given {got_bytes} bytes, expected {expected_bytes}"
+    )]
     WrongLength {
         tensor: String,
         expected_bytes: u64,
@@ -126,11 +128,9 @@ impl SafetensorsHeader {
     /// tensor's extent against the file length.
     pub fn parse(front: &[u8], file_len_bytes: u64) -> Result<Self, WeightsError> {
         let total = Self::total_len(front, file_len_bytes)?;
-        let json_bytes = front
-            .get(8..total as usize)
-            .ok_or(WeightsError::TooShort {
-                len_bytes: front.len() as u64,
-            })?;
+        let json_bytes = front.get(8..total as usize).ok_or(WeightsError::TooShort {
+            len_bytes: front.len() as u64,
+        })?;
         let json = std::str::from_utf8(json_bytes)
             .map_err(|e| WeightsError::BadHeader {
                 message: e.to_string(),
@@ -160,9 +160,11 @@ impl SafetensorsHeader {
                 }
             };
             let [begin, end] = info.data_offsets;
-            let size_bytes = end.checked_sub(begin).ok_or_else(|| WeightsError::BadHeader {
-                message: format!("tensor {name} ends before it begins"),
-            })?;
+            let size_bytes = end
+                .checked_sub(begin)
+                .ok_or_else(|| WeightsError::BadHeader {
+                    message: format!("tensor {name} ends before it begins"),
+                })?;
             let numel = info
                 .shape
                 .iter()
@@ -235,14 +237,29 @@ pub fn expected_tensors(config: &ClipConfig) -> Vec<(String, Vec<usize>)> {
         "text_model.embeddings.position_embedding.weight".into(),
         vec![t.max_position_embeddings, t.hidden_size],
     );
-    layers(&mut push, "text_model.encoder.layers", t.num_hidden_layers, t.hidden_size, t.intermediate_size);
-    push("text_model.final_layer_norm.weight".into(), vec![t.hidden_size]);
-    push("text_model.final_layer_norm.bias".into(), vec![t.hidden_size]);
+    layers(
+        &mut push,
+        "text_model.encoder.layers",
+        t.num_hidden_layers,
+        t.hidden_size,
+        t.intermediate_size,
+    );
+    push(
+        "text_model.final_layer_norm.weight".into(),
+        vec![t.hidden_size],
+    );
+    push(
+        "text_model.final_layer_norm.bias".into(),
+        vec![t.hidden_size],
+    );
     push(
         "text_projection.weight".into(),
         vec![config.projection_dim, t.hidden_size],
     );
-    push("vision_model.embeddings.class_embedding".into(), vec![v.hidden_size]);
+    push(
+        "vision_model.embeddings.class_embedding".into(),
+        vec![v.hidden_size],
+    );
     push(
         "vision_model.embeddings.patch_embedding.weight".into(),
         vec![v.hidden_size, v.num_channels, v.patch_size, v.patch_size],
@@ -251,11 +268,26 @@ pub fn expected_tensors(config: &ClipConfig) -> Vec<(String, Vec<usize>)> {
         "vision_model.embeddings.position_embedding.weight".into(),
         vec![v.num_positions(), v.hidden_size],
     );
-    push("vision_model.pre_layrnorm.weight".into(), vec![v.hidden_size]);
+    push(
+        "vision_model.pre_layrnorm.weight".into(),
+        vec![v.hidden_size],
+    );
     push("vision_model.pre_layrnorm.bias".into(), vec![v.hidden_size]);
-    layers(&mut push, "vision_model.encoder.layers", v.num_hidden_layers, v.hidden_size, v.intermediate_size);
-    push("vision_model.post_layernorm.weight".into(), vec![v.hidden_size]);
-    push("vision_model.post_layernorm.bias".into(), vec![v.hidden_size]);
+    layers(
+        &mut push,
+        "vision_model.encoder.layers",
+        v.num_hidden_layers,
+        v.hidden_size,
+        v.intermediate_size,
+    );
+    push(
+        "vision_model.post_layernorm.weight".into(),
+        vec![v.hidden_size],
+    );
+    push(
+        "vision_model.post_layernorm.bias".into(),
+        vec![v.hidden_size],
+    );
     push(
         "visual_projection.weight".into(),
         vec![config.projection_dim, v.hidden_size],
@@ -303,9 +335,11 @@ pub struct ClipWeights {
 impl ClipWeights {
     /// Removes and returns a tensor (the engines take ownership to avoid copies).
     pub fn take(&mut self, name: &str) -> Result<F32Tensor, WeightsError> {
-        self.tensors.remove(name).ok_or_else(|| WeightsError::Missing {
-            tensor: name.to_owned(),
-        })
+        self.tensors
+            .remove(name)
+            .ok_or_else(|| WeightsError::Missing {
+                tensor: name.to_owned(),
+            })
     }
 
     pub fn get(&self, name: &str) -> Option<&F32Tensor> {
@@ -405,7 +439,10 @@ fn to_f32(dtype: Dtype, bytes: &[u8]) -> Vec<f32> {
 
 /// Loads weights from a whole safetensors buffer (small models and tests; large models
 /// should be read tensor by tensor through [`WeightsBuilder`]).
-pub fn from_bytes(bytes: &[u8], config: &ClipConfig) -> Result<(ClipWeights, SafetensorsHeader), WeightsError> {
+pub fn from_bytes(
+    bytes: &[u8],
+    config: &ClipConfig,
+) -> Result<(ClipWeights, SafetensorsHeader), WeightsError> {
     let header = SafetensorsHeader::parse(bytes, bytes.len() as u64)?;
     let mut builder = WeightsBuilder::new(&header, config)?;
     for (name, info) in builder.plan().to_vec() {
@@ -421,27 +458,38 @@ pub fn from_bytes(bytes: &[u8], config: &ClipConfig) -> Result<(ClipWeights, Saf
     Ok((builder.finish()?, header))
 }
 
-/// Writes a safetensors file (f32) — used by tests and the random-model generator.
-pub fn write_f32_safetensors(
-    tensors: &[(String, Vec<usize>, &[f32])],
-    out: &mut impl std::io::Write,
-) -> std::io::Result<()> {
+/// The front of an all-f32 safetensors file (length prefix and JSON table, padded to 8
+/// bytes) for tensors written back to back in the given order.
+pub fn f32_safetensors_front(tensors: &[(&str, &[usize])]) -> Vec<u8> {
     let mut header = serde_json::Map::new();
     let mut offset = 0u64;
-    for (name, shape, data) in tensors {
-        let len = data.len() as u64 * 4;
+    for (name, shape) in tensors {
+        let len = shape.iter().product::<usize>() as u64 * 4;
         header.insert(
-            name.clone(),
+            (*name).to_owned(),
             serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + len]}),
         );
         offset += len;
     }
     let mut json = serde_json::Value::Object(header).to_string().into_bytes();
-    while json.len() % 8 != 0 {
+    while !json.len().is_multiple_of(8) {
         json.push(b' ');
     }
-    out.write_all(&(json.len() as u64).to_le_bytes())?;
-    out.write_all(&json)?;
+    let mut front = (json.len() as u64).to_le_bytes().to_vec();
+    front.extend_from_slice(&json);
+    front
+}
+
+/// Writes a safetensors file (f32) — used by tests and the random-model generator.
+pub fn write_f32_safetensors(
+    tensors: &[(String, Vec<usize>, &[f32])],
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
+    let table: Vec<(&str, &[usize])> = tensors
+        .iter()
+        .map(|(n, s, _)| (n.as_str(), s.as_slice()))
+        .collect();
+    out.write_all(&f32_safetensors_front(&table))?;
     for (_, _, data) in tensors {
         let mut buf = Vec::with_capacity(data.len() * 4);
         for v in *data {
