@@ -61,7 +61,9 @@ fn engine(c: &mut Criterion) {
         b.iter(|| clip.embed_pixels(&pixels[..per_image], 1))
     });
     g.throughput(Throughput::Elements(8));
-    g.bench_function("image batch 8", |b| b.iter(|| clip.embed_pixels(&pixels, 8)));
+    g.bench_function("image batch 8", |b| {
+        b.iter(|| clip.embed_pixels(&pixels, 8))
+    });
     g.throughput(Throughput::Elements(1));
     g.bench_function("query short", |b| {
         b.iter(|| clip.embed_texts(&["kids on their bikes"]))

@@ -35,7 +35,12 @@ fn full_size_vit_b32_matches_transformers() -> TestResult {
         min_pix = min_pix.min(c);
         let bytes = std::fs::read(fixtures().join("images").join(&img.file))?;
         let ours = clip.preprocessor.preprocess(&bytes)?;
-        let mean_err = ours.iter().zip(&pixels).map(|(a, b)| (a - b).abs()).sum::<f32>() / ours.len() as f32;
+        let mean_err = ours
+            .iter()
+            .zip(&pixels)
+            .map(|(a, b)| (a - b).abs())
+            .sum::<f32>()
+            / ours.len() as f32;
         assert!(mean_err < 2e-2, "{}: mean pixel error {mean_err}", img.file);
         max_mean_err = max_mean_err.max(mean_err);
         let e = clip.embed_pixels(&ours, 1)?;

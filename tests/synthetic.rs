@@ -34,8 +34,17 @@ fn check_tensors(max_elements: usize) -> TestResult {
     let spec = Spec::from_json(&bytes)?;
     let extra: Extra = serde_json::from_slice(&bytes)?;
     for c in &extra.check {
-        assert_eq!(format!("{:#018x}", fnv1a64(c.name.as_bytes())), c.fnv1a64, "{}", c.name);
-        let t = spec.tensors.iter().find(|t| t.name == c.name).ok_or("tensor not in spec")?;
+        assert_eq!(
+            format!("{:#018x}", fnv1a64(c.name.as_bytes())),
+            c.fnv1a64,
+            "{}",
+            c.name
+        );
+        let t = spec
+            .tensors
+            .iter()
+            .find(|t| t.name == c.name)
+            .ok_or("tensor not in spec")?;
         let values = generate(t)?;
         for (v, bits) in values.iter().zip(&c.first_bits) {
             assert_eq!(format!("{:#010x}", v.to_bits()), *bits, "{}", c.name);

@@ -16,13 +16,19 @@ const TOKENS: &[u8] = include_bytes!("fixtures/reference/tokens.json");
 
 /// Images whose bytes are decoded in wasm too (a spread of formats and conversions).
 const IMAGES: &[(&str, &[u8])] = &[
-    ("landscape.jpg", include_bytes!("fixtures/images/landscape.jpg")),
+    (
+        "landscape.jpg",
+        include_bytes!("fixtures/images/landscape.jpg"),
+    ),
     ("exif-6.jpg", include_bytes!("fixtures/images/exif-6.jpg")),
     ("cmyk.jpg", include_bytes!("fixtures/images/cmyk.jpg")),
     ("rgba.png", include_bytes!("fixtures/images/rgba.png")),
     ("grey16.png", include_bytes!("fixtures/images/grey16.png")),
     ("palette.gif", include_bytes!("fixtures/images/palette.gif")),
-    ("lossless.webp", include_bytes!("fixtures/images/lossless.webp")),
+    (
+        "lossless.webp",
+        include_bytes!("fixtures/images/lossless.webp"),
+    ),
     ("photo.bmp", include_bytes!("fixtures/images/photo.bmp")),
     ("small.png", include_bytes!("fixtures/images/small.png")),
 ];
@@ -53,7 +59,11 @@ struct Tok {
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
     let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     (dot / (na * nb)) as f32
@@ -128,7 +138,9 @@ fn text_embeddings_match_on_wasm() {
                 if ids.ids != t.ids {
                     return Err(format!("ids differ for {:?}", t.text));
                 }
-                let e = c.embed_texts(&[t.text.as_str()]).map_err(|e| e.to_string())?;
+                let e = c
+                    .embed_texts(&[t.text.as_str()])
+                    .map_err(|e| e.to_string())?;
                 let cos = cosine(e.row(0), &t.embedding);
                 if cos < bar {
                     return Err(format!("{:?}: cos {cos} < {bar}", t.text));
