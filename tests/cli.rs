@@ -1,0 +1,155 @@
+//! The `clipseek` binary keeps the DESIGN.md contract: `index`, `search` and `embed` with
+//! `--json`, bad files under `skipped`, exit status 1 only when nothing could be done.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+fn clipseek(args: &[&str]) -> Result<(i32, Value, String), Box<dyn std::error::Error>> {
+    let out = Command::new(env!("CARGO_BIN_EXE_clipseek"))
+        .args(args)
+        .output()?;
+    let stdout = String::from_utf8(out.stdout)?;
+    let json = if stdout.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&stdout)?
+    };
+    Ok((
+        out.status.code().unwrap_or(-1),
+        json,
+        String::from_utf8(out.stderr)?,
+    ))
+}
+
+#[test]
+fn index_search_embed_follow_the_contract() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let model = fixtures().join("tiny-clip");
+    let model = model.to_str().ok_or("path")?;
+    let images = fixtures().join("images");
+    let images = images.to_str().ok_or("path")?;
+    let index = dir.path().join("photos.idx");
+    let index = index.to_str().ok_or("path")?;
+
+    let (code, v, _) = clipseek(&[
+        "index", "--model", model, "--json", "--batch", "5", "--out", index, images,
+    ])?;
+    assert_eq!(code, 0);
+    assert_eq!(v["indexed"], 28);
+    let skipped: Vec<&str> = v["skipped"]
+        .as_array()
+        .ok_or("skipped")?
+        .iter()
+        .filter_map(|s| s["path"].as_str())
+        .collect();
+    assert_eq!(skipped.len(), 4, "{skipped:?}");
+    assert!(skipped.iter().all(|p| p.contains("/bad/")));
+    assert!(v["seconds"].as_f64().is_some());
+
+    let (code, v, _) = clipseek(&[
+        "search",
+        "--model",
+        model,
+        "--index",
+        index,
+        "--json",
+        "--top-k",
+        "28",
+        "kids on their bikes",
+        " ",
+    ])?;
+    assert_eq!(code, 0);
+    let queries = v["queries"].as_array().ok_or("queries")?;
+    assert_eq!(queries.len(), 2);
+    assert!(
+        queries[1]["error"].is_string(),
+        "a blank query is an error line"
+    );
+    let matches = queries[0]["matches"].as_array().ok_or("matches")?;
+    assert_eq!(matches.len(), 28);
+    let scores: Vec<f64> = matches.iter().filter_map(|m| m["score"].as_f64()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "descending");
+    // Same order as the reference up to JPEG-decoding near-ties.
+    let r = reference("reference/tiny.json")?;
+    let rk = r
+        .rankings
+        .iter()
+        .find(|k| k.text == "kids on their bikes")
+        .ok_or("ranking")?;
+    let ours: Vec<String> = matches
+        .iter()
+        .filter_map(|m| m["path"].as_str())
+        .map(|p| p.rsplit('/').next().unwrap_or(p).to_owned())
+        .collect();
+    assert!(same_ranking(&ours, &rk.files, &rk.scores, 5e-3), "{ours:?}");
+
+    // Indexing again reuses unchanged files.
+    let (code, v, _) = clipseek(&["index", "--model", model, "--json", "--out", index, images])?;
+    assert_eq!((code, v["indexed"].as_u64()), (0, Some(28)));
+
+    let img = fixtures().join("images/landscape.jpg");
+    let (code, v, _) = clipseek(&[
+        "embed",
+        "--model",
+        model,
+        "--json",
+        "--image",
+        img.to_str().ok_or("path")?,
+        "/nonexistent.jpg",
+    ])?;
+    assert_eq!(code, 0);
+    assert_eq!(
+        v["images"][0]["embedding"].as_array().map(Vec::len),
+        Some(24)
+    );
+    assert_eq!(v["skipped"].as_array().map(Vec::len), Some(1));
+    let (code, v, _) = clipseek(&[
+        "embed",
+        "--model",
+        model,
+        "--json",
+        "--text",
+        "a photo of a cat",
+    ])?;
+    assert_eq!(code, 0);
+    let e: Vec<f32> = serde_json::from_value(v["texts"][0]["embedding"].clone())?;
+    let want = &r
+        .texts
+        .iter()
+        .find(|t| t.text == "a photo of a cat")
+        .ok_or("text")?
+        .embedding;
+    assert!(cosine(&e, want) >= 0.9999);
+    Ok(())
+}
+
+#[test]
+fn nothing_possible_exits_1_with_one_line() -> TestResult {
+    let (code, _, err) = clipseek(&[
+        "search",
+        "--model",
+        "/nonexistent",
+        "--index",
+        "/nonexistent",
+        "x",
+    ])?;
+    assert_eq!(code, 1);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let model = fixtures().join("tiny-clip");
+    let bad = fixtures().join("images/bad/text.jpg");
+    let (code, _, err) = clipseek(&[
+        "search",
+        "--model",
+        model.to_str().ok_or("path")?,
+        "--index",
+        bad.to_str().ok_or("path")?,
+        "x",
+    ])?;
+    assert_eq!(code, 1);
+    assert!(err.contains("not a clipseek index"), "{err}");
+    Ok(())
+}
