@@ -9,7 +9,7 @@ use crate::encode::{Embeddings, EncodeError, Encoder};
 use crate::model::config::{ClipConfig, ConfigError, PreprocessConfig};
 use crate::model::preprocess::{PreprocessError, Preprocessor};
 use crate::model::tokenizer::{ClipTokenizer, TokenizerError};
-use crate::model::weights::{ClipWeights, SafetensorsHeader, WeightsError};
+use crate::model::weights::{ClipWeights, SafetensorsHeader, Towers, WeightsError};
 
 /// Why a model could not be built or used.
 #[derive(Debug, thiserror::Error)]
@@ -110,8 +110,18 @@ impl Clip {
 
     /// Builds a model from a whole safetensors buffer (tests, small models).
     pub fn from_bytes(json: &ModelJson<'_>, safetensors: &[u8]) -> Result<Self, ClipError> {
+        Self::from_bytes_for(json, safetensors, Towers::Both)
+    }
+
+    /// [`Self::from_bytes`] loading only some towers.
+    pub fn from_bytes_for(
+        json: &ModelJson<'_>,
+        safetensors: &[u8],
+        towers: Towers,
+    ) -> Result<Self, ClipError> {
         let spec = ModelSpec::parse(json)?;
-        let (weights, header) = crate::model::weights::from_bytes(safetensors, &spec.config)?;
+        let (weights, header) =
+            crate::model::weights::from_bytes_for(safetensors, &spec.config, towers)?;
         let id = model_id(&spec.config, json.config, &header);
         Self::new(spec, weights, id)
     }

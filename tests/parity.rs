@@ -162,3 +162,32 @@ fn rankings_match() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn one_tower_loads_alone_and_gives_the_same_numbers() -> TestResult {
+    use clipseek::clip::ModelJson;
+    use clipseek::model::weights::Towers;
+    let d = fixtures().join("tiny-clip");
+    let (config, preprocessor, tokenizer, weights) = (
+        std::fs::read(d.join("config.json"))?,
+        std::fs::read(d.join("preprocessor_config.json"))?,
+        std::fs::read(d.join("tokenizer.json"))?,
+        std::fs::read(d.join("model.safetensors"))?,
+    );
+    let json = ModelJson {
+        config: &config,
+        preprocessor: &preprocessor,
+        tokenizer: &tokenizer,
+    };
+    let r = reference("reference/tiny.json")?;
+    let vision = Clip::from_bytes_for(&json, &weights, Towers::Vision)?;
+    let text = Clip::from_bytes_for(&json, &weights, Towers::Text)?;
+    let img = &r.images[0];
+    let pixels = read_f32(&fixtures().join("reference").join(&img.pixels))?;
+    assert!(cosine(vision.embed_pixels(&pixels, 1)?.row(0), &img.embedding) >= 0.9999);
+    assert!(vision.embed_texts(&["x"]).is_err());
+    let t = &r.texts[0];
+    assert!(cosine(text.embed_texts(&[t.text.as_str()])?.row(0), &t.embedding) >= 0.9999);
+    assert!(text.embed_pixels(&pixels, 1).is_err());
+    Ok(())
+}

@@ -202,29 +202,52 @@ struct TextTower {
     encoder: LayerStack,
     final_ln: LayerNorm,
     projection: Linear,
-    vocab_size: usize,
-    context: usize,
 }
 
 /// CLIP on the CPU with candle.
 pub struct CpuEncoder {
-    vision: VisionTower,
-    text: TextTower,
+    vision: Option<VisionTower>,
+    text: Option<TextTower>,
+    image_shape: [usize; 3],
+    context: usize,
+    vocab_size: usize,
     projection_dim: usize,
 }
 
 impl CpuEncoder {
-    /// Builds both towers from checked weights (consumed to avoid a second copy).
+    /// Builds the towers the weights hold (consumed to avoid a second copy).
     pub fn new(config: &ClipConfig, mut weights: ClipWeights) -> Result<Self, EncodeError> {
-        let v = &config.vision_config;
-        let t = &config.text_config;
+        let towers = weights.towers();
         let w = &mut weights;
+        let vision = if towers.vision() {
+            Some(Self::load_vision(config, w)?)
+        } else {
+            None
+        };
+        let text = if towers.text() {
+            Some(Self::load_text(config, w)?)
+        } else {
+            None
+        };
+        let v = &config.vision_config;
+        Ok(Self {
+            vision,
+            text,
+            image_shape: [v.num_channels, v.image_size, v.image_size],
+            context: config.text_config.max_position_embeddings,
+            vocab_size: config.text_config.vocab_size,
+            projection_dim: config.projection_dim,
+        })
+    }
+
+    fn load_vision(config: &ClipConfig, w: &mut ClipWeights) -> Result<VisionTower, EncodeError> {
+        let v = &config.vision_config;
         let patch_w = w.take("vision_model.embeddings.patch_embedding.weight")?;
         let k = v.num_channels * v.patch_size * v.patch_size;
         let patch_w = Tensor::from_vec(patch_w.data, (v.hidden_size, k), &Device::Cpu)
             .and_then(|p| p.t()?.contiguous())
             .map_err(ce("loading weights"))?;
-        let vision = VisionTower {
+        Ok(VisionTower {
             patch: Linear {
                 weight_t: patch_w,
                 bias: None,
@@ -246,8 +269,12 @@ impl CpuEncoder {
             image_size: v.image_size,
             patch_size: v.patch_size,
             hidden: v.hidden_size,
-        };
-        let text = TextTower {
+        })
+    }
+
+    fn load_text(config: &ClipConfig, w: &mut ClipWeights) -> Result<TextTower, EncodeError> {
+        let t = &config.text_config;
+        Ok(TextTower {
             token_embedding: tensor(w, "text_model.embeddings.token_embedding.weight")?,
             position_embedding: tensor(w, "text_model.embeddings.position_embedding.weight")?,
             encoder: LayerStack::load(
@@ -260,18 +287,10 @@ impl CpuEncoder {
             )?,
             final_ln: LayerNorm::load(w, "text_model.final_layer_norm", t.layer_norm_eps)?,
             projection: Linear::load(w, "text_projection", false)?,
-            vocab_size: t.vocab_size,
-            context: t.max_position_embeddings,
-        };
-        Ok(Self {
-            vision,
-            text,
-            projection_dim: config.projection_dim,
         })
     }
 
-    fn vision_forward(&self, pixels: &[f32], count: usize) -> CResult<Vec<f32>> {
-        let v = &self.vision;
+    fn vision_forward(v: &VisionTower, pixels: &[f32], count: usize) -> CResult<Vec<f32>> {
         let (c, s, p) = (v.channels, v.image_size, v.patch_size);
         let side = s / p;
         let n = side * side;
@@ -309,8 +328,7 @@ impl CpuEncoder {
         out.flatten_all()?.to_vec1::<f32>()
     }
 
-    fn text_forward(&self, texts: &[TokenIds], seq: usize) -> CResult<Vec<f32>> {
-        let t = &self.text;
+    fn text_forward(t: &TextTower, texts: &[TokenIds], seq: usize) -> CResult<Vec<f32>> {
         let b = texts.len();
         let ids: Vec<u32> = texts
             .iter()
@@ -348,11 +366,7 @@ impl Encoder for CpuEncoder {
     }
 
     fn image_shape(&self) -> [usize; 3] {
-        [
-            self.vision.channels,
-            self.vision.image_size,
-            self.vision.image_size,
-        ]
+        self.image_shape
     }
 
     fn encode_images(&self, pixels: &[f32], count: usize) -> Result<Embeddings, EncodeError> {
@@ -371,9 +385,12 @@ impl Encoder for CpuEncoder {
                 data: Vec::new(),
             });
         }
-        let mut data = self
-            .vision_forward(pixels, count)
-            .map_err(ce("image embeddings"))?;
+        let vision = self
+            .vision
+            .as_ref()
+            .ok_or(EncodeError::TowerNotLoaded { tower: "vision" })?;
+        let mut data =
+            Self::vision_forward(vision, pixels, count).map_err(ce("image embeddings"))?;
         l2_normalize_rows(&mut data, self.projection_dim);
         Ok(Embeddings {
             dim: self.projection_dim,
@@ -382,7 +399,7 @@ impl Encoder for CpuEncoder {
     }
 
     fn encode_texts(&self, texts: &[TokenIds]) -> Result<Embeddings, EncodeError> {
-        let context = self.text.context;
+        let context = self.context;
         for (index, tk) in texts.iter().enumerate() {
             if tk.ids.len() != context {
                 return Err(EncodeError::TokenCount {
@@ -398,15 +415,11 @@ impl Encoder for CpuEncoder {
                     len: context,
                 });
             }
-            if let Some(id) = tk
-                .ids
-                .iter()
-                .find(|id| **id as usize >= self.text.vocab_size)
-            {
+            if let Some(id) = tk.ids.iter().find(|id| **id as usize >= self.vocab_size) {
                 return Err(EncodeError::TokenOutOfRange {
                     index,
                     id: *id,
-                    vocab_size: self.text.vocab_size,
+                    vocab_size: self.vocab_size,
                 });
             }
         }
@@ -417,9 +430,11 @@ impl Encoder for CpuEncoder {
             });
         }
         let seq = texts.iter().map(|t| t.eos_position + 1).max().unwrap_or(1);
-        let mut data = self
-            .text_forward(texts, seq)
-            .map_err(ce("text embeddings"))?;
+        let text = self
+            .text
+            .as_ref()
+            .ok_or(EncodeError::TowerNotLoaded { tower: "text" })?;
+        let mut data = Self::text_forward(text, texts, seq).map_err(ce("text embeddings"))?;
         l2_normalize_rows(&mut data, self.projection_dim);
         Ok(Embeddings {
             dim: self.projection_dim,

@@ -42,6 +42,8 @@ pub enum EncodeError {
         position: usize,
         len: usize,
     },
+    #[error("this engine was loaded without the {tower} tower")]
+    TowerNotLoaded { tower: &'static str },
     #[error("a weight is missing or malformed: {0}")]
     Weights(#[from] crate::model::weights::WeightsError),
 }

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod preprocess;
 pub mod synthetic;
+pub mod thumbnail;
 pub mod tokenizer;
 pub mod weights;
 

@@ -61,6 +61,36 @@ pub enum WeightsError {
     NonFinite { tensor: String },
 }
 
+/// Which towers a consumer needs: an image-encoding worker loads only the vision tower, a
+/// query worker only the text tower, so neither holds the other's weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Towers {
+    #[default]
+    Both,
+    Vision,
+    Text,
+}
+
+impl Towers {
+    pub fn vision(self) -> bool {
+        matches!(self, Towers::Both | Towers::Vision)
+    }
+
+    pub fn text(self) -> bool {
+        matches!(self, Towers::Both | Towers::Text)
+    }
+
+    /// Does the tensor `name` belong to a tower in this set?
+    pub fn wants(self, name: &str) -> bool {
+        let vision = name.starts_with("vision_model.") || name.starts_with("visual_projection");
+        if vision {
+            self.vision()
+        } else {
+            self.text()
+        }
+    }
+}
+
 /// Element types accepted in a checkpoint; all are converted to f32.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dtype {
@@ -200,9 +230,16 @@ impl SafetensorsHeader {
 
     /// Checks that every tensor this configuration needs is present with the right shape,
     /// and returns them in loading order. Names the first missing or misshapen tensor.
-    pub fn plan(&self, config: &ClipConfig) -> Result<Vec<(String, TensorInfo)>, WeightsError> {
+    pub fn plan(
+        &self,
+        config: &ClipConfig,
+        towers: Towers,
+    ) -> Result<Vec<(String, TensorInfo)>, WeightsError> {
         let mut plan = Vec::new();
         for (name, expected) in expected_tensors(config) {
+            if !towers.wants(&name) {
+                continue;
+            }
             let info = self
                 .tensors
                 .get(&name)
@@ -330,9 +367,15 @@ pub struct F32Tensor {
 #[derive(Debug, Clone)]
 pub struct ClipWeights {
     tensors: BTreeMap<String, F32Tensor>,
+    towers: Towers,
 }
 
 impl ClipWeights {
+    /// The towers these weights hold.
+    pub fn towers(&self) -> Towers {
+        self.towers
+    }
+
     /// Removes and returns a tensor (the engines take ownership to avoid copies).
     pub fn take(&mut self, name: &str) -> Result<F32Tensor, WeightsError> {
         self.tensors
@@ -356,15 +399,31 @@ impl ClipWeights {
 pub struct WeightsBuilder {
     plan: Vec<(String, TensorInfo)>,
     tensors: BTreeMap<String, F32Tensor>,
+    towers: Towers,
 }
 
 impl WeightsBuilder {
     /// Checks the header against the configuration; fails before any tensor data is read.
     pub fn new(header: &SafetensorsHeader, config: &ClipConfig) -> Result<Self, WeightsError> {
+        Self::for_towers(header, config, Towers::Both)
+    }
+
+    /// Like [`Self::new`], but plans only the tensors of `towers`.
+    pub fn for_towers(
+        header: &SafetensorsHeader,
+        config: &ClipConfig,
+        towers: Towers,
+    ) -> Result<Self, WeightsError> {
         Ok(Self {
-            plan: header.plan(config)?,
+            plan: header.plan(config, towers)?,
             tensors: BTreeMap::new(),
+            towers,
         })
+    }
+
+    /// The towers this builder loads.
+    pub fn towers(&self) -> Towers {
+        self.towers
     }
 
     /// The tensors to read, in order: name and byte range in the file.
@@ -416,6 +475,7 @@ impl WeightsBuilder {
         }
         Ok(ClipWeights {
             tensors: self.tensors,
+            towers: self.towers,
         })
     }
 }
@@ -443,8 +503,17 @@ pub fn from_bytes(
     bytes: &[u8],
     config: &ClipConfig,
 ) -> Result<(ClipWeights, SafetensorsHeader), WeightsError> {
+    from_bytes_for(bytes, config, Towers::Both)
+}
+
+/// [`from_bytes`] for some towers only.
+pub fn from_bytes_for(
+    bytes: &[u8],
+    config: &ClipConfig,
+    towers: Towers,
+) -> Result<(ClipWeights, SafetensorsHeader), WeightsError> {
     let header = SafetensorsHeader::parse(bytes, bytes.len() as u64)?;
-    let mut builder = WeightsBuilder::new(&header, config)?;
+    let mut builder = WeightsBuilder::for_towers(&header, config, towers)?;
     for (name, info) in builder.plan().to_vec() {
         let start = info.offset_bytes as usize;
         let end = start + info.size_bytes as usize;
