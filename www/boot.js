@@ -1,0 +1,20 @@
+// Starts the wasm app. Trunk writes the hashed names of the wasm-bindgen module and its
+// .wasm into this script tag's data attributes (see pattern_script in Trunk.toml); the
+// loader lives in this file rather than inline because the page's CSP allows only
+// scripts from 'self'.
+const tag = document.querySelector("script[data-clipseek-js]");
+const status = document.getElementById("status");
+
+try {
+  if (!tag) throw new Error("the page has no app script tag");
+  const bindings = await import(new URL(tag.dataset.clipseekJs, document.baseURI).href);
+  await bindings.default({
+    module_or_path: new URL(tag.dataset.clipseekWasm, document.baseURI),
+  });
+} catch (error) {
+  console.error(error);
+  if (status) {
+    status.dataset.state = "error";
+    status.textContent = `clipseek could not start: ${error.message ?? error}`;
+  }
+}
