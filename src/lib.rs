@@ -2,13 +2,16 @@
 //!
 //! This file is only the module map. The core (`model`, `encode`, `index`) is plain Rust
 //! that builds and is tested natively and compiles unchanged to wasm32; `web` is the
-//! only module that knows about the browser.
+//! only module that knows about the browser. `hub` and `ingest` are the browser app's rules
+//! (download layout, what to index) kept free of I/O so they are tested natively.
 
 pub mod clip;
 pub mod encode;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod files;
+pub mod hub;
 pub mod index;
+pub mod ingest;
 pub mod model;
 
 #[cfg(target_arch = "wasm32")]

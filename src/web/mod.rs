@@ -1,23 +1,102 @@
 //! The browser shell (wasm32 only): the one place that names `web_sys`, `js_sys` and
-//! `JsValue`. Until the web-app issue lands it shows a plain page.
+//! `JsValue`. The page (`app`, `ui`) downloads the model (`download`) into IndexedDB
+//! (`idb`), keeps the photo index there (`library`) and has the encoding done by Web
+//! Workers (`worker`), each its own wasm instance of the `clipseek-worker` binary.
+//!
+//! Nothing here computes CLIP or ranks: that is the core (`model`, `encode`, `index`),
+//! which this module only feeds with bytes and asks for answers. Errors reach the person
+//! as one plain sentence. Reference: DESIGN.md, "Contract: the page".
 
-use wasm_bindgen::prelude::*;
+pub mod app;
+pub mod download;
+pub mod idb;
+pub mod library;
+pub mod ui;
+pub mod worker;
 
-/// Starts the page.
+use js_sys::{Function, Promise, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+/// Starts the page (the `clipseek-app` binary).
 pub fn start() {
     console_error_panic_hook::set_once();
-    if let Err(e) = show_plain_page() {
-        web_sys::console::error_1(&e);
+    app::start();
+}
+
+/// Starts an encoder worker (the `clipseek-worker` binary).
+pub fn start_worker() {
+    console_error_panic_hook::set_once();
+    worker::serve();
+}
+
+/// A JS exception or value as a short text (an `Error`'s message, or its string form).
+pub fn describe_js(value: &JsValue) -> String {
+    if let Some(e) = value.dyn_ref::<js_sys::Error>() {
+        return String::from(e.message());
+    }
+    if let Some(e) = value.dyn_ref::<web_sys::DomException>() {
+        return e.message();
+    }
+    value
+        .as_string()
+        .or_else(|| {
+            js_sys::JSON::stringify(value)
+                .ok()
+                .and_then(|s| s.as_string())
+        })
+        .unwrap_or_else(|| "unknown error".to_owned())
+}
+
+/// Milliseconds since the epoch (the page and workers alike).
+pub fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+/// Resolves after `ms` milliseconds (`setTimeout` of the page or the worker).
+pub async fn sleep_ms(ms: f64) {
+    let global = js_sys::global();
+    let set_timeout = Reflect::get(&global, &JsValue::from_str("setTimeout"))
+        .ok()
+        .and_then(|f| f.dyn_into::<Function>().ok());
+    let Some(set_timeout) = set_timeout else {
+        return;
+    };
+    let promise = Promise::new(&mut |resolve, _reject| {
+        if set_timeout
+            .call2(&global, &resolve, &JsValue::from_f64(ms.max(0.0)))
+            .is_err()
+        {
+            // No timer: resolve at once rather than never.
+            if resolve.call0(&JsValue::UNDEFINED).is_err() {
+                web_sys::console::warn_1(&JsValue::from_str("sleep: no timer"));
+            }
+        }
+    });
+    if JsFuture::from(promise).await.is_err() {
+        // The promise never rejects.
     }
 }
 
-fn show_plain_page() -> Result<(), JsValue> {
-    let document = web_sys::window()
-        .and_then(|w| w.document())
-        .ok_or_else(|| JsValue::from_str("no document"))?;
-    if let Some(status) = document.get_element_by_id("status") {
-        status.set_attribute("data-state", "idle")?;
-        status.set_text_content(Some("clipseek engine loaded; the web app is coming."));
-    }
-    Ok(())
+/// Reads a property, `None` when missing, null or undefined.
+pub fn prop(target: &JsValue, name: &str) -> Option<JsValue> {
+    Reflect::get(target, &JsValue::from_str(name))
+        .ok()
+        .filter(|v| !v.is_undefined() && !v.is_null())
+}
+
+/// Sets a property on a plain object we made (cannot fail for those).
+pub fn set_prop(target: &JsValue, name: &str, value: &JsValue) -> Result<(), JsValue> {
+    Reflect::set(target, &JsValue::from_str(name), value).map(drop)
+}
+
+/// Copies a JS `ArrayBuffer`, typed array or Blob contents (already read) into wasm.
+pub fn bytes_of(buffer: &JsValue) -> Vec<u8> {
+    js_sys::Uint8Array::new(buffer).to_vec()
+}
+
+/// Reads a Blob (or File) whole into wasm memory.
+pub async fn read_blob(blob: &web_sys::Blob) -> Result<Vec<u8>, JsValue> {
+    let buffer = JsFuture::from(blob.array_buffer()).await?;
+    Ok(bytes_of(&buffer))
 }

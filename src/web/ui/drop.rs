@@ -1,0 +1,171 @@
+//! Files from a drop or a picker, with their relative paths: `#drop-zone` takes files and
+//! folders (walking each directory completely: `readEntries` hands out entries in batches
+//! and is called again until it returns an empty one), `#folder-input` gives every file
+//! of a folder with its `webkitRelativePath`, `#files-input` loose files by name.
+//!
+//! Nothing is read here but the directory structure: deciding what is a photo and what to
+//! index is `app.rs` and `ingest`. The drop's entries must be taken synchronously inside
+//! the drop event (the browser empties `DataTransfer` afterwards), hence the split between
+//! [`entries_of_drop`] and [`walk`]. Reference: the File and Directory Entries API
+//! (WICG), `DataTransferItem.webkitGetAsEntry`.
+
+use js_sys::{Array, Promise};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{
+    DataTransfer, File, FileSystemDirectoryEntry, FileSystemDirectoryReader, FileSystemEntry,
+    FileSystemFileEntry, HtmlInputElement,
+};
+
+use crate::web::prop;
+
+/// A picked file and where it sits in what was picked.
+pub struct Picked {
+    /// `folder/sub/name.jpg` for folders, `name.jpg` for loose files.
+    pub path: String,
+    pub file: File,
+}
+
+/// What one drop or pick gave.
+#[derive(Default)]
+pub struct PickedSet {
+    pub files: Vec<Picked>,
+    /// Folders picked or dropped whole (their names, the first path component).
+    pub roots: Vec<String>,
+}
+
+/// What a drop carries, taken while the drop event lasts.
+pub enum Dropped {
+    Entries(Vec<FileSystemEntry>),
+    /// The browser gave no entries (no `webkitGetAsEntry`): plain files only.
+    Files(Vec<File>),
+}
+
+/// Takes the drop's entries (synchronously, inside the event).
+pub fn entries_of_drop(data: &DataTransfer) -> Dropped {
+    let items = data.items();
+    let mut entries = Vec::new();
+    for i in 0..items.length() {
+        let Some(item) = items.get(i) else { continue };
+        if item.kind() != "file" {
+            continue;
+        }
+        if let Ok(Some(entry)) = item.webkit_get_as_entry() {
+            entries.push(entry);
+        }
+    }
+    if !entries.is_empty() {
+        return Dropped::Entries(entries);
+    }
+    let mut files = Vec::new();
+    if let Some(list) = data.files() {
+        for i in 0..list.length() {
+            if let Some(f) = list.get(i) {
+                files.push(f);
+            }
+        }
+    }
+    Dropped::Files(files)
+}
+
+/// Every file under the dropped entries, folders walked completely.
+pub async fn walk(dropped: Dropped) -> Result<PickedSet, JsValue> {
+    let mut set = PickedSet::default();
+    let entries = match dropped {
+        Dropped::Files(files) => {
+            set.files = files
+                .into_iter()
+                .map(|file| Picked {
+                    path: file.name(),
+                    file,
+                })
+                .collect();
+            return Ok(set);
+        }
+        Dropped::Entries(entries) => entries,
+    };
+    let mut dirs: Vec<FileSystemDirectoryEntry> = Vec::new();
+    let mut file_entries: Vec<FileSystemFileEntry> = Vec::new();
+    for entry in entries {
+        if entry.is_directory() {
+            set.roots.push(entry.name());
+            dirs.push(entry.unchecked_into());
+        } else if entry.is_file() {
+            file_entries.push(entry.unchecked_into());
+        }
+    }
+    while let Some(dir) = dirs.pop() {
+        let reader = dir.create_reader();
+        loop {
+            let batch = read_entries(&reader).await?;
+            if batch.length() == 0 {
+                break;
+            }
+            for entry in batch.iter() {
+                let entry: FileSystemEntry = entry.unchecked_into();
+                if entry.is_directory() {
+                    dirs.push(entry.unchecked_into());
+                } else if entry.is_file() {
+                    file_entries.push(entry.unchecked_into());
+                }
+            }
+        }
+    }
+    for entry in file_entries {
+        let path = entry.full_path().trim_start_matches('/').to_owned();
+        let file = file_of(&entry).await?;
+        set.files.push(Picked { path, file });
+    }
+    Ok(set)
+}
+
+async fn read_entries(reader: &FileSystemDirectoryReader) -> Result<Array, JsValue> {
+    let mut failed = None;
+    let promise = Promise::new(&mut |resolve, reject| {
+        if let Err(e) = reader.read_entries_with_callback_and_callback(&resolve, &reject) {
+            failed = Some(e);
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let batch = JsFuture::from(promise).await?;
+    Ok(batch.dyn_into::<Array>().unwrap_or_default())
+}
+
+async fn file_of(entry: &FileSystemFileEntry) -> Result<File, JsValue> {
+    let promise = Promise::new(&mut |resolve, reject| {
+        entry.file_with_callback_and_callback(&resolve, &reject);
+    });
+    JsFuture::from(promise)
+        .await?
+        .dyn_into::<File>()
+        .map_err(|_| JsValue::from_str("the browser did not give a file"))
+}
+
+/// The files of a picker (`webkitdirectory` ones keep their relative paths).
+pub fn from_input(input: &HtmlInputElement) -> PickedSet {
+    let mut set = PickedSet::default();
+    let Some(list) = input.files() else {
+        return set;
+    };
+    for i in 0..list.length() {
+        let Some(file) = list.get(i) else { continue };
+        let relative = prop(&file, "webkitRelativePath")
+            .and_then(|p| p.as_string())
+            .filter(|p| !p.is_empty());
+        let path = match relative {
+            Some(p) => {
+                if let Some((root, _)) = p.split_once('/') {
+                    if !set.roots.iter().any(|r| r == root) {
+                        set.roots.push(root.to_owned());
+                    }
+                }
+                p
+            }
+            None => file.name(),
+        };
+        set.files.push(Picked { path, file });
+    }
+    set
+}

@@ -1,0 +1,220 @@
+//! The page's DOM: handles on the elements of index.html (found once, by id) and the small
+//! view functions that write them — the status line and its `data-*` hooks, the two
+//! progress bars, the skipped list. `drop` collects files from drops and pickers,
+//! `results` draws the result grid and moves focus in it.
+//!
+//! Views only write what they are given; they must not decide anything (that is
+//! `app.rs`) or touch storage and workers. Everything a test relies on is an id or a
+//! `data-*` attribute from DESIGN.md ("Contract: the page"), kept stable on purpose.
+
+pub mod drop;
+pub mod results;
+
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{
+    Document, Element, HtmlButtonElement, HtmlDialogElement, HtmlElement, HtmlImageElement,
+    HtmlInputElement, HtmlProgressElement,
+};
+
+/// The page's states, as `#status[data-state]` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Idle,
+    Downloading,
+    Loading,
+    Ready,
+    Indexing,
+    Error,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Idle => "idle",
+            State::Downloading => "downloading",
+            State::Loading => "loading",
+            State::Ready => "ready",
+            State::Indexing => "indexing",
+            State::Error => "error",
+        }
+    }
+}
+
+/// Every element the app writes or listens to.
+pub struct Dom {
+    pub document: Document,
+    pub body: HtmlElement,
+    pub status: Element,
+    pub model_name: Element,
+    pub model_progress: HtmlProgressElement,
+    pub model_text: Element,
+    pub download_button: HtmlButtonElement,
+    pub retry_button: HtmlButtonElement,
+    pub remove_model_button: HtmlButtonElement,
+    pub storage_text: Element,
+    pub drop_zone: HtmlElement,
+    pub folder_input: HtmlInputElement,
+    pub files_input: HtmlInputElement,
+    pub index_progress: HtmlProgressElement,
+    pub index_text: Element,
+    pub pause_button: HtmlButtonElement,
+    pub cancel_button: HtmlButtonElement,
+    pub clear_button: HtmlButtonElement,
+    pub skipped_details: HtmlElement,
+    pub skipped_summary: Element,
+    pub skipped: Element,
+    pub query: HtmlInputElement,
+    pub search_text: Element,
+    pub clear_search_button: HtmlButtonElement,
+    pub results: Element,
+    pub more_button: HtmlButtonElement,
+    pub preview: HtmlDialogElement,
+    pub preview_image: HtmlImageElement,
+    pub preview_caption: Element,
+    pub preview_similar: HtmlButtonElement,
+    pub preview_close: HtmlButtonElement,
+}
+
+fn find<T: JsCast>(document: &Document, id: &str) -> Result<T, JsValue> {
+    document
+        .get_element_by_id(id)
+        .ok_or_else(|| JsValue::from_str(&format!("the page has no #{id}")))?
+        .dyn_into::<T>()
+        .map_err(|_| JsValue::from_str(&format!("#{id} is not the expected kind of element")))
+}
+
+impl Dom {
+    pub fn find() -> Result<Self, JsValue> {
+        let document = web_sys::window()
+            .and_then(|w| w.document())
+            .ok_or_else(|| JsValue::from_str("no document"))?;
+        let d = &document;
+        Ok(Self {
+            body: document
+                .body()
+                .ok_or_else(|| JsValue::from_str("no body"))?,
+            status: find(d, "status")?,
+            model_name: find(d, "model-name")?,
+            model_progress: find(d, "model-progress")?,
+            model_text: find(d, "model-text")?,
+            download_button: find(d, "download-model")?,
+            retry_button: find(d, "retry-button")?,
+            remove_model_button: find(d, "remove-model-button")?,
+            storage_text: find(d, "storage-text")?,
+            drop_zone: find(d, "drop-zone")?,
+            folder_input: find(d, "folder-input")?,
+            files_input: find(d, "files-input")?,
+            index_progress: find(d, "index-progress")?,
+            index_text: find(d, "index-text")?,
+            pause_button: find(d, "pause-button")?,
+            cancel_button: find(d, "cancel-button")?,
+            clear_button: find(d, "clear-button")?,
+            skipped_details: find(d, "skipped-details")?,
+            skipped_summary: find(d, "skipped-summary")?,
+            skipped: find(d, "skipped")?,
+            query: find(d, "query")?,
+            search_text: find(d, "search-text")?,
+            clear_search_button: find(d, "clear-search-button")?,
+            results: find(d, "results")?,
+            more_button: find(d, "more-button")?,
+            preview: find(d, "preview")?,
+            preview_image: find(d, "preview-image")?,
+            preview_caption: find(d, "preview-caption")?,
+            preview_similar: find(d, "preview-similar")?,
+            preview_close: find(d, "preview-close")?,
+            document,
+        })
+    }
+
+    /// Sets `#status`: its state, its sentence, and the page's `data-phase` for CSS.
+    pub fn set_status(&self, state: State, text: &str) {
+        attr(&self.status, "data-state", state.as_str());
+        attr(&self.body, "data-phase", state.as_str());
+        if self.status.text_content().as_deref() != Some(text) {
+            self.status.set_text_content(Some(text));
+        }
+    }
+
+    pub fn set_counts(&self, indexed: usize, skipped: usize) {
+        attr(&self.status, "data-indexed", &indexed.to_string());
+        attr(&self.status, "data-skipped", &skipped.to_string());
+    }
+
+    pub fn set_backend(&self, backend: &str) {
+        attr(&self.status, "data-backend", backend);
+    }
+
+    /// Rewrites the `#skipped` list (path → error sentence), in path order.
+    pub fn show_skipped<'a>(
+        &self,
+        skipped: impl ExactSizeIterator<Item = (&'a String, &'a String)>,
+    ) {
+        let count = skipped.len();
+        self.skipped.set_inner_html("");
+        for (path, error) in skipped {
+            if let Ok(li) = self.document.create_element("li") {
+                attr(&li, "data-path", path);
+                if let (Ok(name), Ok(why)) = (
+                    self.document.create_element("span"),
+                    self.document.create_element("span"),
+                ) {
+                    name.set_class_name("path");
+                    name.set_text_content(Some(path));
+                    why.set_class_name("why");
+                    why.set_text_content(Some(error));
+                    append(&li, &name);
+                    append(&li, &why);
+                }
+                append(&self.skipped, &li);
+            }
+        }
+        show(&self.skipped_details, count > 0);
+        self.skipped_summary.set_text_content(Some(&match count {
+            1 => "1 file could not be indexed".to_owned(),
+            n => format!("{n} files could not be indexed"),
+        }));
+    }
+}
+
+/// Sets a progress bar: `None` total leaves it at zero (no fake movement).
+pub fn set_progress(bar: &HtmlProgressElement, done: f64, total: Option<f64>) {
+    match total {
+        Some(t) if t > 0.0 => {
+            bar.set_max(t);
+            bar.set_value(done.clamp(0.0, t));
+        }
+        _ => {
+            bar.set_max(1.0);
+            bar.set_value(0.0);
+        }
+    }
+}
+
+pub fn show(el: &Element, visible: bool) {
+    if visible {
+        if el.has_attribute("hidden") && el.remove_attribute("hidden").is_err() {
+            web_sys::console::warn_1(&JsValue::from_str("ui: could not show an element"));
+        }
+    } else if !el.has_attribute("hidden") {
+        attr(el, "hidden", "");
+    }
+}
+
+pub fn set_text(el: &Element, text: &str) {
+    if el.text_content().as_deref() != Some(text) {
+        el.set_text_content(Some(text));
+    }
+}
+
+/// Sets an attribute (only fails for invalid names, which ours are not).
+pub fn attr(el: &Element, name: &str, value: &str) {
+    if el.get_attribute(name).as_deref() != Some(value) && el.set_attribute(name, value).is_err() {
+        web_sys::console::warn_1(&JsValue::from_str(&format!("ui: bad attribute {name}")));
+    }
+}
+
+pub fn append(parent: &Element, child: &Element) {
+    if parent.append_child(child).is_err() {
+        web_sys::console::warn_1(&JsValue::from_str("ui: could not add an element"));
+    }
+}

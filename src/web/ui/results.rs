@@ -1,0 +1,174 @@
+//! The result grid: `#results` children in rank order, each an `<li>` with `data-path`
+//! (relative path), `data-score` (cosine, 4 decimals) and `data-id`, holding a thumbnail
+//! button (Enter or a click opens the preview) and "Similar" / "Remove" buttons. Arrow keys
+//! move the focus across the grid, row by row as it is laid out.
+//!
+//! It draws what it is given and reports nothing itself; `app.rs` listens on `#results`
+//! (event delegation) and decides. Reference: the WAI-ARIA Authoring Practices' grid
+//! keyboard conventions (arrows move focus; Enter activates).
+
+use wasm_bindgen::JsCast;
+use web_sys::{Element, HtmlElement, KeyboardEvent};
+
+use super::{append, attr, Dom};
+
+/// One result to draw.
+pub struct ResultView {
+    pub id: u64,
+    pub path: String,
+    pub score: f32,
+    /// A `blob:` URL of the thumbnail, if it is known yet.
+    pub thumb_url: Option<String>,
+}
+
+/// `0.1234`: the score as `data-score` and the label show it.
+pub fn format_score(score: f32) -> String {
+    format!("{score:.4}")
+}
+
+/// Replaces the grid's children with `items`, in order.
+pub fn render(dom: &Dom, items: &[ResultView]) {
+    let doc = &dom.document;
+    dom.results.set_inner_html("");
+    for item in items {
+        let (
+            Ok(li),
+            Ok(open),
+            Ok(img),
+            Ok(meta),
+            Ok(name),
+            Ok(score),
+            Ok(actions),
+            Ok(similar),
+            Ok(remove),
+        ) = (
+            doc.create_element("li"),
+            doc.create_element("button"),
+            doc.create_element("img"),
+            doc.create_element("div"),
+            doc.create_element("span"),
+            doc.create_element("span"),
+            doc.create_element("div"),
+            doc.create_element("button"),
+            doc.create_element("button"),
+        )
+        else {
+            continue;
+        };
+        let score_text = format_score(item.score);
+        li.set_class_name("result");
+        attr(&li, "data-path", &item.path);
+        attr(&li, "data-score", &score_text);
+        attr(&li, "data-id", &item.id.to_string());
+        open.set_class_name("thumb");
+        attr(&open, "type", "button");
+        attr(
+            &open,
+            "aria-label",
+            &format!("Open {} (score {score_text})", item.path),
+        );
+        img.set_class_name("thumb-image");
+        attr(&img, "alt", "");
+        attr(&img, "decoding", "async");
+        if let Some(url) = &item.thumb_url {
+            attr(&img, "src", url);
+        }
+        append(&open, &img);
+        meta.set_class_name("meta");
+        name.set_class_name("path");
+        name.set_text_content(Some(&item.path));
+        attr(&name, "title", &item.path);
+        score.set_class_name("score");
+        score.set_text_content(Some(&score_text));
+        append(&meta, &name);
+        append(&meta, &score);
+        actions.set_class_name("item-actions");
+        similar.set_class_name("similar link-button");
+        attr(&similar, "type", "button");
+        similar.set_text_content(Some("Similar"));
+        attr(
+            &similar,
+            "aria-label",
+            &format!("Photos similar to {}", item.path),
+        );
+        remove.set_class_name("remove link-button");
+        attr(&remove, "type", "button");
+        remove.set_text_content(Some("Remove"));
+        attr(
+            &remove,
+            "aria-label",
+            &format!("Remove {} from the index", item.path),
+        );
+        append(&actions, &similar);
+        append(&actions, &remove);
+        append(&li, &open);
+        append(&li, &meta);
+        append(&li, &actions);
+        append(&dom.results, &li);
+    }
+}
+
+/// Shows a thumbnail that arrived after the grid was drawn.
+pub fn set_thumb(dom: &Dom, path: &str, url: &str) {
+    let Ok(items) = dom.results.query_selector_all("li[data-path]") else {
+        return;
+    };
+    for i in 0..items.length() {
+        let Some(li) = items.item(i).and_then(|n| n.dyn_into::<Element>().ok()) else {
+            continue;
+        };
+        if li.get_attribute("data-path").as_deref() == Some(path) {
+            if let Ok(Some(img)) = li.query_selector("img") {
+                attr(&img, "src", url);
+            }
+        }
+    }
+}
+
+/// Moves the focus among the thumbnail buttons for arrow keys (and Home/End). Returns
+/// whether the key was used.
+pub fn move_focus(dom: &Dom, event: &KeyboardEvent) -> bool {
+    let Some(current) = event
+        .target()
+        .and_then(|t| t.dyn_into::<Element>().ok())
+        .filter(|e| e.class_list().contains("thumb"))
+    else {
+        return false;
+    };
+    let Ok(list) = dom.results.query_selector_all("button.thumb") else {
+        return false;
+    };
+    let buttons: Vec<HtmlElement> = (0..list.length())
+        .filter_map(|i| list.item(i).and_then(|n| n.dyn_into::<HtmlElement>().ok()))
+        .collect();
+    let Some(at) = buttons
+        .iter()
+        .position(|b| b.unchecked_ref::<Element>() == &current)
+    else {
+        return false;
+    };
+    // Columns: how many buttons share the first row's top edge.
+    let top = buttons.first().map(|b| b.offset_top()).unwrap_or(0);
+    let columns = buttons
+        .iter()
+        .take_while(|b| b.offset_top() == top)
+        .count()
+        .max(1);
+    let last = buttons.len() - 1;
+    let to = match event.key().as_str() {
+        "ArrowRight" => (at + 1).min(last),
+        "ArrowLeft" => at.saturating_sub(1),
+        "ArrowDown" if at + columns <= last => at + columns,
+        "ArrowUp" if at >= columns => at - columns,
+        "ArrowDown" | "ArrowUp" => at,
+        "Home" => 0,
+        "End" => last,
+        _ => return false,
+    };
+    if let Some(b) = buttons.get(to) {
+        if b.focus().is_err() {
+            return false;
+        }
+    }
+    true
+}
