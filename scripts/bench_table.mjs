@@ -131,3 +131,31 @@ if (a.rank) {
     if (v) console.log(`| clipseek native (Criterion \`rank\`), N = ${n} | ${v.median_ms.toFixed(2)} (min ${v.min_ms?.toFixed(2)}) |`);
   }
 }
+
+// Paired rounds (our engine and onnxruntime-web in one process, taking turns): ratios
+// from the same rounds, which stay fair when the machine's load changes during a run.
+const pr = wasm?.paired;
+if (pr) {
+  console.log('');
+  console.log(`Paired rounds in one Node process (onnxruntime-web ${pr.onnxruntime_web}, ${pr.warmup} warm-up calls per engine, then rounds of one call each; text ≥15 rounds). Cell: median ms (min) · median of the per-round ratios to onnxruntime-web fp32.`);
+  console.log('');
+  const shapes = ['b1', 'b8', 'text', 'text_short'];
+  const head = { b1: 'ms/image b1', b8: 'ms/image b8 (÷8)', text: 'ms/query 77 tok', text_short: 'ms/query short (6 tok)' };
+  const names = Object.keys(pr.shapes.b1?.engines || {});
+  console.log(`| engine (1 thread) | ${shapes.map((s) => head[s]).join(' | ')} |`);
+  console.log(`|---|${shapes.map(() => '---:').join('|')}|`);
+  for (const n of names) {
+    const cells = shapes.map((s) => {
+      const e = pr.shapes[s]?.engines?.[n];
+      if (!e) return '—';
+      let c = `${e.median_ms.toFixed(1)} (min ${e.min_ms.toFixed(1)})`;
+      if (e.median_of_round_ratios != null) c += ` · **${e.median_of_round_ratios.toFixed(2)}×**`;
+      // onnxruntime-web always computes all 77 positions: compare the short query with that
+      const ref = pr.shapes.text?.engines?.['onnxruntime-web fp32'];
+      if (s === 'text_short' && ref) c += ` · **${(e.median_ms / ref.median_ms).toFixed(2)}×**`;
+      return c;
+    });
+    console.log(`| ${n} | ${cells.join(' | ')} |`);
+  }
+  console.log(`| other load (cores, median / max over rounds) | ${shapes.map((s) => `${pr.shapes[s]?.other_cores_busy_median} / ${pr.shapes[s]?.other_cores_busy_max}`).join(' | ')} |`);
+}

@@ -6,15 +6,19 @@
 //
 // Run by scripts/bench_wasm.sh, which builds the wasm and the model first. Alone:
 //   node scripts/bench_wasm.mjs --pkg target/bench/pkg --model /tmp/clipseek-b32 \
-//        [--runs 5] [--warmup 3] [--index-sizes 10000,100000] [--out target/bench/wasm.json]
+//        [--runs 5] [--warmup 3] [--index-sizes 10000,100000] [--out target/bench/wasm.json] \
+//        [--paired-ort /tmp/peers --onnx /tmp/peer-models/onnx --rounds 7]
 //
 // Measures: model load (tensor by tensor), ms/image at batch 1 and 8 on deterministic pixels,
 // ms/query for a short query and one filling all 77 positions, decode + preprocess of a
 // 12 MP JPEG, top-10 over random 512-d unit vectors in an EmbeddingIndex. Checks the first
 // embedding values against the native engine's (native-fingerprint.json next to the model).
+// With --paired-ort (a set-up copy of shared/peers), also times onnxruntime-web fp32 and int8
+// in this same process, in alternating rounds with our engine (see `paired` below).
 import { createRequire } from 'node:module';
 import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import os from 'node:os';
 
 const SHORT_QUERY = 'kids on their bikes';
@@ -27,6 +31,9 @@ function parseArgs(argv) {
     runs: 5,
     warmup: 3,
     'index-sizes': '10000,100000',
+    'paired-ort': '',
+    onnx: '/tmp/peer-models/onnx',
+    rounds: 0,
     k: 10,
     out: 'target/bench/wasm.json',
   };
@@ -38,6 +45,7 @@ function parseArgs(argv) {
   a.runs = Number(a.runs);
   a.warmup = Number(a.warmup);
   a.k = Number(a.k);
+  a.rounds = Number(a.rounds) || Math.max(a.runs, 7);
   return a;
 }
 
@@ -132,7 +140,106 @@ function loadModel(wasm, dir) {
   }
 }
 
-function main() {
+
+// --- paired rounds with onnxruntime-web in this same process ---------------------------------
+// The shared machine's load comes and goes within minutes, so a peer run followed by ours can
+// see different conditions. Here both engines live in one Node process (onnxruntime-web's wasm
+// backend at 1 thread, no workers, as the peer harness sets it) and take turns: after each
+// engine's own warm-up, every round times one call of each engine, rotating the order, so that
+// load hits all of them alike; each round also yields per-round ratios to onnxruntime-web fp32.
+async function paired(a, model, say) {
+  const ortEntry = join(resolve(a['paired-ort']), 'node_modules/onnxruntime-web/dist/ort.node.min.mjs');
+  const ort = await import(pathToFileURL(ortEntry).href);
+  ort.env.wasm.numThreads = 1;
+  ort.env.wasm.proxy = false;
+  ort.env.logLevel = 'error';
+  const version = JSON.parse(readFileSync(join(dirname(ortEntry), '..', 'package.json'), 'utf8')).version;
+  const opts = { executionProviders: ['wasm'], graphOptimizationLevel: 'all', executionMode: 'sequential' };
+  // inputs: deterministic values in the normalised pixel range; a 7-token query padded to 77
+  // with <|endoftext|> and its attention mask, as CLIP's tokenizer pads
+  const px = (b) => {
+    const d = new Float32Array(b * 3 * 224 * 224);
+    for (let i = 0; i < d.length; i++) d[i] = ((i * 7919) % 1000) / 500 - 1;
+    return new ort.Tensor('float32', d, [b, 3, 224, 224]);
+  };
+  const ids = new BigInt64Array(77).fill(49407n);
+  const mask = new BigInt64Array(77).fill(0n);
+  [49406n, 320n, 1125n, 539n, 320n, 2368n, 49407n].forEach((v, i) => { ids[i] = v; mask[i] = 1n; });
+  const engines = [{
+    name: 'clipseek wasm f32',
+    b1: async () => model.embed_images(1),
+    b8: async () => model.embed_images(8),
+    text: async () => model.embed_text(LONG_QUERY),
+    text_short: async () => model.embed_text(SHORT_QUERY),
+  }];
+  const sessions = [];
+  for (const [variant, suffix] of [['fp32', ''], ['int8', '_quantized']]) {
+    const vs = await ort.InferenceSession.create(readFileSync(join(a.onnx, `vision_model${suffix}.onnx`)), opts);
+    const ts = await ort.InferenceSession.create(readFileSync(join(a.onnx, `text_model${suffix}.onnx`)), opts);
+    sessions.push(vs, ts);
+    const p1 = { pixel_values: px(1) };
+    const p8 = { pixel_values: px(8) };
+    const feeds = { input_ids: new ort.Tensor('int64', ids, [1, 77]) };
+    if (ts.inputNames.includes('attention_mask')) feeds.attention_mask = new ort.Tensor('int64', mask, [1, 77]);
+    engines.push({
+      name: `onnxruntime-web ${variant}`,
+      b1: () => vs.run(p1),
+      b8: () => vs.run(p8),
+      text: () => ts.run(feeds),
+    });
+  }
+  const res = { onnxruntime_web: version, onnx_dir: resolve(a.onnx), rounds: a.rounds, warmup: a.warmup, shapes: {} };
+  for (const shape of ['b1', 'b8', 'text', 'text_short']) {
+    const es = engines.filter((e) => e[shape]);
+    const warm = shape.startsWith('text') ? a.warmup + 1 : a.warmup;
+    const rounds = shape.startsWith('text') ? Math.max(a.rounds, 15) : a.rounds;
+    for (const e of es) for (let i = 0; i < warm; i++) await e[shape]();
+    const ms = es.map(() => []);
+    const other = [];
+    for (let r = 0; r < rounds; r++) {
+      const ps0 = procStat();
+      const cpu0 = process.cpuUsage();
+      const t0 = performance.now();
+      for (let j = 0; j < es.length; j++) {
+        const k = (j + r) % es.length;
+        const t = performance.now();
+        await es[k][shape]();
+        ms[k].push(performance.now() - t);
+      }
+      const wall = performance.now() - t0;
+      const cpu = process.cpuUsage(cpu0);
+      const ps1 = procStat();
+      if (ps0 && ps1) {
+        const machine = ((ps1.busy - ps0.busy) / (ps1.total - ps0.total)) * os.cpus().length;
+        other.push(Math.max(0, machine - (cpu.user + cpu.system) / 1000 / wall));
+      }
+    }
+    const div = shape === 'b8' ? 8 : 1;
+    const base = es.findIndex((e) => e.name === 'onnxruntime-web fp32');
+    const row = {};
+    es.forEach((e, k) => {
+      const st = stats(ms[k].map((x) => x / div));
+      if (base >= 0) {
+        st.ratio_of_medians = +(st.median_ms / stats(ms[base].map((x) => x / div)).median_ms).toFixed(3);
+        st.median_of_round_ratios = +stats(ms[k].map((x, r) => x / ms[base][r])).median_ms.toFixed(3);
+      }
+      row[e.name] = st;
+    });
+    const sorted = [...other].sort((x, y) => x - y);
+    res.shapes[shape] = {
+      unit: shape === 'b8' ? 'ms per image (batch 8 call / 8)' : shape === 'b1' ? 'ms per image' : 'ms per query',
+      rounds,
+      other_cores_busy_median: sorted.length ? +sorted[Math.floor(sorted.length / 2)].toFixed(2) : null,
+      other_cores_busy_max: sorted.length ? +sorted[sorted.length - 1].toFixed(2) : null,
+      engines: row,
+    };
+    say(`paired ${shape}: ` + es.map((e) => `${e.name} ${row[e.name].median_ms} ms` + (row[e.name].median_of_round_ratios ? ` (${row[e.name].median_of_round_ratios}x)` : '')).join(', ') + `; other load median ${res.shapes[shape].other_cores_busy_median}`);
+  }
+  for (const s of sessions) await s.release?.();
+  return res;
+}
+
+async function main() {
   const a = parseArgs(process.argv);
   const require = createRequire(import.meta.url);
   const pkgJs = resolve(a.pkg, 'wasm_bench.js');
@@ -212,6 +319,7 @@ function main() {
     say(`no ${jpegPath}: skipping the JPEG row (make_synthetic_model writes it)`);
   }
   out.memory.after_preprocess_bytes = wasm.memory_bytes();
+  if (a['paired-ort']) out.paired = await paired(a, model, say);
   model.free();
 
   // --- top-k ----------------------------------------------------------------------------
@@ -242,9 +350,7 @@ function main() {
   say(`wrote ${a.out}`);
 }
 
-try {
-  main();
-} catch (e) {
+main().catch((e) => {
   console.error(e);
   process.exit(1);
-}
+});

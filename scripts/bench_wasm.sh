@@ -9,7 +9,10 @@
 #   QUIET_TIMEOUT  seconds to wait for an idle machine before timing (default 600; 0: don't wait)
 #   PEER_DIR       a writable copy of shared/peers, set up with its setup.sh: if set, its
 #                  onnxruntime-web wasm fp32 + int8 rows (Node, 1 thread) run first, in the
-#                  same session, into target/bench/ort-web.json
+#                  same session, into target/bench/ort-web.json; then our run also times
+#                  them in alternating rounds with our engine in one process (`paired` in
+#                  wasm.json), which keeps the ratios fair when the machine's load changes
+#   PEER_MODELS    the peer's model folder (default /tmp/peer-models; ONNX files in onnx/)
 #   SKIP_BUILD=1   reuse target/bench/pkg
 #
 # Needs: the wasm32 target and wasm-bindgen-cli at Cargo.lock's version (scripts/setup), Node 20.
@@ -77,5 +80,9 @@ fi
 
 if ((QUIET_TIMEOUT > 0)); then wait_quiet; fi
 say "clipseek wasm, Node, 1 thread"
+paired=()
+if [[ -n "${PEER_DIR:-}" ]]; then
+  paired=(--paired-ort "$PEER_DIR" --onnx "${PEER_MODELS:-/tmp/peer-models}/onnx")
+fi
 node scripts/bench_wasm.mjs --pkg "$PKG" --model "$MODEL_DIR" --runs "$RUNS" --warmup "$WARMUP" \
-  --out "$OUT_DIR/wasm.json"
+  --out "$OUT_DIR/wasm.json" "${paired[@]}"

@@ -1,12 +1,14 @@
 //! Engines that turn preprocessed images and token ids into L2-normalised CLIP embeddings.
 //!
 //! One trait, several engines: [`cpu::CpuEncoder`] (candle; multi-threaded natively,
-//! `+simd128` on wasm32) today, a WebGPU engine later. Engines take pixels and ids, never
+//! `+simd128` on wasm32) and [`gpu::GpuEncoder`] (WGSL kernels through wgpu: WebGPU in the
+//! browser, Vulkan / Metal / DX12 natively). Engines take pixels and ids, never
 //! bytes or strings: decoding and tokenizing live in `model`. The forward pass mirrors
 //! transformers' `CLIPModel.get_image_features` / `get_text_features` followed by L2
 //! normalisation.
 
 pub mod cpu;
+pub mod gpu;
 
 use crate::model::tokenizer::TokenIds;
 
