@@ -74,7 +74,8 @@ if [[ -n "${PEER_DIR:-}" ]]; then
   [[ -f "$PEER_DIR/bench_ort.mjs" ]] || die "PEER_DIR=$PEER_DIR has no bench_ort.mjs"
   if ((QUIET_TIMEOUT > 0)); then wait_quiet; fi
   say "peer: onnxruntime-web wasm, Node, 1 thread, fp32 + int8"
-  node "$PEER_DIR/bench_ort.mjs" --runtimes web --threads 1 --variants fp32,int8 \
+  node "$PEER_DIR/bench_ort.mjs" --models "${PEER_MODELS:-/tmp/peer-models}/onnx" \
+    --runtimes web --threads 1 --variants fp32,int8 \
     --runs "$RUNS" --warmup "$WARMUP" --out "$CLIPSEEK_ROOT/$OUT_DIR/ort-web.json"
 fi
 
