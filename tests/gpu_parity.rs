@@ -351,3 +351,83 @@ fn a_device_below_the_kernels_needs_is_refused_with_the_limit() -> TestResult {
     }
     Ok(())
 }
+
+/// The app's workers load one tower each: the GPU engine built from one tower's weights
+/// encodes with it, equal to the CPU engine, and names the missing tower for the other.
+#[test]
+fn one_tower_engines_encode_with_their_tower_and_refuse_the_other() -> TestResult {
+    use clipseek::encode::EncodeError;
+    use clipseek::model::weights::{from_bytes_for, Towers};
+    let Some((device, queue)) = device() else {
+        return Ok(());
+    };
+    let dir = fixtures().join("tiny-clip");
+    let config = ClipConfig::from_json(&std::fs::read(dir.join("config.json"))?)?;
+    let bytes = std::fs::read(dir.join("model.safetensors"))?;
+    let r = reference("reference/tiny.json")?;
+    let pixels = pixels_of(&r, &fixtures().join("reference"), 3)?;
+    let texts: Vec<TokenIds> = token_ids(&r).into_iter().take(3).collect();
+
+    let (vision_only, _) = from_bytes_for(&bytes, &config, Towers::Vision)?;
+    let cpu = CpuEncoder::new(&config, vision_only.clone())?;
+    let gpu = GpuEncoder::with_options(
+        &device,
+        &queue,
+        &config,
+        vision_only,
+        &GpuOptions {
+            precision: Some(Precision::F32),
+            ..GpuOptions::default()
+        },
+    )?;
+    let cos = min_cos(
+        &gpu.encode_images(&pixels, 3)?,
+        &cpu.encode_images(&pixels, 3)?,
+    );
+    assert!(cos >= 0.9999, "vision-only engine: min cos {cos}");
+    assert!(matches!(
+        gpu.encode_texts(&texts),
+        Err(EncodeError::TowerNotLoaded { tower: "text" })
+    ));
+
+    let (text_only, _) = from_bytes_for(&bytes, &config, Towers::Text)?;
+    let cpu = CpuEncoder::new(&config, text_only.clone())?;
+    let gpu = GpuEncoder::with_options(
+        &device,
+        &queue,
+        &config,
+        text_only,
+        &GpuOptions {
+            precision: Some(Precision::F32),
+            ..GpuOptions::default()
+        },
+    )?;
+    let cos = min_cos(&gpu.encode_texts(&texts)?, &cpu.encode_texts(&texts)?);
+    assert!(cos >= 0.9999, "text-only engine: min cos {cos}");
+    assert!(matches!(
+        gpu.encode_images(&pixels, 3),
+        Err(EncodeError::TowerNotLoaded { tower: "vision" })
+    ));
+    Ok(())
+}
+
+/// A destroyed (lost) device turns every later call into an error the caller can fall back
+/// on: never a panic, a hang or zeros passed off as embeddings.
+#[test]
+fn a_lost_device_is_an_error_not_a_panic_or_zeros() -> TestResult {
+    let Some((device, queue)) = device() else {
+        return Ok(());
+    };
+    let (config, weights) = load_tiny()?;
+    let gpu = GpuEncoder::new(&device, &queue, &config, weights)?;
+    let r = reference("reference/tiny.json")?;
+    let pixels = pixels_of(&r, &fixtures().join("reference"), 2)?;
+    assert_eq!(gpu.encode_images(&pixels, 2)?.len(), 2);
+    device.destroy();
+    let _ = device.poll(wgpu::PollType::wait_indefinitely());
+    assert!(gpu.is_lost(), "the lost callback did not fire");
+    let after = gpu.encode_images(&pixels, 2);
+    assert!(after.is_err(), "encoding on a lost device gave {after:?}");
+    assert!(gpu.encode_texts(&token_ids(&r)[..1]).is_err());
+    Ok(())
+}

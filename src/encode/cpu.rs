@@ -399,30 +399,7 @@ impl Encoder for CpuEncoder {
     }
 
     fn encode_texts(&self, texts: &[TokenIds]) -> Result<Embeddings, EncodeError> {
-        let context = self.context;
-        for (index, tk) in texts.iter().enumerate() {
-            if tk.ids.len() != context {
-                return Err(EncodeError::TokenCount {
-                    index,
-                    expected: context,
-                    got: tk.ids.len(),
-                });
-            }
-            if tk.eos_position >= context {
-                return Err(EncodeError::BadEosPosition {
-                    index,
-                    position: tk.eos_position,
-                    len: context,
-                });
-            }
-            if let Some(id) = tk.ids.iter().find(|id| **id as usize >= self.vocab_size) {
-                return Err(EncodeError::TokenOutOfRange {
-                    index,
-                    id: *id,
-                    vocab_size: self.vocab_size,
-                });
-            }
-        }
+        super::validate_texts(texts, self.context, self.vocab_size)?;
         if texts.is_empty() {
             return Ok(Embeddings {
                 dim: self.projection_dim,

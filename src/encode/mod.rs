@@ -50,6 +50,39 @@ pub enum EncodeError {
     Weights(#[from] crate::model::weights::WeightsError),
 }
 
+/// Checks tokenized texts for an engine reading `context` ids from a vocabulary of
+/// `vocab_size`: every engine refuses the same inputs with the same error.
+pub fn validate_texts(
+    texts: &[TokenIds],
+    context: usize,
+    vocab_size: usize,
+) -> Result<(), EncodeError> {
+    for (index, tk) in texts.iter().enumerate() {
+        if tk.ids.len() != context {
+            return Err(EncodeError::TokenCount {
+                index,
+                expected: context,
+                got: tk.ids.len(),
+            });
+        }
+        if tk.eos_position >= context {
+            return Err(EncodeError::BadEosPosition {
+                index,
+                position: tk.eos_position,
+                len: context,
+            });
+        }
+        if let Some(id) = tk.ids.iter().find(|id| **id as usize >= vocab_size) {
+            return Err(EncodeError::TokenOutOfRange {
+                index,
+                id: *id,
+                vocab_size,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// `count` embeddings of `dim` floats, row-major, each row L2-normalised.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Embeddings {

@@ -73,6 +73,8 @@ pub enum GpuError {
     Readback { message: String },
     #[error("the GPU stopped answering (device lost)")]
     Lost,
+    #[error("this engine was loaded without the {tower} tower")]
+    TowerNotLoaded { tower: &'static str },
 }
 
 /// Choices a caller may make; the defaults suit every adapter.
@@ -115,9 +117,14 @@ pub struct GpuEncoder {
     queue: wgpu::Queue,
     limits: wgpu::Limits,
     kernels: Kernels,
-    vision: vision::Vision,
-    text: text::Text,
+    vision: Option<vision::Vision>,
+    text: Option<text::Text>,
     projection_dim: usize,
+    image_shape: [usize; 3],
+    context: usize,
+    vocab_size: usize,
+    /// Set by the device's lost callback: every later call fails fast with [`GpuError::Lost`].
+    lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
     max_images: usize,
     max_batch: usize,
     state: Mutex<State>,
@@ -244,32 +251,45 @@ impl GpuEncoder {
         }
         let scope = ErrorScopes::push(device);
         let kernels = Kernels::new(device, kernel_config);
-        let vision = vision::Vision::upload(
-            device,
-            &limits,
-            &mut weights,
-            v,
-            config.projection_dim,
-            precision,
-        )?;
-        let text = text::Text::upload(
-            device,
-            &limits,
-            &mut weights,
-            t,
-            config.projection_dim,
-            precision,
-        )?;
+        let towers = weights.towers();
+        let vision = if towers.vision() {
+            Some(vision::Vision::upload(
+                device,
+                &limits,
+                &mut weights,
+                v,
+                config.projection_dim,
+                precision,
+            )?)
+        } else {
+            None
+        };
+        let text = if towers.text() {
+            Some(text::Text::upload(
+                device,
+                &limits,
+                &mut weights,
+                t,
+                config.projection_dim,
+                precision,
+            )?)
+        } else {
+            None
+        };
+        drop(weights);
         let ws = Workspace::new(device, &limits)?;
 
         let binding = limits
             .max_storage_buffer_binding_size
             .min(limits.max_buffer_size);
-        let per_image = vision.needs(1, precision).largest().max(1);
-        let per_text = text
-            .needs(1, t.max_position_embeddings, precision)
-            .largest()
-            .max(1);
+        let per_image = vision
+            .as_ref()
+            .map_or(1, |v| v.needs(1, precision).largest().max(1));
+        let per_text = text.as_ref().map_or(1, |x| {
+            x.needs(1, t.max_position_embeddings, precision)
+                .largest()
+                .max(1)
+        });
         let fit = |per_item: u64| usize::try_from(binding / per_item).unwrap_or(usize::MAX);
         let max_images = fit(per_image).min(options.max_batch.max(1));
         let max_batch = fit(per_text).min(options.max_batch.max(1));
@@ -280,6 +300,13 @@ impl GpuEncoder {
                 limit: binding,
             });
         }
+        let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        {
+            let lost = lost.clone();
+            device.set_device_lost_callback(move |_reason, _message| {
+                lost.store(true, std::sync::atomic::Ordering::Relaxed);
+            });
+        }
         let engine = Self {
             device: device.clone(),
             queue: queue.clone(),
@@ -288,6 +315,10 @@ impl GpuEncoder {
             vision,
             text,
             projection_dim: config.projection_dim,
+            image_shape: [v.num_channels, v.image_size, v.image_size],
+            context: t.max_position_embeddings,
+            vocab_size: t.vocab_size,
+            lost,
             max_images,
             max_batch,
             state: Mutex::new(State {
@@ -296,6 +327,33 @@ impl GpuEncoder {
             }),
         };
         Ok((engine, scope))
+    }
+
+    fn vision(&self) -> Result<&vision::Vision, GpuError> {
+        self.vision
+            .as_ref()
+            .ok_or(GpuError::TowerNotLoaded { tower: "vision" })
+    }
+
+    fn text(&self) -> Result<&text::Text, GpuError> {
+        self.text
+            .as_ref()
+            .ok_or(GpuError::TowerNotLoaded { tower: "text" })
+    }
+
+    /// Whether the device was lost (every call fails from then on).
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Length of an embedding (`projection_dim`).
+    pub fn dim(&self) -> usize {
+        self.projection_dim
+    }
+
+    /// `[channels, height, width]` of one image's pixels.
+    pub fn input_image_shape(&self) -> [usize; 3] {
+        self.image_shape
     }
 
     /// The precision the kernels were compiled for.
@@ -315,7 +373,7 @@ impl GpuEncoder {
 
     /// Whether the token lookup runs on the CPU because the table exceeds a binding.
     pub fn token_lookup_on_host(&self) -> bool {
-        self.text.lookup_on_host()
+        self.text.as_ref().is_some_and(text::Text::lookup_on_host)
     }
 
     /// Records (or reuses) the program for a shape, writes the inputs, submits, and adds
@@ -336,8 +394,8 @@ impl GpuEncoder {
         })?;
         let precision = self.precision();
         let needs = match tower {
-            Tower::Vision => self.vision.needs(batch, precision),
-            Tower::Text => self.text.needs(batch, seq, precision),
+            Tower::Vision => self.vision()?.needs(batch, precision),
+            Tower::Text => self.text()?.needs(batch, seq, precision),
         };
         let state = &mut *state;
         if state.ws.ensure(&self.device, &self.limits, &needs)? {
@@ -350,8 +408,8 @@ impl GpuEncoder {
             }
             let mut prog = ProgramBuilder::new(&self.kernels, &self.limits);
             match tower {
-                Tower::Vision => self.vision.record(&mut prog, &state.ws, batch)?,
-                Tower::Text => self.text.record(&mut prog, &state.ws, batch, seq)?,
+                Tower::Vision => self.vision()?.record(&mut prog, &state.ws, batch)?,
+                Tower::Text => self.text()?.record(&mut prog, &state.ws, batch, seq)?,
             }
             state.programs.insert(key, prog.finish(&self.device));
         }
@@ -393,24 +451,31 @@ impl GpuEncoder {
     ) -> Result<Vec<f32>, GpuError> {
         scopes.check("encoding").await?;
         let bytes = buffers::read_mapped(&staging).await?;
+        if self.is_lost() {
+            return Err(GpuError::Lost);
+        }
         let mut data = buffers::from_bytes(&bytes, Precision::F32);
         data.truncate(count * self.projection_dim);
         Ok(data)
     }
 
     async fn run_images(&self, pixels: &[f32], count: usize) -> Result<Vec<f32>, GpuError> {
-        let per_image = self.vision.channels * self.vision.image * self.vision.image;
+        let vision = self.vision()?;
+        if self.is_lost() {
+            return Err(GpuError::Lost);
+        }
+        let per_image = vision.channels * vision.image * vision.image;
         let staging = buffers::staging(&self.device, (count * self.projection_dim * 4) as u64);
         let scope = ErrorScopes::push(&self.device);
         let mut start = 0;
         while start < count {
             let batch = self.max_images.min(count - start);
             let px = &pixels[start * per_image..(start + batch) * per_image];
-            let rows: Vec<u32> = (0..batch).map(|b| (b * self.vision.seq) as u32).collect();
+            let rows: Vec<u32> = (0..batch).map(|b| (b * vision.seq) as u32).collect();
             let result = self.submit_chunk(
                 Tower::Vision,
                 batch,
-                self.vision.seq,
+                vision.seq,
                 &[
                     (Input::Pixels, bytemuck::cast_slice(px)),
                     (Input::Rows, bytemuck::cast_slice(&rows)),
@@ -428,6 +493,10 @@ impl GpuEncoder {
     }
 
     async fn run_texts(&self, texts: &[TokenIds]) -> Result<Vec<f32>, GpuError> {
+        let text = self.text()?;
+        if self.is_lost() {
+            return Err(GpuError::Lost);
+        }
         let count = texts.len();
         let staging = buffers::staging(&self.device, (count * self.projection_dim * 4) as u64);
         let scope = ErrorScopes::push(&self.device);
@@ -437,7 +506,7 @@ impl GpuEncoder {
             let batch = self.max_batch.min(count - start);
             let chunk = &texts[start..start + batch];
             let max_eos = chunk.iter().map(|t| t.eos_position).max().unwrap_or(0);
-            let seq = text_positions(max_eos, self.text.context);
+            let seq = text_positions(max_eos, text.context);
             let ids: Vec<u32> = chunk
                 .iter()
                 .flat_map(|t| t.ids[..seq].iter().copied())
@@ -447,7 +516,7 @@ impl GpuEncoder {
                 .enumerate()
                 .map(|(b, t)| (b * seq + t.eos_position) as u32)
                 .collect();
-            let host = self.text.host_embedding(&ids, seq, precision);
+            let host = text.host_embedding(&ids, seq, precision);
             let mut inputs: Vec<(Input, &[u8])> = vec![(Input::Rows, bytemuck::cast_slice(&rows))];
             match &host {
                 Some(x) => inputs.push((Input::Residual, x)),
@@ -471,7 +540,7 @@ impl GpuEncoder {
     }
 
     fn check_pixels(&self, pixels: &[f32], count: usize) -> Result<(), EncodeError> {
-        let [c, h, w] = self.image_shape_inner();
+        let [c, h, w] = self.image_shape;
         let expected = count * c * h * w;
         if pixels.len() != expected {
             return Err(EncodeError::PixelCount {
@@ -481,42 +550,6 @@ impl GpuEncoder {
             });
         }
         Ok(())
-    }
-
-    fn check_texts(&self, texts: &[TokenIds]) -> Result<(), EncodeError> {
-        let context = self.text.context;
-        for (index, tk) in texts.iter().enumerate() {
-            if tk.ids.len() != context {
-                return Err(EncodeError::TokenCount {
-                    index,
-                    expected: context,
-                    got: tk.ids.len(),
-                });
-            }
-            if tk.eos_position >= context {
-                return Err(EncodeError::BadEosPosition {
-                    index,
-                    position: tk.eos_position,
-                    len: context,
-                });
-            }
-            if let Some(id) = tk
-                .ids
-                .iter()
-                .find(|id| **id as usize >= self.text.vocab_size)
-            {
-                return Err(EncodeError::TokenOutOfRange {
-                    index,
-                    id: *id,
-                    vocab_size: self.text.vocab_size,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    fn image_shape_inner(&self) -> [usize; 3] {
-        [self.vision.channels, self.vision.image, self.vision.image]
     }
 
     fn embeddings(&self, data: Vec<f32>) -> Embeddings {
@@ -545,7 +578,7 @@ impl GpuEncoder {
 
     /// Encodes tokenized texts; the browser's entry point.
     pub async fn encode_texts_async(&self, texts: &[TokenIds]) -> Result<Embeddings, EncodeError> {
-        self.check_texts(texts)?;
+        super::validate_texts(texts, self.context, self.vocab_size)?;
         if texts.is_empty() {
             return Ok(self.embeddings(Vec::new()));
         }
@@ -566,9 +599,12 @@ enum Input {
 }
 
 fn gpu_stage(stage: &'static str) -> impl Fn(GpuError) -> EncodeError {
-    move |e| EncodeError::Compute {
-        stage,
-        message: e.to_string(),
+    move |e| match e {
+        GpuError::TowerNotLoaded { tower } => EncodeError::TowerNotLoaded { tower },
+        e => EncodeError::Compute {
+            stage,
+            message: e.to_string(),
+        },
     }
 }
 
@@ -636,7 +672,7 @@ impl Encoder for GpuEncoder {
     }
 
     fn image_shape(&self) -> [usize; 3] {
-        self.image_shape_inner()
+        self.image_shape
     }
 
     fn encode_images(&self, pixels: &[f32], count: usize) -> Result<Embeddings, EncodeError> {

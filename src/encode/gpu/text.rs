@@ -37,7 +37,6 @@ pub(crate) struct Text {
     proj: wgpu::Buffer,
     pub hidden: usize,
     pub context: usize,
-    pub vocab_size: usize,
     pub projection_dim: usize,
 }
 
@@ -97,7 +96,6 @@ impl Text {
             proj,
             hidden: t.hidden_size,
             context: t.max_position_embeddings,
-            vocab_size: t.vocab_size,
             projection_dim,
         })
     }
