@@ -134,3 +134,181 @@ pub fn l2_normalize_rows(data: &mut [f32], dim: usize) {
         }
     }
 }
+
+/// The engine the app is asked for (the page's `backend` URL parameter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum Backend {
+    /// WebGPU when an adapter exists and the model fits it, else the CPU engine; a device
+    /// lost later moves the work to the CPU engine.
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    #[serde(rename = "cpu")]
+    Cpu,
+    /// WebGPU or a clear error: never the CPU engine in its place.
+    #[serde(rename = "webgpu")]
+    WebGpu,
+}
+
+impl Backend {
+    /// Reads the URL parameter (absent or empty: `auto`).
+    pub fn from_param(value: Option<&str>) -> Result<Self, String> {
+        match value.map(str::trim) {
+            None | Some("") | Some("auto") => Ok(Self::Auto),
+            Some("cpu") => Ok(Self::Cpu),
+            Some("webgpu") => Ok(Self::WebGpu),
+            Some(other) => Err(format!(
+                "The backend \"{other}\" is unknown; use backend=auto, cpu or webgpu."
+            )),
+        }
+    }
+}
+
+/// The numbers the WebGPU engine computes in (the page's `precision` URL parameter); the CPU
+/// engine always computes in f32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum PrecisionChoice {
+    /// f16 when the adapter has `shader-f16`, else f32.
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    #[serde(rename = "f32")]
+    F32,
+    #[serde(rename = "f16")]
+    F16,
+}
+
+impl PrecisionChoice {
+    /// Reads the URL parameter (absent or empty: `auto`).
+    pub fn from_param(value: Option<&str>) -> Result<Self, String> {
+        match value.map(str::trim) {
+            None | Some("") | Some("auto") => Ok(Self::Auto),
+            Some("f32") => Ok(Self::F32),
+            Some("f16") => Ok(Self::F16),
+            Some("int8") => Err(
+                "8-bit precision is not available in clipseek yet; use precision=auto, f32 or f16."
+                    .into(),
+            ),
+            Some(other) => Err(format!(
+                "The precision \"{other}\" is unknown; use precision=auto, f32 or f16."
+            )),
+        }
+    }
+
+    /// What the GPU engine is asked for (`None`: its own choice).
+    pub fn gpu(self) -> Option<gpu::Precision> {
+        match self {
+            Self::Auto => None,
+            Self::F32 => Some(gpu::Precision::F32),
+            Self::F16 => Some(gpu::Precision::F16),
+        }
+    }
+}
+
+/// The engine that runs (the page's `#status[data-backend]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum EngineKind {
+    #[serde(rename = "cpu")]
+    Cpu,
+    #[serde(rename = "webgpu")]
+    WebGpu,
+}
+
+impl EngineKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::WebGpu => "webgpu",
+        }
+    }
+}
+
+/// Which engine to call when a WebGPU engine fails: `Ok` with the reason to move to the CPU
+/// engine (under `auto`), `Err` with the sentence to show (under `webgpu`, which never runs
+/// on the CPU in its place). Input errors are the caller's and never reach here.
+pub fn gpu_failure(backend: Backend, what: &str, error: &str) -> Result<String, String> {
+    match backend {
+        Backend::WebGpu => Err(format!(
+            "WebGPU was asked for (backend=webgpu), but {what}: {error}. Open the page with backend=auto to use the CPU instead."
+        )),
+        Backend::Auto | Backend::Cpu => Ok(format!("{what}: {error}")),
+    }
+}
+
+/// Whether an encoding error is the engine's (a device lost, a kernel the driver refused)
+/// rather than the input's: only the former is a reason to change engines.
+pub fn is_engine_failure(error: &EncodeError) -> bool {
+    matches!(error, EncodeError::Compute { .. })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_and_precision_parameters_are_read_or_refused_with_the_choices() {
+        assert_eq!(Backend::from_param(None), Ok(Backend::Auto));
+        assert_eq!(Backend::from_param(Some(" ")), Ok(Backend::Auto));
+        assert_eq!(Backend::from_param(Some("cpu")), Ok(Backend::Cpu));
+        assert_eq!(Backend::from_param(Some("webgpu")), Ok(Backend::WebGpu));
+        let e = Backend::from_param(Some("cuda")).err().unwrap_or_default();
+        assert!(
+            e.contains("\"cuda\"") && e.contains("auto, cpu or webgpu"),
+            "{e}"
+        );
+        assert_eq!(PrecisionChoice::from_param(None), Ok(PrecisionChoice::Auto));
+        assert_eq!(
+            PrecisionChoice::from_param(Some("f16")).map(PrecisionChoice::gpu),
+            Ok(Some(gpu::Precision::F16))
+        );
+        assert_eq!(
+            PrecisionChoice::from_param(Some("f32")).map(PrecisionChoice::gpu),
+            Ok(Some(gpu::Precision::F32))
+        );
+        assert!(PrecisionChoice::from_param(Some("int8"))
+            .err()
+            .unwrap_or_default()
+            .contains("not available"));
+        assert!(PrecisionChoice::from_param(Some("bf16"))
+            .err()
+            .unwrap_or_default()
+            .contains("unknown"));
+    }
+
+    #[test]
+    fn the_serialised_names_are_the_url_and_attribute_values() {
+        let names: Vec<String> = [Backend::Auto, Backend::Cpu, Backend::WebGpu]
+            .iter()
+            .map(|b| serde_json::to_string(b).unwrap_or_default())
+            .collect();
+        assert_eq!(names, ["\"auto\"", "\"cpu\"", "\"webgpu\""]);
+        for kind in [EngineKind::Cpu, EngineKind::WebGpu] {
+            assert_eq!(
+                serde_json::to_string(&kind).unwrap_or_default(),
+                format!("\"{}\"", kind.as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn gpu_failures_fall_back_under_auto_and_are_errors_under_webgpu() {
+        let auto = gpu_failure(Backend::Auto, "the device was lost", "gone");
+        assert_eq!(auto, Ok("the device was lost: gone".to_owned()));
+        let strict = gpu_failure(Backend::WebGpu, "no adapter exists", "null")
+            .err()
+            .unwrap_or_default();
+        assert!(
+            strict.contains("backend=webgpu") && strict.contains("backend=auto"),
+            "{strict}"
+        );
+        assert!(is_engine_failure(&EncodeError::Compute {
+            stage: "x",
+            message: "lost".into()
+        }));
+        assert!(!is_engine_failure(&EncodeError::PixelCount {
+            count: 1,
+            expected: 3,
+            got: 2
+        }));
+    }
+}

@@ -40,6 +40,7 @@ use super::worker::{
 };
 use super::{describe_js, now_ms, prop};
 use crate::clip::model_id;
+use crate::encode::{Backend, EngineKind, PrecisionChoice};
 use crate::hub::{format_bytes, format_eta, parse_hex32, to_hex, ModelSource, Rate};
 use crate::index::{EmbeddingIndex, EntryMeta, Match};
 use crate::ingest::{self, Candidate};
@@ -64,6 +65,8 @@ struct Params {
     /// The URL names the model (hub, model or revision): download without asking.
     explicit_source: bool,
     workers: Option<usize>,
+    backend: Backend,
+    precision: PrecisionChoice,
 }
 
 fn read_params() -> Result<Params, String> {
@@ -82,31 +85,8 @@ fn read_params() -> Result<Params, String> {
     let explicit_source = ["hub", "model", "revision"]
         .iter()
         .any(|p| get(p).is_some_and(|v| !v.trim().is_empty()));
-    match get("backend").as_deref().map(str::trim) {
-        None | Some("") | Some("auto") | Some("cpu") => {}
-        Some("webgpu") => {
-            return Err("WebGPU is not available in clipseek yet; open the page with backend=cpu (or auto) to search on the CPU.".into())
-        }
-        Some(other) => {
-            return Err(format!(
-                "The backend \"{other}\" is unknown; use backend=auto, cpu or webgpu."
-            ))
-        }
-    }
-    match get("precision").as_deref().map(str::trim) {
-        None | Some("") | Some("auto") | Some("f32") => {}
-        Some("int8") => {
-            return Err(
-                "8-bit precision is not available in clipseek yet; use precision=auto or f32."
-                    .into(),
-            )
-        }
-        Some(other) => {
-            return Err(format!(
-                "The precision \"{other}\" is unknown; use precision=auto, f32 or int8."
-            ))
-        }
-    }
+    let backend = Backend::from_param(get("backend").as_deref())?;
+    let precision = PrecisionChoice::from_param(get("precision").as_deref())?;
     let workers = match get("workers").as_deref().map(str::trim) {
         None | Some("") | Some("auto") => None,
         Some(n) => match n.parse::<usize>() {
@@ -123,6 +103,8 @@ fn read_params() -> Result<Params, String> {
         source,
         explicit_source,
         workers,
+        backend,
+        precision,
     })
 }
 
@@ -155,6 +137,8 @@ struct PoolWorker {
     ready: bool,
     in_flight: usize,
     load_fraction: f64,
+    /// The engine it runs, once loaded.
+    engine: Option<EngineKind>,
 }
 
 enum JobKind {
@@ -248,6 +232,11 @@ struct App {
     skipped: BTreeMap<String, String>,
     text_worker: Option<WorkerHandle>,
     text_ready: bool,
+    /// The query worker's engine, once loaded.
+    text_engine: Option<EngineKind>,
+    /// The engines in words (by worker: "text" or "vision N"), and why WebGPU is not used.
+    engine_details: BTreeMap<String, String>,
+    engine_fallback: Option<String>,
     next_job: u32,
     pool: Vec<Option<PoolWorker>>,
     respawns: u32,
@@ -286,7 +275,6 @@ pub fn start() {
 
 async fn boot() -> Result<(), JsValue> {
     let dom = Rc::new(Dom::find()?);
-    dom.set_backend("cpu");
     dom.set_counts(0, 0);
     let params = match read_params() {
         Ok(p) => p,
@@ -314,6 +302,9 @@ async fn boot() -> Result<(), JsValue> {
         skipped: BTreeMap::new(),
         text_worker: None,
         text_ready: false,
+        text_engine: None,
+        engine_details: BTreeMap::new(),
+        engine_fallback: None,
         next_job: 1,
         pool: Vec::new(),
         respawns: 0,
@@ -432,10 +423,76 @@ impl App {
         self.index.as_ref().map_or(0, EmbeddingIndex::len)
     }
 
+    /// The engine that encodes: the photo encoders' once one is loaded (WebGPU only when
+    /// every loaded one runs it), else the query encoder's, else the one asked for.
+    fn engine(&self) -> EngineKind {
+        let vision: Vec<EngineKind> = self
+            .pool
+            .iter()
+            .flatten()
+            .filter_map(|w| w.engine)
+            .collect();
+        if !vision.is_empty() {
+            return if vision.iter().all(|e| *e == EngineKind::WebGpu) {
+                EngineKind::WebGpu
+            } else {
+                EngineKind::Cpu
+            };
+        }
+        match (self.text_engine, self.params.backend) {
+            (Some(e), _) => e,
+            (None, Backend::WebGpu) => EngineKind::WebGpu,
+            (None, _) => EngineKind::Cpu,
+        }
+    }
+
+    /// `#status[data-backend]` and the engine line of the model panel.
+    fn show_engine(&self) {
+        let engine = self.engine();
+        self.dom.set_backend(engine.as_str());
+        let text_detail = self.engine_details.get("text");
+        let mut vision: Vec<&String> = self
+            .engine_details
+            .iter()
+            .filter(|(k, _)| k.starts_with("vision"))
+            .map(|(_, v)| v)
+            .collect();
+        vision.sort_unstable();
+        vision.dedup();
+        let mut text = match (vision.as_slice(), text_detail) {
+            ([], None) => String::new(),
+            ([], Some(t)) => format!("Encoding on {t}."),
+            ([v], Some(t)) if *v == t => format!("Encoding on {t}."),
+            (many, t) => {
+                let photos = many
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" and ");
+                match t {
+                    Some(t) => format!("Photos are encoded on {photos}, queries on {t}."),
+                    None => format!("Photos are encoded on {photos}."),
+                }
+            }
+        };
+        if let Some(why) = &self.engine_fallback {
+            let mut chars = why.chars();
+            let why: String = chars
+                .next()
+                .map(|c| c.to_uppercase().chain(chars).collect())
+                .unwrap_or_default();
+            text.push(' ');
+            text.push_str(why.trim_end_matches('.'));
+            text.push('.');
+        }
+        set_text(&self.dom.engine_text, &text);
+    }
+
     /// Derives `#status` from where things stand.
     fn update_status(&mut self) {
         let dom = self.dom.clone();
         dom.set_counts(self.indexed(), self.skipped.len());
+        self.show_engine();
         let (state, text) = self.status();
         dom.set_status(state, &text);
         let downloading = self.stage == Stage::Downloading;
@@ -1092,6 +1149,8 @@ fn text_event(app: &AppRef, event: WorkerEvent) {
                 w.send(&ToWorker::Load {
                     model_key: key,
                     tower: Tower::Text,
+                    backend: a.params.backend,
+                    precision: a.params.precision,
                 })
             });
             if let Some(Err(e)) = sent {
@@ -1101,7 +1160,16 @@ fn text_event(app: &AppRef, event: WorkerEvent) {
                 );
             }
         }
-        WorkerEvent::Message(FromWorker::Loaded { model_id, .. }, _) => {
+        WorkerEvent::Message(
+            FromWorker::Loaded {
+                model_id,
+                engine,
+                detail,
+                fallback,
+                ..
+            },
+            _,
+        ) => {
             let pending = {
                 let mut a = app.borrow_mut();
                 if a.model.as_ref().is_some_and(|m| m.model_id != model_id) {
@@ -1109,6 +1177,11 @@ fn text_event(app: &AppRef, event: WorkerEvent) {
                     return;
                 }
                 a.text_ready = true;
+                a.text_engine = Some(engine);
+                a.engine_details.insert("text".into(), detail);
+                if fallback.is_some() {
+                    a.engine_fallback = fallback;
+                }
                 a.update_status();
                 a.search.pending_text.take()
             };
@@ -1117,10 +1190,30 @@ fn text_event(app: &AppRef, event: WorkerEvent) {
             }
         }
         WorkerEvent::Message(FromWorker::Failed { error }, _) => {
-            app.borrow_mut().fail(
-                format!("The query encoder could not load the model: {error}"),
-                true,
-            );
+            let mut a = app.borrow_mut();
+            let (message, retry) = if a.text_ready {
+                (format!("The query encoder stopped: {error}"), false)
+            } else {
+                (
+                    format!("The query encoder could not load the model: {error}"),
+                    a.params.backend != Backend::WebGpu,
+                )
+            };
+            a.fail(message, retry);
+        }
+        WorkerEvent::Message(
+            FromWorker::Switched {
+                engine,
+                detail,
+                reason,
+            },
+            _,
+        ) => {
+            let mut a = app.borrow_mut();
+            a.text_engine = Some(engine);
+            a.engine_details.insert("text".into(), detail);
+            a.engine_fallback = Some(reason);
+            a.update_status();
         }
         WorkerEvent::Message(
             FromWorker::Texted {
@@ -1380,6 +1473,7 @@ fn spawn_vision_worker(app: &AppRef, url: &str, slot: usize) -> Option<PoolWorke
             ready: false,
             in_flight: 0,
             load_fraction: 0.0,
+            engine: None,
         }),
         Err(e) => {
             web_sys::console::error_1(&e);
@@ -1404,7 +1498,16 @@ fn pool_event(app: &AppRef, slot: usize, event: WorkerEvent) {
             }
             a.update_status();
         }
-        WorkerEvent::Message(FromWorker::Loaded { model_id, .. }, _) => {
+        WorkerEvent::Message(
+            FromWorker::Loaded {
+                model_id,
+                engine,
+                detail,
+                fallback,
+                ..
+            },
+            _,
+        ) => {
             {
                 let mut a = app.borrow_mut();
                 if a.model.as_ref().is_some_and(|m| m.model_id != model_id) {
@@ -1414,6 +1517,11 @@ fn pool_event(app: &AppRef, slot: usize, event: WorkerEvent) {
                 if let Some(Some(w)) = a.pool.get_mut(slot) {
                     w.ready = true;
                     w.loading = false;
+                    w.engine = Some(engine);
+                }
+                a.engine_details.insert(format!("vision {slot}"), detail);
+                if fallback.is_some() {
+                    a.engine_fallback = fallback;
                 }
                 load_next_worker(&mut a);
                 a.update_status();
@@ -1427,10 +1535,37 @@ fn pool_event(app: &AppRef, slot: usize, event: WorkerEvent) {
             index_progress(app, true);
         }
         WorkerEvent::Message(FromWorker::Failed { error }, _) => {
-            app.borrow_mut().fail(
-                format!("The photo encoder could not load the model: {error}"),
-                true,
-            );
+            let mut a = app.borrow_mut();
+            let ready = matches!(a.pool.get(slot), Some(Some(w)) if w.ready);
+            if ready {
+                // Under backend=webgpu a lost device stops the run; what was indexed is saved.
+                a.fail(
+                    format!("The photo encoder stopped: {error} The photos indexed so far are kept; reload the page and drop the folder again to index the rest."),
+                    false,
+                );
+            } else {
+                let retry = a.params.backend != Backend::WebGpu;
+                a.fail(
+                    format!("The photo encoder could not load the model: {error}"),
+                    retry,
+                );
+            }
+        }
+        WorkerEvent::Message(
+            FromWorker::Switched {
+                engine,
+                detail,
+                reason,
+            },
+            _,
+        ) => {
+            let mut a = app.borrow_mut();
+            if let Some(Some(w)) = a.pool.get_mut(slot) {
+                w.engine = Some(engine);
+            }
+            a.engine_details.insert(format!("vision {slot}"), detail);
+            a.engine_fallback = Some(reason);
+            a.update_status();
         }
         WorkerEvent::Message(FromWorker::Encoded { job, items }, data) => {
             encoded(app, slot, job, items, thumbs_of(&data));
@@ -1460,6 +1595,8 @@ fn load_next_worker(a: &mut App) {
     let sent = w.handle.send(&ToWorker::Load {
         model_key: key,
         tower: Tower::Vision,
+        backend: a.params.backend,
+        precision: a.params.precision,
     });
     if let Err(e) = sent {
         a.fail(

@@ -29,12 +29,16 @@ use super::download::{load_weights, ModelStore};
 use super::{describe_js, idb, now_ms, prop, set_prop};
 use crate::clip::model_id;
 use crate::encode::cpu::CpuEncoder;
-use crate::encode::Encoder;
+use crate::encode::gpu::{request_device, GpuEncoder, GpuError, GpuOptions};
+use crate::encode::{
+    gpu_failure, is_engine_failure, Backend, Embeddings, EncodeError, Encoder, EngineKind,
+    PrecisionChoice,
+};
 use crate::hub::{parse_hex32, to_hex};
 use crate::model::config::{ClipConfig, PreprocessConfig};
 use crate::model::preprocess::Preprocessor;
 use crate::model::thumbnail::thumbnail_jpeg;
-use crate::model::tokenizer::ClipTokenizer;
+use crate::model::tokenizer::{ClipTokenizer, TokenIds};
 use crate::model::weights::Towers;
 
 /// Photos per forward pass inside a vision worker.
@@ -55,8 +59,13 @@ pub enum Tower {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ToWorker {
-    /// Load this tower of this cached model.
-    Load { model_key: String, tower: Tower },
+    /// Load this tower of this cached model on the engine `backend` says.
+    Load {
+        model_key: String,
+        tower: Tower,
+        backend: Backend,
+        precision: PrecisionChoice,
+    },
     /// Content hashes (hex) already in the index: a photo with one of them is answered
     /// `duplicate` without decoding (a renamed or copied file reuses its embedding).
     KnownHashes { hashes: Vec<String> },
@@ -98,6 +107,18 @@ pub enum FromWorker {
         model_id: String,
         dim: usize,
         load_ms: f64,
+        engine: EngineKind,
+        /// The engine in words, e.g. "WebGPU on SwiftShader Device (f32)".
+        detail: String,
+        /// Why WebGPU is not used under `backend=auto`.
+        fallback: Option<String>,
+    },
+    /// The WebGPU engine failed (device lost) under `backend=auto`: this worker now runs the
+    /// CPU engine; the work in hand was redone there.
+    Switched {
+        engine: EngineKind,
+        detail: String,
+        reason: String,
     },
     /// The model could not be loaded.
     Failed {
@@ -118,6 +139,56 @@ pub enum FromWorker {
 // ---------------------------------------------------------------------------------------
 // The worker's side.
 
+/// A tower's engine.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one engine per worker, behind an Rc, held for the worker's life"
+)]
+enum Enc {
+    Cpu(CpuEncoder),
+    Gpu(GpuEncoder),
+}
+
+impl Enc {
+    fn kind(&self) -> EngineKind {
+        match self {
+            Enc::Cpu(_) => EngineKind::Cpu,
+            Enc::Gpu(_) => EngineKind::WebGpu,
+        }
+    }
+
+    fn dim(&self) -> usize {
+        match self {
+            Enc::Cpu(e) => e.embedding_dim(),
+            Enc::Gpu(e) => e.dim(),
+        }
+    }
+
+    fn image_shape(&self) -> [usize; 3] {
+        match self {
+            Enc::Cpu(e) => e.image_shape(),
+            Enc::Gpu(e) => e.input_image_shape(),
+        }
+    }
+
+    async fn run(&self, input: &Input) -> Result<Embeddings, EncodeError> {
+        match (self, input) {
+            (Enc::Cpu(e), Input::Images { pixels, count }) => e.encode_images(pixels, *count),
+            (Enc::Cpu(e), Input::Texts(ids)) => e.encode_texts(ids),
+            (Enc::Gpu(e), Input::Images { pixels, count }) => {
+                e.encode_images_async(pixels, *count).await
+            }
+            (Enc::Gpu(e), Input::Texts(ids)) => e.encode_texts_async(ids).await,
+        }
+    }
+}
+
+/// What one call encodes.
+enum Input {
+    Images { pixels: Vec<f32>, count: usize },
+    Texts(Vec<TokenIds>),
+}
+
 #[allow(
     clippy::large_enum_variant,
     reason = "one engine per worker, held for the worker's life: size does not matter"
@@ -126,17 +197,45 @@ enum Engine {
     None,
     Vision {
         preprocessor: Preprocessor,
-        encoder: CpuEncoder,
+        encoder: Rc<Enc>,
     },
     Text {
         tokenizer: ClipTokenizer,
-        encoder: CpuEncoder,
+        encoder: Rc<Enc>,
     },
+}
+
+impl Engine {
+    fn encoder(&self) -> Option<Rc<Enc>> {
+        match self {
+            Engine::None => None,
+            Engine::Vision { encoder, .. } | Engine::Text { encoder, .. } => Some(encoder.clone()),
+        }
+    }
+
+    fn set_encoder(&mut self, new: Rc<Enc>) {
+        match self {
+            Engine::None => {}
+            Engine::Vision { encoder, .. } | Engine::Text { encoder, .. } => *encoder = new,
+        }
+    }
+}
+
+/// What the worker was asked to load, kept to reload the tower on the CPU after a device loss.
+#[derive(Clone)]
+struct LoadRequest {
+    model_key: String,
+    tower: Tower,
+    backend: Backend,
+    precision: PrecisionChoice,
 }
 
 struct WorkerState {
     scope: DedicatedWorkerGlobalScope,
     engine: Engine,
+    request: Option<LoadRequest>,
+    /// A WebGPU failure under `backend=webgpu`: the worker refuses further work.
+    broken: Option<String>,
     known: HashSet<[u8; 32]>,
     inbox: VecDeque<JsValue>,
     busy: bool,
@@ -152,6 +251,8 @@ pub fn serve() {
     let state = Rc::new(RefCell::new(WorkerState {
         scope: scope.clone(),
         engine: Engine::None,
+        request: None,
+        broken: None,
         known: HashSet::new(),
         inbox: VecDeque::new(),
         busy: false,
@@ -216,21 +317,41 @@ async fn handle(state: &Rc<RefCell<WorkerState>>, data: JsValue) {
         }
     };
     match message {
-        ToWorker::Load { model_key, tower } => {
+        ToWorker::Load {
+            model_key,
+            tower,
+            backend,
+            precision,
+        } => {
             let started = now_ms();
             let progress_scope = scope.clone();
             let on_progress = move |fraction: f64| {
                 post(&progress_scope, &FromWorker::Loading { fraction }, None);
             };
-            match load(&model_key, tower, on_progress).await {
-                Ok((engine, model_id, dim)) => {
-                    state.borrow_mut().engine = engine;
+            let request = LoadRequest {
+                model_key,
+                tower,
+                backend,
+                precision,
+            };
+            match load(&request, on_progress).await {
+                Ok(loaded) => {
+                    let engine = loaded.encoder.kind();
+                    {
+                        let mut s = state.borrow_mut();
+                        s.engine = loaded.engine;
+                        s.request = Some(request);
+                        s.broken = None;
+                    }
                     post(
                         &scope,
                         &FromWorker::Loaded {
-                            model_id,
-                            dim,
+                            model_id: loaded.model_id,
+                            dim: loaded.dim,
                             load_ms: now_ms() - started,
+                            engine,
+                            detail: loaded.detail,
+                            fallback: loaded.fallback,
                         },
                         None,
                     );
@@ -272,16 +393,18 @@ async fn handle(state: &Rc<RefCell<WorkerState>>, data: JsValue) {
             );
         }
         ToWorker::Text { job, text } => {
-            let result = {
+            let ids = {
                 let s = state.borrow();
                 match &s.engine {
-                    Engine::Text { tokenizer, encoder } => tokenizer
+                    Engine::Text { tokenizer, .. } => tokenizer
                         .encode_batch(&[text.as_str()])
-                        .map_err(|e| e.to_string())
-                        .and_then(|ids| encoder.encode_texts(&ids).map_err(|e| e.to_string()))
-                        .map(|e| e.data),
+                        .map_err(|e| e.to_string()),
                     _ => Err("The query encoder is not loaded.".to_owned()),
                 }
+            };
+            let result = match ids {
+                Ok(ids) => compute(state, &Input::Texts(ids)).await.map(|e| e.data),
+                Err(e) => Err(e),
             };
             let (embedding, error) = match result {
                 Ok(e) => (Some(e), None),
@@ -300,32 +423,204 @@ async fn handle(state: &Rc<RefCell<WorkerState>>, data: JsValue) {
     }
 }
 
-/// Loads one tower of the cached model, tensor by tensor.
-async fn load(
-    model_key: &str,
-    tower: Tower,
-    on_progress: impl FnMut(f64),
-) -> Result<(Engine, String, usize), String> {
+/// Encodes with the worker's engine. When the WebGPU engine fails under `backend=auto`, the
+/// worker reloads its tower on the CPU engine, says so (`Switched`) and encodes the same
+/// input there, so nothing in hand is lost; under `backend=webgpu` the worker says `Failed`
+/// and refuses further work.
+async fn compute(state: &Rc<RefCell<WorkerState>>, input: &Input) -> Result<Embeddings, String> {
+    let (encoder, request, broken) = {
+        let s = state.borrow();
+        (s.engine.encoder(), s.request.clone(), s.broken.clone())
+    };
+    if let Some(message) = broken {
+        return Err(message);
+    }
+    let Some(encoder) = encoder else {
+        return Err("The encoder is not loaded.".to_owned());
+    };
+    let error = match encoder.run(input).await {
+        Ok(e) => return Ok(e),
+        Err(e) => e,
+    };
+    let (Enc::Gpu(_), Some(request), true) = (&*encoder, request, is_engine_failure(&error)) else {
+        return Err(error.to_string());
+    };
+    let scope = state.borrow().scope.clone();
+    let reason = match gpu_failure(
+        request.backend,
+        "the WebGPU engine failed",
+        &error.to_string(),
+    ) {
+        Ok(reason) => reason,
+        Err(message) => {
+            state.borrow_mut().broken = Some(message.clone());
+            post(
+                &scope,
+                &FromWorker::Failed {
+                    error: message.clone(),
+                },
+                None,
+            );
+            return Err(message);
+        }
+    };
+    web_sys::console::warn_1(&JsValue::from_str(&format!(
+        "clipseek: moving to the CPU engine: {reason}"
+    )));
+    let cpu = cpu_engine(&request, |_| {}).await.map_err(|e| {
+        format!("The WebGPU engine failed ({reason}) and the CPU engine could not be loaded: {e}")
+    })?;
+    let cpu = Rc::new(Enc::Cpu(cpu));
+    state.borrow_mut().engine.set_encoder(cpu.clone());
+    post(
+        &scope,
+        &FromWorker::Switched {
+            engine: EngineKind::Cpu,
+            detail: CPU_DETAIL.to_owned(),
+            reason,
+        },
+        None,
+    );
+    cpu.run(input).await.map_err(|e| e.to_string())
+}
+
+const CPU_DETAIL: &str = "the CPU (WebAssembly SIMD)";
+
+/// A loaded tower.
+struct Loaded {
+    engine: Engine,
+    encoder: Rc<Enc>,
+    model_id: String,
+    dim: usize,
+    detail: String,
+    fallback: Option<String>,
+}
+
+/// The cached model, opened and verified.
+struct Opened {
+    model: super::download::VerifiedModel,
+    config: ClipConfig,
+    header: crate::model::weights::SafetensorsHeader,
+    id: String,
+}
+
+async fn open(model_key: &str) -> Result<Opened, String> {
     let db = idb::schema::open().await.map_err(|e| e.to_string())?;
     let store = ModelStore::new(db, model_key.to_owned());
     let model = store.open_verified().await.map_err(|e| e.to_string())?;
     let config = ClipConfig::from_json(&model.config_json).map_err(|e| e.to_string())?;
     let header = model.weights.header().await.map_err(|e| e.to_string())?;
     let id = model_id(&config, &model.config_json, &header);
-    let towers = match tower {
+    Ok(Opened {
+        model,
+        config,
+        header,
+        id,
+    })
+}
+
+fn towers_of(tower: Tower) -> Towers {
+    match tower {
         Tower::Vision => Towers::Vision,
         Tower::Text => Towers::Text,
+    }
+}
+
+/// The tower on the CPU engine (read again from the cache).
+async fn cpu_engine(
+    request: &LoadRequest,
+    on_progress: impl FnMut(f64),
+) -> Result<CpuEncoder, String> {
+    let o = open(&request.model_key).await?;
+    let weights = load_weights(
+        &o.model.weights,
+        &o.header,
+        &o.config,
+        towers_of(request.tower),
+        on_progress,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    CpuEncoder::new(&o.config, weights).map_err(|e| e.to_string())
+}
+
+/// Loads one tower of the cached model, tensor by tensor, on the engine the request says:
+/// WebGPU when asked and possible (the device is requested before any weight is read), the
+/// CPU engine otherwise — or an error under `backend=webgpu`.
+async fn load(request: &LoadRequest, mut on_progress: impl FnMut(f64)) -> Result<Loaded, String> {
+    let o = open(&request.model_key).await?;
+    let towers = towers_of(request.tower);
+    let mut fallback = None;
+    let mut note = |what: &str, error: String| -> Result<(), String> {
+        fallback = Some(gpu_failure(request.backend, what, &error)?);
+        Ok(())
     };
-    let weights = load_weights(&model.weights, &header, &config, towers, on_progress)
-        .await
-        .map_err(|e| e.to_string())?;
-    let encoder = CpuEncoder::new(&config, weights).map_err(|e| e.to_string())?;
-    let dim = encoder.embedding_dim();
-    let engine = match tower {
+    let device = match request.backend {
+        Backend::Cpu => None,
+        Backend::Auto | Backend::WebGpu => {
+            match request_device(wgpu::PowerPreference::HighPerformance).await {
+                Ok(d) => Some(d),
+                Err(GpuError::NoAdapter { .. }) => {
+                    note(
+                        "WebGPU is not available here",
+                        "this browser offers no WebGPU adapter".to_owned(),
+                    )?;
+                    None
+                }
+                Err(e) => {
+                    note("WebGPU is not available here", e.to_string())?;
+                    None
+                }
+            }
+        }
+    };
+    let weights = load_weights(
+        &o.model.weights,
+        &o.header,
+        &o.config,
+        towers,
+        &mut on_progress,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let (encoder, detail) = match device {
+        Some((adapter, device, queue)) => {
+            let options = GpuOptions {
+                precision: request.precision.gpu(),
+                ..GpuOptions::default()
+            };
+            match GpuEncoder::new_async(&device, &queue, &o.config, weights, &options).await {
+                Ok(gpu) => {
+                    // Browsers often hide the adapter's name.
+                    let name = adapter.get_info().name;
+                    let on = if name.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" on {name}")
+                    };
+                    let detail = format!("WebGPU{on} ({})", gpu.precision().name());
+                    (Enc::Gpu(gpu), detail)
+                }
+                Err(e) => {
+                    note("the model cannot run on this WebGPU adapter", e.to_string())?;
+                    // The weights went to the failed engine: read them again.
+                    let cpu = cpu_engine(request, &mut on_progress).await?;
+                    (Enc::Cpu(cpu), CPU_DETAIL.to_owned())
+                }
+            }
+        }
+        None => {
+            let cpu = CpuEncoder::new(&o.config, weights).map_err(|e| e.to_string())?;
+            (Enc::Cpu(cpu), CPU_DETAIL.to_owned())
+        }
+    };
+    let encoder = Rc::new(encoder);
+    let dim = encoder.dim();
+    let engine = match request.tower {
         Tower::Vision => {
-            let preprocess =
-                PreprocessConfig::from_json(&model.preprocessor_json).map_err(|e| e.to_string())?;
-            let v = &config.vision_config;
+            let preprocess = PreprocessConfig::from_json(&o.model.preprocessor_json)
+                .map_err(|e| e.to_string())?;
+            let v = &o.config.vision_config;
             if preprocess.crop_height as usize != v.image_size
                 || preprocess.crop_width as usize != v.image_size
             {
@@ -336,18 +631,28 @@ async fn load(
             }
             Engine::Vision {
                 preprocessor: Preprocessor::new(preprocess),
-                encoder,
+                encoder: encoder.clone(),
             }
         }
         Tower::Text => {
-            let json = model.tokenizer_json().await.map_err(|e| e.to_string())?;
+            let json = o.model.tokenizer_json().await.map_err(|e| e.to_string())?;
             let tokenizer =
-                ClipTokenizer::from_json(&json, config.text_config.max_position_embeddings)
+                ClipTokenizer::from_json(&json, o.config.text_config.max_position_embeddings)
                     .map_err(|e| e.to_string())?;
-            Engine::Text { tokenizer, encoder }
+            Engine::Text {
+                tokenizer,
+                encoder: encoder.clone(),
+            }
         }
     };
-    Ok((engine, id, dim))
+    Ok(Loaded {
+        engine,
+        encoder,
+        model_id: o.id,
+        dim,
+        detail,
+        fallback,
+    })
 }
 
 /// Reads, hashes, decodes, thumbnails and encodes a batch of photos.
@@ -440,13 +745,11 @@ async fn encode(
         thumbs.push(thumb);
     }
     if !to_encode.is_empty() {
-        let s = state.borrow();
-        let result = match &s.engine {
-            Engine::Vision { encoder, .. } => encoder
-                .encode_images(&pixels, to_encode.len())
-                .map_err(|e| e.to_string()),
-            _ => Err("The photo encoder is not loaded.".to_owned()),
+        let input = Input::Images {
+            pixels: std::mem::take(&mut pixels),
+            count: to_encode.len(),
         };
+        let result = compute(state, &input).await;
         match result {
             Ok(embeddings) => {
                 for (row, &position) in to_encode.iter().enumerate() {

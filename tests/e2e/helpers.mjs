@@ -9,7 +9,7 @@
 
 import { execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -221,16 +221,19 @@ const RECORDER = String.raw`(() => {
  * Launches Chromium with a persistent profile in `userDataDir` (a fresh temporary folder
  * unless given: reuse one to test persistence), with the recorder installed and problems
  * (uncaught errors, console errors, failed requests, HTTP errors) collected. Closed by
- * t.defer; a fresh profile folder is deleted then too.
+ * t.defer; a fresh profile folder is deleted then too. `webgpu: true` turns on Chromium's
+ * WebGPU.
  */
-export async function openBrowser(t, { userDataDir, viewport = { width: 1280, height: 900 } } = {}) {
+export async function openBrowser(t, { userDataDir, viewport = { width: 1280, height: 900 }, webgpu = false } = {}) {
   const fresh = !userDataDir;
   const dir = userDataDir ?? (await mkdtemp(join(tmpdir(), "clipseek-e2e-profile-")));
   if (fresh) t.defer(() => rm(dir, { recursive: true, force: true }));
   const context = await chromium.launchPersistentContext(dir, {
     executablePath: CHROMIUM,
     headless: true,
-    args: CHROMIUM_ARGS,
+    // --enable-unsafe-webgpu: headless Chromium's WebGPU (SwiftShader; TESTING.md). Without
+    // it requestAdapter() gives null, as on a machine without WebGPU.
+    args: webgpu ? [...CHROMIUM_ARGS, "--enable-unsafe-webgpu"] : CHROMIUM_ARGS,
     viewport,
     serviceWorkers: "allow",
     timeout: ms(60_000),
@@ -745,4 +748,19 @@ export async function makeImageFolder(dir, copies) {
     for (const f of good) await copyFile(join(IMAGES, f), join(sub, f.replace(/\//g, "_")));
   }
   return good.length * copies;
+}
+
+/**
+ * A copy of the built app whose encoder workers run `prelude` (JavaScript) before anything
+ * else: the way the WebGPU tests inject faults (a lost device, small limits) into the
+ * workers, where no init script reaches. Deleted by t.defer.
+ */
+export async function distWithWorkerPrelude(t, prelude, dist = t.options.dist) {
+  const dir = await mkdtemp(join(tmpdir(), "clipseek-e2e-dist-"));
+  t.defer(() => rm(dir, { recursive: true, force: true }));
+  await cp(dist, dir, { recursive: true });
+  const file = join(dir, "encoder-worker.js");
+  const original = await readFile(file, "utf8");
+  await writeFile(file, `${prelude}\n${original}`);
+  return dir;
 }

@@ -450,10 +450,12 @@ impl GpuEncoder {
         count: usize,
     ) -> Result<Vec<f32>, GpuError> {
         scopes.check("encoding").await?;
-        let bytes = buffers::read_mapped(&staging).await?;
+        let read = buffers::read_mapped(&staging).await;
+        // A failed map on a lost device is the loss, said plainly.
         if self.is_lost() {
             return Err(GpuError::Lost);
         }
+        let bytes = read?;
         let mut data = buffers::from_bytes(&bytes, Precision::F32);
         data.truncate(count * self.projection_dim);
         Ok(data)

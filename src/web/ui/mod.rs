@@ -48,6 +48,8 @@ pub struct Dom {
     pub model_name: Element,
     pub model_progress: HtmlProgressElement,
     pub model_text: Element,
+    /// Which engine encodes, in words.
+    pub engine_text: Element,
     pub download_button: HtmlButtonElement,
     pub retry_button: HtmlButtonElement,
     pub remove_model_button: HtmlButtonElement,
@@ -97,6 +99,7 @@ impl Dom {
             model_name: find(d, "model-name")?,
             model_progress: find(d, "model-progress")?,
             model_text: find(d, "model-text")?,
+            engine_text: find(d, "engine-text")?,
             download_button: find(d, "download-model")?,
             retry_button: find(d, "retry-button")?,
             remove_model_button: find(d, "remove-model-button")?,

@@ -1,0 +1,197 @@
+// The WebGPU engine in the app (issue 4, browser part), on headless Chromium's WebGPU
+// (SwiftShader, with --enable-unsafe-webgpu; slow, hence the tiny model):
+//   w1. backend=webgpu indexes the fixture folder and gives the same results as backend=cpu
+//       in another browser (scores within 2e-4, order equal up to such ties);
+//   w2. without an adapter, backend=auto runs on the CPU and says why, and backend=webgpu
+//       is a clear error;
+//   w3. backend=auto starts on WebGPU; the device is lost mid-run (a fault injected into the
+//       workers destroys it at its third submission): the work moves to the CPU, no photo
+//       is lost or skipped, results equal the CLI;
+//   w4. backend=auto with a device whose limits the model does not fit: CPU, said so.
+// The faults are JavaScript run in the encoder workers before the app's own code
+// (distWithWorkerPrelude): they patch the WebGPU API the way a failing GPU would behave.
+
+import { BAD_FILES, IMAGES, MODELS, QUERIES, appUrl, cliReference, describe, distWithWorkerPrelude, dropPaths, expect, expectNoProblems, expectSameRanking, load, ms, normalisePagePath, openBrowser, readSkipped, recorded, search, snapshot, startServers, waitIndexed, waitModelReady, waitUntil } from "./helpers.mjs";
+
+const MODEL = "test/tiny-clip";
+const ROOT_NAME = "images";
+
+/** The engine line of the model panel. */
+const engineText = (page) => page.evaluate(() => document.getElementById("engine-text")?.textContent ?? "");
+
+/** The data-backend values the recorder saw, in order, without repeats. */
+async function backendsSeen(page) {
+  const rec = await recorded(page);
+  const seen = [];
+  for (const e of rec.trace) if (e.backend && seen.at(-1) !== e.backend) seen.push(e.backend);
+  return seen;
+}
+
+/** Opens the app with `params`, downloads the model and indexes the fixture folder. */
+async function indexFixtures(t, { webgpu, params, dist, servers }) {
+  const { hub, site } = servers ?? (await startServers(t, dist ? { dist } : {}));
+  const b = await openBrowser(t, { webgpu });
+  await load(b, appUrl(site, hub, { model: MODEL, ...params }));
+  await waitModelReady(b, hub);
+  await dropPaths(b.page, "#drop-zone", [IMAGES]);
+  await waitIndexed(b, { indexed: 28, skipped: BAD_FILES.length, hub, timeout: ms(300_000) });
+  const skipped = await readSkipped(b.page, ROOT_NAME);
+  expect(skipped.join() === BAD_FILES.join(), `#skipped lists ${skipped.join(", ")}; expected only the bad files ${BAD_FILES.join(", ")}`);
+  return { b, hub, site };
+}
+
+/** Requires equal rankings: same paths in the same order up to ties of `tol`, scores within `tol`. */
+function compareTwoPages(gpuItems, cpuItems, tol) {
+  const problems = [];
+  if (gpuItems.length !== cpuItems.length) problems.push(`webgpu shows ${gpuItems.length} results, cpu ${cpuItems.length}`);
+  const cpu = new Map(cpuItems.map((r) => [normalisePagePath(r.path, ROOT_NAME), Number(r.score)]));
+  const slack = tol + 5e-5 + 1e-9; // data-score has 4 decimals
+  gpuItems.forEach((r, i) => {
+    const path = normalisePagePath(r.path, ROOT_NAME);
+    const score = Number(r.score);
+    if (cpu.has(path) && Math.abs(cpu.get(path) - score) > slack) problems.push(`rank ${i + 1}: ${path} scores ${r.score} on webgpu, ${cpu.get(path).toFixed(4)} on cpu`);
+    if (cpuItems[i] && Math.abs(Number(cpuItems[i].score) - score) > slack) {
+      problems.push(`rank ${i + 1}: webgpu has ${path} (${r.score}) where cpu has ${normalisePagePath(cpuItems[i].path, ROOT_NAME)} (${cpuItems[i].score})`);
+    }
+  });
+  return problems;
+}
+
+// Runs in each encoder worker before the app: the device that reaches its third
+// queue.submit() is destroyed just before it (as when the GPU process dies or the driver
+// resets). The query worker has its own device and meets the same fate at its third query.
+const LOSE_DEVICE = String.raw`(() => {
+  const devices = new Map();
+  const requestDevice = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function (...args) {
+    const device = await requestDevice.apply(this, args);
+    devices.set(device.queue, { device, submits: 0 });
+    return device;
+  };
+  const submit = GPUQueue.prototype.submit;
+  GPUQueue.prototype.submit = function (...args) {
+    const d = devices.get(this);
+    if (d && ++d.submits === 3) {
+      console.warn("e2e fault: destroying the WebGPU device at its 3rd submission");
+      d.device.destroy();
+    }
+    return submit.apply(this, args);
+  };
+})();`;
+
+// Runs in each encoder worker before the app: every device reports a 4 KiB storage-binding
+// limit, far below what any weight of the model needs (as on a small mobile GPU with a big model).
+const SMALL_LIMITS = String.raw`(() => {
+  const descriptor = Object.getOwnPropertyDescriptor(GPUDevice.prototype, "limits");
+  Object.defineProperty(GPUDevice.prototype, "limits", {
+    configurable: true,
+    get() {
+      const real = descriptor.get.call(this);
+      return new Proxy(real, {
+        get(target, key) {
+          if (key === "maxStorageBufferBindingSize") return 4096;
+          const value = Reflect.get(target, key, target);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+    },
+  });
+})();`;
+
+export const tests = [
+  {
+    name: "w1. backend=webgpu (Chromium WebGPU): indexes the fixture folder, results equal backend=cpu's",
+    timeoutMs: 600_000,
+    async run(t) {
+      const servers = await startServers(t);
+      const gpu = await indexFixtures(t, { webgpu: true, params: { backend: "webgpu" }, servers });
+      const seen = await backendsSeen(gpu.b.page);
+      const now = await snapshot(gpu.b.page);
+      expect(now.backend === "webgpu", `backend=webgpu: #status[data-backend] is "${now.backend}" after indexing (seen: ${seen.join(" -> ")})`);
+      const engine = await engineText(gpu.b.page);
+      expect(/^Encoding on WebGPU\b/.test(engine) && !/CPU/.test(engine), `the engine line says "${engine}", expected WebGPU only`);
+      t.log(`engine: ${engine}`);
+
+      const cpu = await indexFixtures(t, { webgpu: false, params: { backend: "cpu" }, servers });
+      expect((await snapshot(cpu.b.page)).backend === "cpu", "backend=cpu: data-backend is not cpu");
+      for (const query of QUERIES[MODEL]) {
+        const g = await search(gpu.b, query, { hub: gpu.hub });
+        const c = await search(cpu.b, query, { hub: cpu.hub });
+        const problems = compareTwoPages(g.items, c.items, 2e-4);
+        expect(problems.length === 0, `query "${query}": backend=webgpu and backend=cpu differ (${problems.length} problems)`, problems.slice(0, 10).join("\n"));
+      }
+      expect((await snapshot(gpu.b.page)).backend === "webgpu", "data-backend left webgpu while searching");
+      await expectNoProblems(gpu.b);
+      await expectNoProblems(cpu.b);
+    },
+  },
+  {
+    name: "w2. no WebGPU adapter: backend=auto runs on the CPU and says why; backend=webgpu is a clear error",
+    timeoutMs: 240_000,
+    async run(t) {
+      const ref = await cliReference(MODELS[MODEL], IMAGES, QUERIES[MODEL]);
+      const { hub, site } = await startServers(t);
+      const b = await openBrowser(t, { webgpu: false });
+      await load(b, appUrl(site, hub, { model: MODEL, backend: "auto" }));
+      await waitModelReady(b, hub);
+      await dropPaths(b.page, "#drop-zone", [IMAGES]);
+      await waitIndexed(b, { indexed: 28, skipped: BAD_FILES.length, hub });
+      const s = await snapshot(b.page);
+      expect(s.backend === "cpu", `backend=auto without an adapter: data-backend="${s.backend}"`);
+      const engine = await engineText(b.page);
+      expect(/CPU/.test(engine) && /WebGPU is not available/.test(engine), `the engine line should say the CPU is used and why: "${engine}"`);
+      t.log(`engine: ${engine}`);
+      await expectSameRanking(b, QUERIES[MODEL][0], ref, { rootName: ROOT_NAME, hub });
+      await expectNoProblems(b);
+
+      // Same browser, model already stored: backend=webgpu must refuse, clearly.
+      await load(b, appUrl(site, hub, { model: MODEL, backend: "webgpu" }));
+      const failed = await waitUntil(b, async (now) => now.state === "error" || (now.state === "ready" && (await engineText(b.page)) !== ""), {
+        timeout: ms(60_000),
+        what: "backend=webgpu without an adapter to end in data-state=error",
+        hub,
+      });
+      expect(failed.state === "error", `backend=webgpu without an adapter: data-state=${failed.state}, expected error ("${failed.text}")`);
+      expect(/backend=webgpu/.test(failed.text) && /backend=auto/.test(failed.text), `the error should name backend=webgpu and the way out (backend=auto): "${failed.text}"`);
+      t.log(`error: ${failed.text}`);
+    },
+  },
+  {
+    name: "w3. backend=auto, WebGPU device lost mid-run: the rest moves to the CPU, nothing lost, results equal the CLI",
+    timeoutMs: 600_000,
+    async run(t) {
+      const ref = await cliReference(MODELS[MODEL], IMAGES, QUERIES[MODEL]);
+      const dist = await distWithWorkerPrelude(t, LOSE_DEVICE);
+      const { b, hub } = await indexFixtures(t, { webgpu: true, params: { backend: "auto" }, dist });
+      const seen = await backendsSeen(b.page);
+      const during = (await recorded(b.page)).trace.filter((e) => e.state === "indexing").map((e) => e.backend);
+      expect(during.includes("webgpu"), `indexing never ran on WebGPU (data-backend while indexing: ${[...new Set(during)].join(", ")})`, await describe(b, hub));
+      expect(seen.at(-1) === "cpu" && seen.lastIndexOf("webgpu") >= 0, `data-backend should go webgpu -> cpu after the loss; seen ${seen.join(" -> ")}`);
+      const engine = await engineText(b.page);
+      expect(/CPU/.test(engine) && /WebGPU engine failed/.test(engine), `the engine line should say the work moved to the CPU and why: "${engine}"`);
+      t.log(`data-backend: ${seen.join(" -> ")}; engine: ${engine}`);
+      // Three queries: the query worker's device is lost at the third, which must still answer.
+      for (const q of QUERIES[MODEL]) await expectSameRanking(b, q, ref, { rootName: ROOT_NAME, hub });
+      const after = await engineText(b.page);
+      expect(/^Encoding on the CPU/.test(after), `after the query worker's device was lost too, the engine line says "${after}"`);
+      await expectNoProblems(b);
+    },
+  },
+  {
+    name: "w4. backend=auto, a device whose limits the model does not fit: the CPU engine, said so, results equal the CLI",
+    timeoutMs: 300_000,
+    async run(t) {
+      const ref = await cliReference(MODELS[MODEL], IMAGES, QUERIES[MODEL]);
+      const dist = await distWithWorkerPrelude(t, SMALL_LIMITS);
+      const { b, hub } = await indexFixtures(t, { webgpu: true, params: { backend: "auto" }, dist });
+      const seen = await backendsSeen(b.page);
+      expect(!seen.includes("webgpu"), `data-backend was webgpu at some point (${seen.join(" -> ")}) though the model fits no binding`);
+      const engine = await engineText(b.page);
+      expect(/CPU/.test(engine) && /limit/.test(engine), `the engine line should say the model does not fit the adapter's limits: "${engine}"`);
+      t.log(`engine: ${engine}`);
+      await expectSameRanking(b, QUERIES[MODEL][1], ref, { rootName: ROOT_NAME, hub });
+      await expectNoProblems(b);
+    },
+  },
+];
+
