@@ -169,7 +169,10 @@ async function runTest(test) {
 }
 
 // --- main ------------------------------------------------------------------------------------------
-const tests = (await loadTests()).filter((t) => filters.length === 0 || filters.some((f) => t.name.includes(f) || t.file.includes(f)));
+const tests = (await loadTests())
+  .filter((t) => filters.length === 0 || filters.some((f) => t.name.includes(f) || t.file.includes(f)))
+  // The mock page has no engines: tests of the real engines do not apply to it.
+  .filter((t) => !(options.mock && t.realEnginesOnly));
 if (options.list) {
   for (const t of tests) console.log(`${t.file}: ${t.name} (limit ${t.timeoutMs / 1000} s)`);
   process.exit(0);

@@ -100,6 +100,7 @@ const SMALL_LIMITS = String.raw`(() => {
 
 export const tests = [
   {
+    realEnginesOnly: true,
     name: "w1. backend=webgpu (Chromium WebGPU): indexes the fixture folder, results equal backend=cpu's",
     timeoutMs: 600_000,
     async run(t) {
@@ -126,6 +127,7 @@ export const tests = [
     },
   },
   {
+    realEnginesOnly: true,
     name: "w2. no WebGPU adapter: backend=auto runs on the CPU and says why; backend=webgpu is a clear error",
     timeoutMs: 240_000,
     async run(t) {
@@ -157,6 +159,7 @@ export const tests = [
     },
   },
   {
+    realEnginesOnly: true,
     name: "w3. backend=auto, WebGPU device lost mid-run: the rest moves to the CPU, nothing lost, results equal the CLI",
     timeoutMs: 600_000,
     async run(t) {
@@ -178,6 +181,7 @@ export const tests = [
     },
   },
   {
+    realEnginesOnly: true,
     name: "w4. backend=auto, a device whose limits the model does not fit: the CPU engine, said so, results equal the CLI",
     timeoutMs: 300_000,
     async run(t) {
