@@ -446,6 +446,15 @@ impl App {
         }
     }
 
+    /// A worker's engine in words (`worker`: "text" or "vision N"), and why WebGPU is not
+    /// used when it is not (the latest reason is kept).
+    fn note_engine(&mut self, worker: String, detail: String, fallback: Option<String>) {
+        self.engine_details.insert(worker, detail);
+        if fallback.is_some() {
+            self.engine_fallback = fallback;
+        }
+    }
+
     /// `#status[data-backend]` and the engine line of the model panel.
     fn show_engine(&self) {
         let engine = self.engine();
@@ -1178,10 +1187,7 @@ fn text_event(app: &AppRef, event: WorkerEvent) {
                 }
                 a.text_ready = true;
                 a.text_engine = Some(engine);
-                a.engine_details.insert("text".into(), detail);
-                if fallback.is_some() {
-                    a.engine_fallback = fallback;
-                }
+                a.note_engine("text".into(), detail, fallback);
                 a.update_status();
                 a.search.pending_text.take()
             };
@@ -1211,8 +1217,7 @@ fn text_event(app: &AppRef, event: WorkerEvent) {
         ) => {
             let mut a = app.borrow_mut();
             a.text_engine = Some(engine);
-            a.engine_details.insert("text".into(), detail);
-            a.engine_fallback = Some(reason);
+            a.note_engine("text".into(), detail, Some(reason));
             a.update_status();
         }
         WorkerEvent::Message(
@@ -1519,10 +1524,7 @@ fn pool_event(app: &AppRef, slot: usize, event: WorkerEvent) {
                     w.loading = false;
                     w.engine = Some(engine);
                 }
-                a.engine_details.insert(format!("vision {slot}"), detail);
-                if fallback.is_some() {
-                    a.engine_fallback = fallback;
-                }
+                a.note_engine(format!("vision {slot}"), detail, fallback);
                 load_next_worker(&mut a);
                 a.update_status();
             }
@@ -1563,8 +1565,7 @@ fn pool_event(app: &AppRef, slot: usize, event: WorkerEvent) {
             if let Some(Some(w)) = a.pool.get_mut(slot) {
                 w.engine = Some(engine);
             }
-            a.engine_details.insert(format!("vision {slot}"), detail);
-            a.engine_fallback = Some(reason);
+            a.note_engine(format!("vision {slot}"), detail, Some(reason));
             a.update_status();
         }
         WorkerEvent::Message(FromWorker::Encoded { job, items }, data) => {

@@ -252,30 +252,20 @@ impl GpuEncoder {
         let scope = ErrorScopes::push(device);
         let kernels = Kernels::new(device, kernel_config);
         let towers = weights.towers();
-        let vision = if towers.vision() {
-            Some(vision::Vision::upload(
-                device,
-                &limits,
-                &mut weights,
-                v,
-                config.projection_dim,
-                precision,
-            )?)
-        } else {
-            None
-        };
-        let text = if towers.text() {
-            Some(text::Text::upload(
-                device,
-                &limits,
-                &mut weights,
-                t,
-                config.projection_dim,
-                precision,
-            )?)
-        } else {
-            None
-        };
+        let vision = towers
+            .vision()
+            .then(|| {
+                let projection = config.projection_dim;
+                vision::Vision::upload(device, &limits, &mut weights, v, projection, precision)
+            })
+            .transpose()?;
+        let text = towers
+            .text()
+            .then(|| {
+                let projection = config.projection_dim;
+                text::Text::upload(device, &limits, &mut weights, t, projection, precision)
+            })
+            .transpose()?;
         drop(weights);
         let ws = Workspace::new(device, &limits)?;
 
