@@ -17,6 +17,8 @@ pub const LAYERNORM_WGSL: &str = include_str!("kernels/layernorm.wgsl");
 pub const ATTENTION_WGSL: &str = include_str!("kernels/attention.wgsl");
 pub const EMBED_WGSL: &str = include_str!("kernels/embed.wgsl");
 pub const POOL_WGSL: &str = include_str!("kernels/pool.wgsl");
+/// The workgroup reductions layernorm, attention and pool share (after the header).
+pub const REDUCE_WGSL: &str = include_str!("kernels/reduce.wgsl");
 
 /// Element type of weights and activations on the device (accumulation is always f32).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -297,7 +299,7 @@ pub fn sources(c: &KernelConfig) -> Vec<KernelSource> {
         src(
             "layernorm",
             &["main"],
-            header(p, &[("WG", c.wg)]) + LAYERNORM_WGSL,
+            header(p, &[("WG", c.wg)]) + REDUCE_WGSL + LAYERNORM_WGSL,
         ),
         src(
             "attention",
@@ -309,7 +311,8 @@ pub fn sources(c: &KernelConfig) -> Vec<KernelSource> {
                     ("SEQ_MAX", c.seq_max),
                     ("DH_MAX", c.head_dim_max),
                 ],
-            ) + ATTENTION_WGSL,
+            ) + REDUCE_WGSL
+                + ATTENTION_WGSL,
         ),
         src(
             "embed",
@@ -319,7 +322,7 @@ pub fn sources(c: &KernelConfig) -> Vec<KernelSource> {
         src(
             "pool",
             &["gather_rows", "l2_normalize"],
-            header(p, &[("WG", c.wg)]) + POOL_WGSL,
+            header(p, &[("WG", c.wg)]) + REDUCE_WGSL + POOL_WGSL,
         ),
     ]
 }

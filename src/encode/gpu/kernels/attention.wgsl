@@ -27,35 +27,7 @@ struct Params {
 
 var<workgroup> q_row: array<f32, DH_MAX>;
 var<workgroup> scores: array<f32, SEQ_MAX>;
-var<workgroup> partial: array<f32, WG>;
-
-fn workgroup_max(v: f32, li: u32) -> f32 {
-    partial[li] = v;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
-        if (li < stride) {
-            partial[li] = max(partial[li], partial[li + stride]);
-        }
-        workgroupBarrier();
-    }
-    let m = partial[0];
-    workgroupBarrier();
-    return m;
-}
-
-fn workgroup_sum(v: f32, li: u32) -> f32 {
-    partial[li] = v;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
-        if (li < stride) {
-            partial[li] += partial[li + stride];
-        }
-        workgroupBarrier();
-    }
-    let total = partial[0];
-    workgroupBarrier();
-    return total;
-}
+// workgroup_sum and workgroup_max come from reduce.wgsl.
 
 @compute @workgroup_size(WG, 1, 1)
 fn main(

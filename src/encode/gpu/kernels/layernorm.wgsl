@@ -24,22 +24,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> beta: array<T>;
 @group(0) @binding(4) var<storage, read_write> y: array<T>;
 
-var<workgroup> partial: array<f32, WG>;
-
-// Sum of `v` over the workgroup; every invocation gets the result.
-fn workgroup_sum(v: f32, li: u32) -> f32 {
-    partial[li] = v;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
-        if (li < stride) {
-            partial[li] += partial[li + stride];
-        }
-        workgroupBarrier();
-    }
-    let total = partial[0];
-    workgroupBarrier();
-    return total;
-}
+// workgroup_sum comes from reduce.wgsl.
 
 @compute @workgroup_size(WG, 1, 1)
 fn main(

@@ -23,7 +23,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> dst: array<T>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
-var<workgroup> partial: array<f32, WG>;
+// workgroup_sum and workgroup_max come from reduce.wgsl.
 
 @compute @workgroup_size(WG, 1, 1)
 fn gather_rows(
@@ -56,16 +56,7 @@ fn l2_normalize(
     for (var i = li; i < p.n; i += WG) {
         m = max(m, abs(f32(src[base + i])));
     }
-    partial[li] = m;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
-        if (li < stride) {
-            partial[li] = max(partial[li], partial[li + stride]);
-        }
-        workgroupBarrier();
-    }
-    let big = partial[0];
-    workgroupBarrier();
+    let big = workgroup_max(m, li);
     var inv_big = 0.0;
     if (big > 0.0) {
         inv_big = 1.0 / big;
@@ -75,15 +66,7 @@ fn l2_normalize(
         let v = f32(src[base + i]) * inv_big;
         s += v * v;
     }
-    partial[li] = s;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
-        if (li < stride) {
-            partial[li] += partial[li + stride];
-        }
-        workgroupBarrier();
-    }
-    let norm = sqrt(partial[0]);
+    let norm = sqrt(workgroup_sum(s, li));
     var scale = 0.0;
     if (norm > 0.0) {
         scale = inv_big / norm;
