@@ -12,27 +12,6 @@ fn fixtures() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-/// A photo-like 4000x3000 JPEG (smooth gradients and edges), encoded at quality 90.
-fn twelve_megapixel_jpeg() -> Vec<u8> {
-    let (w, h) = (4000u32, 3000u32);
-    let img = image::RgbImage::from_fn(w, h, |x, y| {
-        let fx = x as f32 / w as f32;
-        let fy = y as f32 / h as f32;
-        let ring = (((fx - 0.5).powi(2) + (fy - 0.4).powi(2)).sqrt() * 40.0).sin();
-        image::Rgb([
-            (255.0 * fx) as u8,
-            (200.0 * fy + 40.0 * ring) as u8,
-            (128.0 + 100.0 * ring) as u8,
-        ])
-    });
-    let mut out = Vec::new();
-    let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90);
-    if let Err(e) = enc.encode_image(&img) {
-        panic!("encoding the benchmark JPEG failed: {e}");
-    }
-    out
-}
-
 fn engine(c: &mut Criterion) {
     let dir = match tempfile::tempdir() {
         Ok(d) => d,
@@ -74,7 +53,10 @@ fn engine(c: &mut Criterion) {
     });
     g.finish();
 
-    let jpeg = twelve_megapixel_jpeg();
+    let jpeg = match clipseek::model::synthetic::photo_like_jpeg(4000, 3000) {
+        Ok(j) => j,
+        Err(e) => panic!("encoding the benchmark JPEG failed: {e}"),
+    };
     let mut g = c.benchmark_group("preprocess");
     g.sample_size(10);
     g.bench_function("decode + preprocess 12 MP JPEG", |b| {

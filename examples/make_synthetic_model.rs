@@ -44,26 +44,6 @@ mod native {
         "word ".repeat(100)
     }
 
-    /// A photo-like 4000x3000 JPEG (smooth gradients and rings), quality 90; the same
-    /// picture as `benches/engine.rs`.
-    fn twelve_megapixel_jpeg() -> Result<Vec<u8>, image::ImageError> {
-        let (w, h) = (4000u32, 3000u32);
-        let img = image::RgbImage::from_fn(w, h, |x, y| {
-            let fx = x as f32 / w as f32;
-            let fy = y as f32 / h as f32;
-            let ring = (((fx - 0.5).powi(2) + (fy - 0.4).powi(2)).sqrt() * 40.0).sin();
-            image::Rgb([
-                (255.0 * fx) as u8,
-                (200.0 * fy + 40.0 * ring) as u8,
-                (128.0 + 100.0 * ring) as u8,
-            ])
-        });
-        let mut out = Vec::new();
-        let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90);
-        enc.encode_image(&img)?;
-        Ok(out)
-    }
-
     fn first(values: &[f32], n: usize) -> Vec<f32> {
         values.iter().take(n).copied().collect()
     }
@@ -87,7 +67,7 @@ mod native {
             t.elapsed().as_secs_f64()
         );
 
-        let jpeg = twelve_megapixel_jpeg()?;
+        let jpeg = clipseek::model::synthetic::photo_like_jpeg(4000, 3000)?;
         std::fs::write(out_dir.join("bench-12mp.jpg"), &jpeg)?;
 
         let clip = load_model_dir(&out_dir)?;

@@ -120,6 +120,24 @@ pub fn write_safetensors(spec: &Spec, out: &mut impl std::io::Write) -> Result<(
     Ok(())
 }
 
+/// A photo-like `width` x `height` JPEG (smooth gradients and rings), quality 90: the
+/// picture the decode-and-preprocess benchmarks time, natively and in wasm32.
+pub fn photo_like_jpeg(width: u32, height: u32) -> Result<Vec<u8>, image::ImageError> {
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        let fx = x as f32 / width as f32;
+        let fy = y as f32 / height as f32;
+        let ring = (((fx - 0.5).powi(2) + (fy - 0.4).powi(2)).sqrt() * 40.0).sin();
+        image::Rgb([
+            (255.0 * fx) as u8,
+            (200.0 * fy + 40.0 * ring) as u8,
+            (128.0 + 100.0 * ring) as u8,
+        ])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&img)?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
