@@ -8,6 +8,7 @@
 use super::buffers::upload;
 use super::kernels::Precision;
 use super::ops::{Act, ProgramBuilder};
+use super::workspace::Workspace;
 use super::GpuError;
 use crate::model::weights::ClipWeights;
 
@@ -39,18 +40,6 @@ pub(crate) struct StackShape {
 pub(crate) struct Stack {
     pub shape: StackShape,
     layers: Vec<Layer>,
-}
-
-/// The buffers a stack works in, each at least `rows` rows wide.
-pub(crate) struct StackBuffers<'a> {
-    /// The residual stream `[rows, hidden]`, updated in place.
-    pub x: &'a wgpu::Buffer,
-    /// Layer-norm output `[rows, hidden]`.
-    pub y: &'a wgpu::Buffer,
-    pub qkv: &'a wgpu::Buffer,
-    pub ctx: &'a wgpu::Buffer,
-    /// MLP hidden `[rows, intermediate]`.
-    pub h: &'a wgpu::Buffer,
 }
 
 /// Uploads one tensor by name.
@@ -121,11 +110,13 @@ impl Stack {
         Ok(Self { shape, layers })
     }
 
-    /// Records every layer over `batch` sequences of `seq` rows held in `b.x`.
+    /// Records every layer over `batch` sequences of `seq` rows: the residual stream in
+    /// `ws.x` (updated in place), layer-norm outputs in `ws.y`, q/k/v in `ws.qkv`, attention
+    /// contexts in `ws.ctx`, the MLP's hidden rows in `ws.h`.
     pub fn record(
         &self,
         prog: &mut ProgramBuilder<'_>,
-        b: &StackBuffers<'_>,
+        b: &Workspace,
         batch: usize,
         seq: usize,
         causal: bool,
@@ -134,37 +125,47 @@ impl Stack {
         let rows = batch * seq;
         let (h, i) = (s.hidden, s.intermediate);
         for l in &self.layers {
-            prog.layernorm(b.x, &l.ln1_g, &l.ln1_b, b.y, rows, h, s.eps)?;
+            prog.layernorm(&b.x, &l.ln1_g, &l.ln1_b, &b.y, rows, h, s.eps)?;
             prog.matmul(
-                b.y,
+                &b.y,
                 &l.qkv_w,
                 Some(&l.qkv_b),
-                b.qkv,
+                &b.qkv,
                 rows,
                 3 * h,
                 h,
                 Act::None,
                 false,
             )?;
-            prog.attention(b.qkv, b.ctx, batch, seq, s.heads, h / s.heads, causal)?;
+            prog.attention(&b.qkv, &b.ctx, batch, seq, s.heads, h / s.heads, causal)?;
             prog.matmul(
-                b.ctx,
+                &b.ctx,
                 &l.out_w,
                 Some(&l.out_b),
-                b.x,
+                &b.x,
                 rows,
                 h,
                 h,
                 Act::None,
                 true,
             )?;
-            prog.layernorm(b.x, &l.ln2_g, &l.ln2_b, b.y, rows, h, s.eps)?;
-            prog.matmul(b.y, &l.fc1_w, Some(&l.fc1_b), b.h, rows, i, h, s.act, false)?;
+            prog.layernorm(&b.x, &l.ln2_g, &l.ln2_b, &b.y, rows, h, s.eps)?;
             prog.matmul(
-                b.h,
+                &b.y,
+                &l.fc1_w,
+                Some(&l.fc1_b),
+                &b.h,
+                rows,
+                i,
+                h,
+                s.act,
+                false,
+            )?;
+            prog.matmul(
+                &b.h,
                 &l.fc2_w,
                 Some(&l.fc2_b),
-                b.x,
+                &b.x,
                 rows,
                 h,
                 i,
@@ -173,5 +174,70 @@ impl Stack {
             )?;
         }
         Ok(())
+    }
+}
+
+/// How both towers end: the pooled rows listed in `ws.rows` (the class token of an image,
+/// the end token of a text) gathered, the final layer norm, the projection without bias and
+/// L2 normalisation into `ws.out`.
+pub(crate) struct Head {
+    norm_g: wgpu::Buffer,
+    norm_b: wgpu::Buffer,
+    proj: wgpu::Buffer,
+    pub projection_dim: usize,
+}
+
+impl Head {
+    /// Uploads `{norm}.weight`, `{norm}.bias` and the projection `proj`.
+    pub fn upload(
+        device: &wgpu::Device,
+        limits: &wgpu::Limits,
+        weights: &mut ClipWeights,
+        norm: &str,
+        proj: &str,
+        projection_dim: usize,
+        precision: Precision,
+    ) -> Result<Self, GpuError> {
+        let mut take = |name: &str| put(device, limits, weights, name, precision);
+        Ok(Self {
+            norm_g: take(&format!("{norm}.weight"))?,
+            norm_b: take(&format!("{norm}.bias"))?,
+            proj: take(proj)?,
+            projection_dim,
+        })
+    }
+
+    /// Records the head over `batch` items whose residual stream is in `ws.x`.
+    pub fn record(
+        &self,
+        prog: &mut ProgramBuilder<'_>,
+        ws: &Workspace,
+        batch: usize,
+        hidden: usize,
+        eps: f64,
+    ) -> Result<(), GpuError> {
+        let p = self.projection_dim;
+        prog.gather_rows(&ws.x, &ws.rows, &ws.y, batch, hidden)?;
+        prog.layernorm(
+            &ws.y,
+            &self.norm_g,
+            &self.norm_b,
+            &ws.ctx,
+            batch,
+            hidden,
+            eps,
+        )?;
+        prog.matmul(
+            &ws.ctx,
+            &self.proj,
+            None,
+            &ws.qkv,
+            batch,
+            p,
+            hidden,
+            Act::None,
+            false,
+        )?;
+        prog.l2_normalize(&ws.qkv, &ws.out, batch, p)
     }
 }

@@ -9,8 +9,8 @@
 
 use super::buffers::{check_size, to_bytes, upload};
 use super::kernels::Precision;
-use super::layers::{put, Stack, StackBuffers, StackShape};
-use super::ops::{Act, ProgramBuilder};
+use super::layers::{Head, Stack, StackShape};
+use super::ops::ProgramBuilder;
 use super::workspace::{Needs, Workspace};
 use super::GpuError;
 use crate::model::config::TextConfig;
@@ -32,9 +32,7 @@ pub(crate) struct Text {
     table: TokenTable,
     pos: wgpu::Buffer,
     stack: Stack,
-    final_g: wgpu::Buffer,
-    final_b: wgpu::Buffer,
-    proj: wgpu::Buffer,
+    head: Head,
     pub hidden: usize,
     pub context: usize,
     pub projection_dim: usize,
@@ -68,10 +66,15 @@ impl Text {
                 pos: pos_t.data,
             }
         };
-        let mut take = |name: &str| put(device, limits, weights, name, precision);
-        let final_g = take("text_model.final_layer_norm.weight")?;
-        let final_b = take("text_model.final_layer_norm.bias")?;
-        let proj = take("text_projection.weight")?;
+        let head = Head::upload(
+            device,
+            limits,
+            weights,
+            "text_model.final_layer_norm",
+            "text_projection.weight",
+            projection_dim,
+            precision,
+        )?;
         let stack = Stack::upload(
             device,
             limits,
@@ -91,9 +94,7 @@ impl Text {
             table,
             pos,
             stack,
-            final_g,
-            final_b,
-            proj,
+            head,
             hidden: t.hidden_size,
             context: t.max_position_embeddings,
             projection_dim,
@@ -160,35 +161,7 @@ impl Text {
         if let TokenTable::Device(table) = &self.table {
             prog.embed_tokens(&ws.ids, table, &self.pos, &ws.x, batch * seq, seq, s.hidden)?;
         }
-        let bufs = StackBuffers {
-            x: &ws.x,
-            y: &ws.y,
-            qkv: &ws.qkv,
-            ctx: &ws.ctx,
-            h: &ws.h,
-        };
-        self.stack.record(prog, &bufs, batch, seq, true)?;
-        prog.gather_rows(&ws.x, &ws.rows, &ws.y, batch, s.hidden)?;
-        prog.layernorm(
-            &ws.y,
-            &self.final_g,
-            &self.final_b,
-            &ws.ctx,
-            batch,
-            s.hidden,
-            s.eps,
-        )?;
-        prog.matmul(
-            &ws.ctx,
-            &self.proj,
-            None,
-            &ws.qkv,
-            batch,
-            self.projection_dim,
-            s.hidden,
-            Act::None,
-            false,
-        )?;
-        prog.l2_normalize(&ws.qkv, &ws.out, batch, self.projection_dim)
+        self.stack.record(prog, ws, batch, seq, true)?;
+        self.head.record(prog, ws, batch, s.hidden, s.eps)
     }
 }

@@ -4,7 +4,7 @@
 //! the class token's row through `post_layernorm`, the projection and L2 normalisation.
 
 use super::kernels::Precision;
-use super::layers::{put, Stack, StackBuffers, StackShape};
+use super::layers::{put, Head, Stack, StackShape};
 use super::ops::ProgramBuilder;
 use super::workspace::{Needs, Workspace};
 use super::GpuError;
@@ -18,9 +18,7 @@ pub(crate) struct Vision {
     pre_g: wgpu::Buffer,
     pre_b: wgpu::Buffer,
     stack: Stack,
-    post_g: wgpu::Buffer,
-    post_b: wgpu::Buffer,
-    proj: wgpu::Buffer,
+    head: Head,
     pub channels: usize,
     pub image: usize,
     pub patch: usize,
@@ -43,9 +41,6 @@ impl Vision {
         let pos = take("vision_model.embeddings.position_embedding.weight")?;
         let pre_g = take("vision_model.pre_layrnorm.weight")?;
         let pre_b = take("vision_model.pre_layrnorm.bias")?;
-        let post_g = take("vision_model.post_layernorm.weight")?;
-        let post_b = take("vision_model.post_layernorm.bias")?;
-        let proj = take("visual_projection.weight")?;
         let stack = Stack::upload(
             device,
             limits,
@@ -61,6 +56,15 @@ impl Vision {
             },
             precision,
         )?;
+        let head = Head::upload(
+            device,
+            limits,
+            weights,
+            "vision_model.post_layernorm",
+            "visual_projection.weight",
+            projection_dim,
+            precision,
+        )?;
         Ok(Self {
             patch_w,
             class_emb,
@@ -68,9 +72,7 @@ impl Vision {
             pre_g,
             pre_b,
             stack,
-            post_g,
-            post_b,
-            proj,
+            head,
             channels: v.num_channels,
             image: v.image_size,
             patch: v.patch_size,
@@ -156,35 +158,7 @@ impl Vision {
             s.hidden,
             s.eps,
         )?;
-        let bufs = StackBuffers {
-            x: &ws.x,
-            y: &ws.y,
-            qkv: &ws.qkv,
-            ctx: &ws.ctx,
-            h: &ws.h,
-        };
-        self.stack.record(prog, &bufs, batch, self.seq, false)?;
-        prog.gather_rows(&ws.x, &ws.rows, &ws.y, batch, s.hidden)?;
-        prog.layernorm(
-            &ws.y,
-            &self.post_g,
-            &self.post_b,
-            &ws.ctx,
-            batch,
-            s.hidden,
-            s.eps,
-        )?;
-        prog.matmul(
-            &ws.ctx,
-            &self.proj,
-            None,
-            &ws.qkv,
-            batch,
-            self.projection_dim,
-            s.hidden,
-            super::ops::Act::None,
-            false,
-        )?;
-        prog.l2_normalize(&ws.qkv, &ws.out, batch, self.projection_dim)
+        self.stack.record(prog, ws, batch, self.seq, false)?;
+        self.head.record(prog, ws, batch, s.hidden, s.eps)
     }
 }
