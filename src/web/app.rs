@@ -665,6 +665,40 @@ fn listen<E: wasm_bindgen::convert::FromWasmAbi + 'static>(
     Ok(())
 }
 
+/// Makes `el` a drop target: `data-dragging` while something is dragged over it, the
+/// browser's own handling (opening the file) prevented, and `on_drop` called with the drop.
+fn drop_target(
+    el: &web_sys::Element,
+    on_drop: impl Fn(DragEvent) + 'static,
+) -> Result<(), JsValue> {
+    let target: &web_sys::EventTarget = el.as_ref();
+    for event in ["dragenter", "dragover"] {
+        let z = el.clone();
+        listen(target, event, move |e: DragEvent| {
+            e.prevent_default();
+            if let Some(dt) = e.data_transfer() {
+                dt.set_drop_effect("copy");
+            }
+            ui::attr(&z, "data-dragging", "true");
+        })?;
+    }
+    let z = el.clone();
+    listen(target, "dragleave", move |_e: DragEvent| {
+        if z.remove_attribute("data-dragging").is_err() {
+            // Nothing to undo.
+        }
+    })?;
+    let z = el.clone();
+    listen(target, "drop", move |e: DragEvent| {
+        e.prevent_default();
+        e.stop_propagation();
+        if z.remove_attribute("data-dragging").is_err() {
+            // Nothing to undo.
+        }
+        on_drop(e);
+    })
+}
+
 fn wire(app: &AppRef) -> Result<(), JsValue> {
     let dom = app.borrow().dom.clone();
     let on = |el: &web_sys::EventTarget, event: &str, f: fn(&AppRef, Event)| {
@@ -694,34 +728,9 @@ fn wire(app: &AppRef) -> Result<(), JsValue> {
 
     // Drops: on the zone they index, on the search box they search by image, elsewhere
     // they must not make the browser navigate away to the file.
-    let zone: &web_sys::EventTarget = &dom.drop_zone;
-    for event in ["dragenter", "dragover"] {
-        let z = dom.drop_zone.clone();
-        listen(zone, event, move |e: DragEvent| {
-            e.prevent_default();
-            if let Some(dt) = e.data_transfer() {
-                dt.set_drop_effect("copy");
-            }
-            ui::attr(&z, "data-dragging", "true");
-        })?;
-    }
-    {
-        let z = dom.drop_zone.clone();
-        listen(zone, "dragleave", move |_e: DragEvent| {
-            if z.remove_attribute("data-dragging").is_err() {
-                // Nothing to undo.
-            }
-        })?;
-    }
     {
         let app = app.clone();
-        let z = dom.drop_zone.clone();
-        listen(zone, "drop", move |e: DragEvent| {
-            e.prevent_default();
-            e.stop_propagation();
-            if z.remove_attribute("data-dragging").is_err() {
-                // Nothing to undo.
-            }
+        drop_target(&dom.drop_zone, move |e: DragEvent| {
             let Some(dt) = e.data_transfer() else { return };
             let dropped = entries_of_drop(&dt);
             let app = app.clone();
@@ -746,27 +755,8 @@ fn wire(app: &AppRef) -> Result<(), JsValue> {
     }
     let query: &web_sys::EventTarget = &dom.query;
     {
-        let q = dom.query.clone();
-        listen(query, "dragover", move |e: DragEvent| {
-            e.prevent_default();
-            ui::attr(&q, "data-dragging", "true");
-        })?;
-        let q = dom.query.clone();
-        listen(query, "dragleave", move |_e: DragEvent| {
-            if q.remove_attribute("data-dragging").is_err() {
-                // Nothing to undo.
-            }
-        })?;
-    }
-    {
         let app = app.clone();
-        let q = dom.query.clone();
-        listen(query, "drop", move |e: DragEvent| {
-            e.prevent_default();
-            e.stop_propagation();
-            if q.remove_attribute("data-dragging").is_err() {
-                // Nothing to undo.
-            }
+        drop_target(&dom.query, move |e: DragEvent| {
             let file = e
                 .data_transfer()
                 .and_then(|dt| dt.files())
