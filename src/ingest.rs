@@ -135,6 +135,25 @@ pub fn worker_count(
     by_cores.min(by_memory).clamp(1, MAX_AUTO_WORKERS)
 }
 
+/// Seconds the photo encoders stay loaded after their last work by default: long enough for
+/// another drop or a search by photo, short enough to give their memory (a vision tower
+/// each, and its GPU device) back soon.
+pub const IDLE_RELEASE_S: u32 = 60;
+
+/// The `idle_s` URL parameter (tests shorten it): seconds from 1 to 86400, default
+/// [`IDLE_RELEASE_S`].
+pub fn idle_release_s(param: Option<&str>) -> Result<u32, String> {
+    match param.map(str::trim) {
+        None | Some("") => Ok(IDLE_RELEASE_S),
+        Some(v) => match v.parse::<u32>() {
+            Ok(n) if (1..=86_400).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "idle_s must be a whole number of seconds from 1 to 86400, not \"{v}\"."
+            )),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,5 +241,15 @@ mod tests {
         assert_eq!(worker_count(Some(2.0), Some(1.0), b32, Some(3)), 3);
         assert_eq!(worker_count(None, None, b32, Some(0)), 1);
         assert_eq!(worker_count(None, None, b32, Some(99)), 16);
+    }
+
+    #[test]
+    fn idle_release_defaults_to_a_minute_and_refuses_nonsense() {
+        assert_eq!(idle_release_s(None), Ok(IDLE_RELEASE_S));
+        assert_eq!(idle_release_s(Some(" 5 ")), Ok(5));
+        for bad in ["0", "-1", "1.5", "soon", "86401"] {
+            let e = idle_release_s(Some(bad)).err().unwrap_or_default();
+            assert!(e.contains(bad) && e.contains("idle_s"), "{bad}: {e}");
+        }
     }
 }

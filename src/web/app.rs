@@ -67,6 +67,8 @@ struct Params {
     workers: Option<usize>,
     backend: Backend,
     precision: PrecisionChoice,
+    /// Seconds the photo encoders stay loaded when idle (`idle_s`).
+    idle_release_s: u32,
 }
 
 fn read_params() -> Result<Params, String> {
@@ -87,6 +89,7 @@ fn read_params() -> Result<Params, String> {
         .any(|p| get(p).is_some_and(|v| !v.trim().is_empty()));
     let backend = Backend::from_param(get("backend").as_deref())?;
     let precision = PrecisionChoice::from_param(get("precision").as_deref())?;
+    let idle_release_s = ingest::idle_release_s(get("idle_s").as_deref())?;
     let workers = match get("workers").as_deref().map(str::trim) {
         None | Some("") | Some("auto") => None,
         Some(n) => match n.parse::<usize>() {
@@ -105,6 +108,7 @@ fn read_params() -> Result<Params, String> {
         workers,
         backend,
         precision,
+        idle_release_s,
     })
 }
 
@@ -239,6 +243,9 @@ struct App {
     engine_fallback: Option<String>,
     next_job: u32,
     pool: Vec<Option<PoolWorker>>,
+    /// Bumped by every piece of photo-encoder work; an idle timer stops the pool only if it
+    /// is still the latest.
+    pool_activity: u32,
     respawns: u32,
     jobs: HashMap<u32, JobInfo>,
     run: Option<Run>,
@@ -307,6 +314,7 @@ async fn boot() -> Result<(), JsValue> {
         engine_fallback: None,
         next_job: 1,
         pool: Vec::new(),
+        pool_activity: 0,
         respawns: 0,
         jobs: HashMap::new(),
         run: None,
@@ -1681,6 +1689,7 @@ fn encoded(
     let Some(info) = info else { return };
     match info.kind {
         JobKind::Query { name } => {
+            release_pool_when_idle(app);
             let item = items.into_iter().next();
             match item.and_then(|i| i.embedding.ok_or(i.error.unwrap_or_default()).ok()) {
                 Some(embedding) => set_search(app, SearchKind::Image { name, embedding }),
@@ -2051,6 +2060,41 @@ fn finish_run(app: &AppRef) {
     app.borrow_mut().update_status();
     render_results(app);
     maybe_start_run(app);
+    release_pool_when_idle(app);
+}
+
+/// Stops the photo encoders once they have been idle for `idle_s` seconds (one minute by
+/// default), giving back their memory — a vision tower each — and their GPU devices. The
+/// next drop or search by photo starts them again.
+fn release_pool_when_idle(app: &AppRef) {
+    let (generation, seconds) = {
+        let mut a = app.borrow_mut();
+        a.pool_activity = a.pool_activity.wrapping_add(1);
+        (a.pool_activity, a.params.idle_release_s)
+    };
+    let app = app.clone();
+    spawn_local(async move {
+        super::sleep_ms(f64::from(seconds) * 1000.0).await;
+        let old = {
+            let mut a = app.borrow_mut();
+            let idle = a.pool_activity == generation
+                && a.run.is_none()
+                && a.search.pending_image.is_none()
+                && a.pool
+                    .iter()
+                    .flatten()
+                    .all(|w| w.in_flight == 0 && !w.loading);
+            if !idle || a.pool.is_empty() {
+                return;
+            }
+            a.engine_details.retain(|k, _| !k.starts_with("vision"));
+            let old = std::mem::take(&mut a.pool);
+            a.update_status();
+            old
+        };
+        // Terminates the workers.
+        drop(old);
+    });
 }
 
 fn toggle_pause(app: &AppRef) {

@@ -7,11 +7,14 @@
 //   w3. backend=auto starts on WebGPU; the device is lost mid-run (a fault injected into the
 //       workers destroys it at its third submission): the work moves to the CPU, no photo
 //       is lost or skipped, results equal the CLI;
-//   w4. backend=auto with a device whose limits the model does not fit: CPU, said so.
+//   w4. backend=auto with a device whose limits the model does not fit: CPU, said so;
+//   w5. idle photo encoders (and their GPU devices) are stopped after idle_s seconds and
+//       start again for a search by photo.
 // The faults are JavaScript run in the encoder workers before the app's own code
 // (distWithWorkerPrelude): they patch the WebGPU API the way a failing GPU would behave.
 
-import { BAD_FILES, IMAGES, MODELS, QUERIES, appUrl, cliReference, describe, distWithWorkerPrelude, dropPaths, expect, expectNoProblems, expectSameRanking, load, ms, normalisePagePath, openBrowser, readSkipped, recorded, search, snapshot, startServers, waitIndexed, waitModelReady, waitUntil } from "./helpers.mjs";
+import { join } from "node:path";
+import { BAD_FILES, IMAGES, MODELS, QUERIES, appUrl, cliReference, describe, distWithWorkerPrelude, dropPaths, expect, expectNoProblems, expectSameRanking, load, ms, normalisePagePath, openBrowser, readSkipped, recorded, search, sleep, snapshot, startServers, waitIndexed, waitModelReady, waitUntil } from "./helpers.mjs";
 
 const MODEL = "test/tiny-clip";
 const ROOT_NAME = "images";
@@ -194,6 +197,38 @@ export const tests = [
       expect(/CPU/.test(engine) && /limit/.test(engine), `the engine line should say the model does not fit the adapter's limits: "${engine}"`);
       t.log(`engine: ${engine}`);
       await expectSameRanking(b, QUERIES[MODEL][1], ref, { rootName: ROOT_NAME, hub });
+      await expectNoProblems(b);
+    },
+  },
+  {
+    realEnginesOnly: true,
+    name: "w5. idle photo encoders and their GPU devices are stopped after idle_s, and start again for a search by photo",
+    timeoutMs: 300_000,
+    async run(t) {
+      const { b, hub } = await indexFixtures(t, { webgpu: true, params: { backend: "auto", idle_s: 2 } });
+      const workers = () => b.page.workers().length;
+      expect(workers() >= 2, `after indexing ${workers()} workers run, expected the query worker and a photo encoder`);
+      const started = Date.now();
+      while (workers() > 1 && Date.now() - started < ms(20_000)) await sleep(100);
+      expect(workers() === 1, `idle_s=2: ${workers()} workers still run ${((Date.now() - started) / 1000).toFixed(0)} s after indexing; the photo encoders should have stopped`);
+      const idle = await snapshot(b.page);
+      expect(idle.state === "ready" && idle.backend === "webgpu", `after stopping the photo encoders: data-state=${idle.state} data-backend=${idle.backend} (the query worker still runs on WebGPU)`);
+      t.log(`photo encoders stopped ${((Date.now() - started) / 1000).toFixed(1)} s after indexing`);
+
+      // A search by photo starts a photo encoder again; the photo itself ranks first.
+      const photo = join(IMAGES, "landscape.jpg");
+      await dropPaths(b.page, "#query", [photo]);
+      let found = [];
+      await waitUntil(
+        b,
+        async () => {
+          found = await b.page.evaluate(() => [...document.querySelectorAll("#results > *")].map((el) => ({ path: el.dataset.path, score: el.dataset.score })));
+          return found.length > 0 && found[0].path?.endsWith("landscape.jpg");
+        },
+        { timeout: ms(60_000), what: "results for the dropped photo, itself first", hub },
+      );
+      expect(Number(found[0].score) > 0.999, `the dropped photo ranks itself with score ${found[0].score}, expected 1.0000`);
+      expect(workers() >= 2, `searching by photo did not start a photo encoder (${workers()} workers)`);
       await expectNoProblems(b);
     },
   },
