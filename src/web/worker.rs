@@ -29,7 +29,7 @@ use super::download::{load_weights, ModelStore};
 use super::{describe_js, idb, now_ms, prop, set_prop};
 use crate::clip::model_id;
 use crate::encode::cpu::CpuEncoder;
-use crate::encode::gpu::{request_device, GpuEncoder, GpuError, GpuOptions};
+use crate::encode::gpu::{request_device, GpuEncoder, GpuError, GpuOptions, Precision};
 use crate::encode::{
     gpu_failure, is_engine_failure, Backend, Embeddings, EncodeError, Encoder, EngineKind,
     PrecisionChoice,
@@ -236,6 +236,8 @@ struct WorkerState {
     request: Option<LoadRequest>,
     /// A WebGPU failure under `backend=webgpu`: the worker refuses further work.
     broken: Option<String>,
+    /// New devices opened after a loss (see [`MAX_GPU_RECOVERIES`]).
+    recoveries: u32,
     known: HashSet<[u8; 32]>,
     inbox: VecDeque<JsValue>,
     busy: bool,
@@ -253,6 +255,7 @@ pub fn serve() {
         engine: Engine::None,
         request: None,
         broken: None,
+        recoveries: 0,
         known: HashSet::new(),
         inbox: VecDeque::new(),
         busy: false,
@@ -425,8 +428,9 @@ async fn handle(state: &Rc<RefCell<WorkerState>>, data: JsValue) {
 
 /// Encodes with the worker's engine. When the WebGPU engine fails under `backend=auto`, the
 /// worker reloads its tower on the CPU engine, says so (`Switched`) and encodes the same
-/// input there, so nothing in hand is lost; under `backend=webgpu` the worker says `Failed`
-/// and refuses further work.
+/// input there, so nothing in hand is lost; under `backend=webgpu` it opens a new device and
+/// redoes the input there (up to [`MAX_GPU_RECOVERIES`] times), then says `Failed` and
+/// refuses further work.
 async fn compute(state: &Rc<RefCell<WorkerState>>, input: &Input) -> Result<Embeddings, String> {
     let (encoder, request, broken) = {
         let s = state.borrow();
@@ -453,6 +457,14 @@ async fn compute(state: &Rc<RefCell<WorkerState>>, input: &Input) -> Result<Embe
     ) {
         Ok(reason) => reason,
         Err(message) => {
+            // backend=webgpu: a new device, a few times per worker, before giving up.
+            let recovered = match recover_on_new_device(state, &request, &error).await {
+                Some(gpu) => gpu.run(input).await.ok(),
+                None => None,
+            };
+            if let Some(embeddings) = recovered {
+                return Ok(embeddings);
+            }
             state.borrow_mut().broken = Some(message.clone());
             post(
                 &scope,
@@ -482,6 +494,45 @@ async fn compute(state: &Rc<RefCell<WorkerState>>, input: &Input) -> Result<Embe
         None,
     );
     cpu.run(input).await.map_err(|e| e.to_string())
+}
+
+/// New WebGPU devices a worker opens after losing one, under `backend=webgpu`.
+const MAX_GPU_RECOVERIES: u32 = 3;
+
+/// Under `backend=webgpu`, after the engine failed: the tower on a new device (a lost device
+/// stays lost, but the adapter may give another, as after a GPU process restart). Says
+/// `switched` and returns the new engine, or `None` when the recoveries are used up or the
+/// new device cannot be had.
+async fn recover_on_new_device(
+    state: &Rc<RefCell<WorkerState>>,
+    request: &LoadRequest,
+    error: &EncodeError,
+) -> Option<Rc<Enc>> {
+    {
+        let mut s = state.borrow_mut();
+        if s.recoveries >= MAX_GPU_RECOVERIES {
+            return None;
+        }
+        s.recoveries += 1;
+    }
+    let o = open(&request.model_key).await.ok()?;
+    let (gpu, detail, _) = gpu_engine(&o, request, |_| {}).await.ok()?;
+    let gpu = Rc::new(Enc::Gpu(gpu));
+    let scope = {
+        let mut s = state.borrow_mut();
+        s.engine.set_encoder(gpu.clone());
+        s.scope.clone()
+    };
+    post(
+        &scope,
+        &FromWorker::Switched {
+            engine: EngineKind::WebGpu,
+            detail,
+            reason: format!("the WebGPU device failed ({error}); a new one was opened"),
+        },
+        None,
+    );
+    Some(gpu)
 }
 
 const CPU_DETAIL: &str = "the CPU (WebAssembly SIMD)";
@@ -544,75 +595,104 @@ async fn cpu_engine(
     CpuEncoder::new(&o.config, weights).map_err(|e| e.to_string())
 }
 
+/// Why the WebGPU engine could not be built: what went wrong, and the error.
+struct GpuLoadError {
+    what: String,
+    error: String,
+}
+
+/// The tower on a new WebGPU device: the device is requested before any weight is read (no
+/// adapter costs nothing). f16 asked for on an adapter without `shader-f16` runs in f32, with
+/// a note saying so.
+async fn gpu_engine(
+    o: &Opened,
+    request: &LoadRequest,
+    on_progress: impl FnMut(f64),
+) -> Result<(GpuEncoder, String, Option<String>), GpuLoadError> {
+    let unavailable = |error: String| GpuLoadError {
+        what: "WebGPU is not available here".into(),
+        error,
+    };
+    let (adapter, device, queue) =
+        match request_device(wgpu::PowerPreference::HighPerformance).await {
+            Ok(d) => d,
+            Err(GpuError::NoAdapter { .. }) => {
+                return Err(unavailable("this browser offers no WebGPU adapter".into()))
+            }
+            Err(e) => return Err(unavailable(e.to_string())),
+        };
+    let mut precision = request.precision.gpu();
+    let mut note = None;
+    if precision == Some(Precision::F16) && !device.features().contains(wgpu::Features::SHADER_F16)
+    {
+        precision = Some(Precision::F32);
+        note =
+            Some("f16 was asked for, but this WebGPU adapter lacks shader-f16: f32 is used".into());
+    }
+    let weights = load_weights(
+        &o.model.weights,
+        &o.header,
+        &o.config,
+        towers_of(request.tower),
+        on_progress,
+    )
+    .await
+    .map_err(|e| GpuLoadError {
+        what: "the model could not be read".into(),
+        error: e.to_string(),
+    })?;
+    let options = GpuOptions {
+        precision,
+        ..GpuOptions::default()
+    };
+    let gpu = GpuEncoder::new_async(&device, &queue, &o.config, weights, &options)
+        .await
+        .map_err(|e| GpuLoadError {
+            what: "the model cannot run on this WebGPU adapter".into(),
+            error: e.to_string(),
+        })?;
+    // Browsers often hide the adapter's name.
+    let name = adapter.get_info().name;
+    let on = if name.is_empty() {
+        String::new()
+    } else {
+        format!(" on {name}")
+    };
+    let detail = format!("WebGPU{on} ({})", gpu.precision().name());
+    Ok((gpu, detail, note))
+}
+
 /// Loads one tower of the cached model, tensor by tensor, on the engine the request says:
 /// WebGPU when asked and possible (the device is requested before any weight is read), the
 /// CPU engine otherwise — or an error under `backend=webgpu`.
 async fn load(request: &LoadRequest, mut on_progress: impl FnMut(f64)) -> Result<Loaded, String> {
     let o = open(&request.model_key).await?;
-    let towers = towers_of(request.tower);
     let mut fallback = None;
-    let mut note = |what: &str, error: String| -> Result<(), String> {
-        fallback = Some(gpu_failure(request.backend, what, &error)?);
-        Ok(())
-    };
-    let device = match request.backend {
-        Backend::Cpu => None,
-        Backend::Auto | Backend::WebGpu => {
-            match request_device(wgpu::PowerPreference::HighPerformance).await {
-                Ok(d) => Some(d),
-                Err(GpuError::NoAdapter { .. }) => {
-                    note(
-                        "WebGPU is not available here",
-                        "this browser offers no WebGPU adapter".to_owned(),
-                    )?;
-                    None
-                }
-                Err(e) => {
-                    note("WebGPU is not available here", e.to_string())?;
-                    None
-                }
-            }
-        }
-    };
-    let weights = load_weights(
-        &o.model.weights,
-        &o.header,
-        &o.config,
-        towers,
-        &mut on_progress,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let (encoder, detail) = match device {
-        Some((adapter, device, queue)) => {
-            let options = GpuOptions {
-                precision: request.precision.gpu(),
-                ..GpuOptions::default()
-            };
-            match GpuEncoder::new_async(&device, &queue, &o.config, weights, &options).await {
-                Ok(gpu) => {
-                    // Browsers often hide the adapter's name.
-                    let name = adapter.get_info().name;
-                    let on = if name.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" on {name}")
-                    };
-                    let detail = format!("WebGPU{on} ({})", gpu.precision().name());
-                    (Enc::Gpu(gpu), detail)
-                }
-                Err(e) => {
-                    note("the model cannot run on this WebGPU adapter", e.to_string())?;
-                    // The weights went to the failed engine: read them again.
-                    let cpu = cpu_engine(request, &mut on_progress).await?;
-                    (Enc::Cpu(cpu), CPU_DETAIL.to_owned())
-                }
-            }
-        }
-        None => {
+    let (encoder, detail) = match request.backend {
+        Backend::Cpu => {
+            let weights = load_weights(
+                &o.model.weights,
+                &o.header,
+                &o.config,
+                towers_of(request.tower),
+                &mut on_progress,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             let cpu = CpuEncoder::new(&o.config, weights).map_err(|e| e.to_string())?;
             (Enc::Cpu(cpu), CPU_DETAIL.to_owned())
         }
+        Backend::Auto | Backend::WebGpu => match gpu_engine(&o, request, &mut on_progress).await {
+            Ok((gpu, detail, note)) => {
+                fallback = note;
+                (Enc::Gpu(gpu), detail)
+            }
+            Err(GpuLoadError { what, error }) => {
+                fallback = Some(gpu_failure(request.backend, &what, &error)?);
+                let cpu = cpu_engine(request, &mut on_progress).await?;
+                (Enc::Cpu(cpu), CPU_DETAIL.to_owned())
+            }
+        },
     };
     let encoder = Rc::new(encoder);
     let dim = encoder.dim();

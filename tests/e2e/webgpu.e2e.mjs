@@ -9,7 +9,9 @@
 //       is lost or skipped, results equal the CLI;
 //   w4. backend=auto with a device whose limits the model does not fit: CPU, said so;
 //   w5. idle photo encoders (and their GPU devices) are stopped after idle_s seconds and
-//       start again for a search by photo.
+//       start again for a search by photo;
+//   w6. backend=webgpu, a device lost mid-run: the worker opens a new device and goes on
+//       on WebGPU, nothing lost.
 // The faults are JavaScript run in the encoder workers before the app's own code
 // (distWithWorkerPrelude): they patch the WebGPU API the way a failing GPU would behave.
 
@@ -60,10 +62,12 @@ function compareTwoPages(gpuItems, cpuItems, tol) {
   return problems;
 }
 
-// Runs in each encoder worker before the app: the device that reaches its third
+// Runs in each encoder worker before the app: a device that reaches its third
 // queue.submit() is destroyed just before it (as when the GPU process dies or the driver
-// resets). The query worker has its own device and meets the same fate at its third query.
-const LOSE_DEVICE = String.raw`(() => {
+// resets), for the first `times` devices of the worker. The query worker has its own device
+// and meets the same fate at its third query.
+const loseDevice = (times) => String.raw`(() => {
+  let left = ${times};
   const devices = new Map();
   const requestDevice = GPUAdapter.prototype.requestDevice;
   GPUAdapter.prototype.requestDevice = async function (...args) {
@@ -74,7 +78,8 @@ const LOSE_DEVICE = String.raw`(() => {
   const submit = GPUQueue.prototype.submit;
   GPUQueue.prototype.submit = function (...args) {
     const d = devices.get(this);
-    if (d && ++d.submits === 3) {
+    if (d && ++d.submits === 3 && left > 0) {
+      left -= 1;
       console.warn("e2e fault: destroying the WebGPU device at its 3rd submission");
       d.device.destroy();
     }
@@ -167,7 +172,7 @@ export const tests = [
     timeoutMs: 600_000,
     async run(t) {
       const ref = await cliReference(MODELS[MODEL], IMAGES, QUERIES[MODEL]);
-      const dist = await distWithWorkerPrelude(t, LOSE_DEVICE);
+      const dist = await distWithWorkerPrelude(t, loseDevice(1000));
       const { b, hub } = await indexFixtures(t, { webgpu: true, params: { backend: "auto" }, dist });
       const seen = await backendsSeen(b.page);
       const during = (await recorded(b.page)).trace.filter((e) => e.state === "indexing").map((e) => e.backend);
@@ -229,6 +234,24 @@ export const tests = [
       );
       expect(Number(found[0].score) > 0.999, `the dropped photo ranks itself with score ${found[0].score}, expected 1.0000`);
       expect(workers() >= 2, `searching by photo did not start a photo encoder (${workers()} workers)`);
+      await expectNoProblems(b);
+    },
+  },
+  {
+    realEnginesOnly: true,
+    name: "w6. backend=webgpu, a device lost mid-run: a new WebGPU device takes over, nothing lost, results equal the CLI",
+    timeoutMs: 600_000,
+    async run(t) {
+      const ref = await cliReference(MODELS[MODEL], IMAGES, QUERIES[MODEL]);
+      const dist = await distWithWorkerPrelude(t, loseDevice(1));
+      const { b, hub } = await indexFixtures(t, { webgpu: true, params: { backend: "webgpu" }, dist });
+      const during = (await recorded(b.page)).trace.filter((e) => e.state === "indexing" || e.state === "ready").map((e) => e.backend);
+      expect(!during.includes("cpu"), `backend=webgpu: data-backend was cpu while indexing or ready (${[...new Set(during)].join(", ")})`);
+      const engine = await engineText(b.page);
+      expect(/^Encoding on WebGPU/.test(engine) && /a new one was opened/.test(engine), `the engine line should say a new device took over: "${engine}"`);
+      t.log(`engine: ${engine}`);
+      for (const q of QUERIES[MODEL]) await expectSameRanking(b, q, ref, { rootName: ROOT_NAME, hub });
+      expect((await snapshot(b.page)).backend === "webgpu", "data-backend left webgpu after the query worker's device was lost");
       await expectNoProblems(b);
     },
   },
