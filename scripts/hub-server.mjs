@@ -6,7 +6,7 @@
 //
 //   node scripts/hub-server.mjs --model test/tiny-clip=tests/fixtures/tiny-clip \
 //        [--model ORG/NAME=DIR ...] [--port N=0] [--host H=127.0.0.1] [--redirect]
-//        [--cdn-host HOST] [--only-revision REV] [--site DIR] [--log]
+//        [--cdn-host HOST] [--opaque-cdn-etag] [--only-revision REV] [--site DIR] [--log]
 //
 // Port 0 (the default, or $HUB_PORT) lets the system choose; once listening, the server
 // prints one JSON line on stdout: {"url": "http://127.0.0.1:PORT", "port": PORT, ...}.
@@ -33,6 +33,13 @@
 // - CORS on every response: `Access-Control-Allow-Origin: *`, exposed headers ETag,
 //   X-Linked-Etag, X-Linked-Size, Content-Range, Content-Length, Accept-Ranges; OPTIONS
 //   preflight answers 204 allowing GET, HEAD and the Range / If-Range / If-None-Match headers.
+// - `--opaque-cdn-etag`: the CDN answers with an ETag that is not the file's SHA-256 (as
+//   the real hub's CDN does for LFS files), so behind `--redirect` the only published hash
+//   is the API's.
+// - `api/models/<org>/<model>/revision/<revision>` (`?blobs=true`): the repository's files
+//   as the hub's API lists them, `{"id", "sha", "siblings": [{"rfilename", "size",
+//   "blobId", "lfs": {"size", "sha256", "pointerSize"}}]}` (`lfs` for LFS-like files only);
+//   404 RepoNotFound / RevisionNotFound as for `resolve`.
 // - `--site DIR`: any other path is a static file from DIR (so the page and the hub can share
 //   one origin when a Content-Security-Policy allows only 'self').
 //
@@ -126,7 +133,7 @@ const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
  * @param {boolean} [options.log=false] one line per request on stderr
  */
 export async function startHub(options) {
-  const { port = 0, host = "127.0.0.1", redirect = false, cdnHost, onlyRevision, site, log = false } = options;
+  const { port = 0, host = "127.0.0.1", redirect = false, cdnHost, onlyRevision, site, log = false, opaqueCdnEtag = false } = options;
   const models = new Map();
   for (const [name, dir] of Object.entries(options.models ?? {})) {
     const root = resolve(dir);
@@ -338,6 +345,11 @@ export async function startHub(options) {
       }
       return { via: "cdn", model: null };
     }
+    if (decoded[0] === "api" && decoded[1] === "models") {
+      const rev = decoded.indexOf("revision", 2);
+      if (rev < 3 || decoded.length !== rev + 2) return { via: "api", model: null };
+      return { via: "api", model: decoded.slice(2, rev).join("/"), revision: decoded[rev + 1], file: null };
+    }
     const at = decoded.indexOf("resolve");
     if (at < 1 || decoded.length < at + 3) return null;
     return {
@@ -348,8 +360,37 @@ export async function startHub(options) {
     };
   }
 
+  /** The hub API's model info: every file of the model folder, LFS-like ones with their SHA-256. */
+  async function handleApi(req, res, hubPath, record) {
+    const { model, revision } = hubPath;
+    Object.assign(record, { via: "api", model, revision, file: null });
+    const root = model && models.get(model);
+    if (!root) return sendText(req, res, 404, `Repository not found: ${model}\n`, { "X-Error-Code": "RepoNotFound" });
+    if (onlyRevision !== undefined && revision !== onlyRevision) {
+      return sendText(req, res, 404, `Invalid rev id: ${revision}\n`, { "X-Error-Code": "RevisionNotFound" });
+    }
+    const siblings = [];
+    for (const name of (await readdir(root)).sort()) {
+      const info = await fileInfo(resolve(root, name));
+      if (!info) continue;
+      siblings.push({
+        rfilename: name,
+        size: info.size,
+        blobId: info.sha256.slice(0, 40),
+        ...(isLfsFile(name) ? { lfs: { size: info.size, sha256: info.sha256, pointerSize: 134 } } : {}),
+      });
+    }
+    const body = Buffer.from(JSON.stringify({ id: model, sha: "0".repeat(40), siblings }));
+    record.status = 200;
+    record.bytes = body.length;
+    record.completed = true;
+    res.writeHead(200, { "Content-Type": "application/json", "Content-Length": body.length, "Cache-Control": "no-store" });
+    return res.end(req.method === "HEAD" ? undefined : body);
+  }
+
   async function handleHub(req, res, hubPath, record) {
     const { model, revision, file, via } = hubPath;
+    if (via === "api") return handleApi(req, res, hubPath, record);
     Object.assign(record, { via, model, revision, file });
     const root = model && models.get(model);
     if (!root) return sendText(req, res, 404, `Repository not found: ${model}\n`, { "X-Error-Code": "RepoNotFound" });
@@ -360,7 +401,8 @@ export async function startHub(options) {
     const info = path && (await fileInfo(path));
     if (!info) return sendText(req, res, 404, `Entry not found: ${file}\n`, { "X-Error-Code": "EntryNotFound" });
     record.key = `${model}/${file}`;
-    const etag = `"${info.sha256}"`;
+    // The real CDN's ETag for an LFS file is not its SHA-256 (--opaque-cdn-etag).
+    const etag = opaqueCdnEtag && via === "cdn" ? `"${info.sha256.slice(0, 32)}-1"` : `"${info.sha256}"`;
     const lfs = isLfsFile(file);
     const common = {
       ETag: etag,
@@ -623,7 +665,7 @@ export async function startHub(options) {
 function usage() {
   return [
     "usage: node scripts/hub-server.mjs --model ORG/NAME=DIR [--model ...] [--port N=0|$HUB_PORT]",
-    "       [--host H=127.0.0.1] [--redirect] [--cdn-host HOST] [--only-revision REV] [--site DIR] [--log]",
+    "       [--host H=127.0.0.1] [--redirect] [--cdn-host HOST] [--opaque-cdn-etag] [--only-revision REV] [--site DIR] [--log]",
   ].join("\n");
 }
 
@@ -655,6 +697,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     else if (flag === "--host") options.host = take();
     else if (flag === "--redirect") options.redirect = true;
     else if (flag === "--cdn-host") options.cdnHost = take();
+    else if (flag === "--opaque-cdn-etag") options.opaqueCdnEtag = true;
     else if (flag === "--only-revision") options.onlyRevision = take();
     else if (flag === "--site") options.site = take();
     else if (flag === "--log") options.log = true;

@@ -169,6 +169,18 @@ impl ModelSource {
         )
     }
 
+    /// The hub API's description of the repository at this revision, with each LFS file's
+    /// SHA-256 (`?blobs=true`): where the hash comes from when the file's own answer hides
+    /// it (the real hub redirects LFS files to a CDN whose headers do not carry it).
+    pub fn info_url(&self) -> String {
+        format!(
+            "{}/api/models/{}/revision/{}?blobs=true",
+            self.hub,
+            self.model,
+            encode_component(&self.revision)
+        )
+    }
+
     /// The chunk size for a file of `size_bytes`.
     pub fn chunk_bytes_for(&self, size_bytes: u64) -> u64 {
         self.chunk_bytes
@@ -230,6 +242,21 @@ pub fn sha256_from_etag(etag: &str) -> Option<[u8; 32]> {
     let tag = tag.strip_prefix("W/").unwrap_or(tag);
     let tag = tag.trim_matches('"');
     parse_hex32(tag)
+}
+
+/// The SHA-256 the hub API's model info (see [`ModelSource::info_url`]) publishes for
+/// `file`: `siblings[].lfs.sha256` of the entry whose `rfilename` is `file`. `None` when the
+/// JSON is not such a document, the file is not listed, or it is not in LFS.
+pub fn published_sha256(info_json: &[u8], file: &str) -> Option<[u8; 32]> {
+    let info: serde_json::Value = serde_json::from_slice(info_json).ok()?;
+    info.get("siblings")?
+        .as_array()?
+        .iter()
+        .find(|s| s.get("rfilename").and_then(|n| n.as_str()) == Some(file))?
+        .get("lfs")?
+        .get("sha256")?
+        .as_str()
+        .and_then(parse_hex32)
 }
 
 /// 64 hex digits → 32 bytes.
@@ -562,5 +589,42 @@ mod tests {
         assert_eq!(format_eta(200.0), "about 3 min 20 s");
         assert_eq!(format_eta(0.2), "under a second");
         assert_eq!(format_bytes(605_000_000.0), "605.0 MB");
+    }
+
+    #[test]
+    fn the_api_gives_the_lfs_sha256_of_a_file() {
+        let source = ModelSource::from_params(
+            Some("http://127.0.0.1:9/"),
+            Some("openai/clip-vit-base-patch32"),
+            Some("refs/pr/15"),
+            None,
+        )
+        .unwrap_or_default();
+        assert_eq!(
+            source.info_url(),
+            "http://127.0.0.1:9/api/models/openai/clip-vit-base-patch32/revision/refs%2Fpr%2F15?blobs=true"
+        );
+        let hash = "a".repeat(64);
+        let json = format!(
+            r#"{{"id":"m","siblings":[{{"rfilename":"config.json","size":4}},
+            {{"rfilename":"model.safetensors","size":9,"lfs":{{"size":9,"sha256":"{hash}","pointerSize":134}}}}]}}"#
+        );
+        assert_eq!(
+            published_sha256(json.as_bytes(), "model.safetensors"),
+            parse_hex32(&hash)
+        );
+        assert_eq!(published_sha256(json.as_bytes(), "config.json"), None);
+        assert_eq!(published_sha256(json.as_bytes(), "other.bin"), None);
+        assert_eq!(
+            published_sha256(b"<html>not json</html>", "model.safetensors"),
+            None
+        );
+        assert_eq!(
+            published_sha256(
+                br#"{"siblings":[{"rfilename":"model.safetensors","lfs":{"sha256":"xyz"}}]}"#,
+                "model.safetensors"
+            ),
+            None
+        );
     }
 }

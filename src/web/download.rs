@@ -59,8 +59,8 @@ use web_sys::{
 use super::idb::{self, schema, Database, IdbError};
 use super::{describe_js, now_ms, prop, set_prop};
 use crate::hub::{
-    format_bytes, parse_hex32, range_header, sha256_from_etag, to_hex, ChunkLayout, ContentRange,
-    ModelSource, Rate, JSON_FILES, PYTORCH_FILE, WEIGHTS_FILE,
+    format_bytes, parse_hex32, published_sha256, range_header, sha256_from_etag, to_hex,
+    ChunkLayout, ContentRange, ModelSource, Rate, JSON_FILES, PYTORCH_FILE, WEIGHTS_FILE,
 };
 use crate::model::config::ClipConfig;
 use crate::model::weights::{ClipWeights, SafetensorsHeader, Towers, WeightsBuilder};
@@ -992,6 +992,44 @@ impl Download {
         })
     }
 
+    /// The SHA-256 the hub's API publishes for the weights, for when the file's own answer
+    /// does not carry it (the real hub redirects LFS files to a CDN whose headers do not).
+    /// Any failure means `None`, said on the console: the size and header checks remain.
+    async fn published_sha256(&self) -> Option<[u8; 32]> {
+        let url = self.source.info_url();
+        let found = async {
+            let window = web_sys::window().ok_or_else(|| "no window".to_owned())?;
+            let init = RequestInit::new();
+            init.set_method("GET");
+            init.set_cache(RequestCache::NoStore);
+            let response: Response = JsFuture::from(window.fetch_with_str_and_init(&url, &init))
+                .await
+                .map_err(|e| describe_js(&e))?
+                .dyn_into()
+                .map_err(|e| describe_js(&e))?;
+            if !response.ok() {
+                return Err(format!("HTTP {}", response.status()));
+            }
+            let text = JsFuture::from(response.text().map_err(|e| describe_js(&e))?)
+                .await
+                .map_err(|e| describe_js(&e))?
+                .as_string()
+                .unwrap_or_default();
+            published_sha256(text.as_bytes(), WEIGHTS_FILE)
+                .ok_or_else(|| format!("it lists no SHA-256 for {WEIGHTS_FILE}"))
+        }
+        .await;
+        match found {
+            Ok(sha) => Some(sha),
+            Err(e) => {
+                web_sys::console::warn_1(&JsValue::from_str(&format!(
+                    "clipseek: {WEIGHTS_FILE} will be checked by size and header only: the hub's answer carries no SHA-256 and its API ({url}) did not give one ({e})"
+                )));
+                None
+            }
+        }
+    }
+
     /// The first request of a new download: `bytes=0-`, whose answer says the size.
     async fn start_job(&self, job: &mut Option<Job>) -> Result<(), Failure> {
         let file = WEIGHTS_FILE;
@@ -1012,11 +1050,15 @@ impl Download {
                     message: "the hub did not say how large it is".into(),
                 })
             })?;
+        let sha256 = match expected_sha256(&response) {
+            Some(s) => Some(s),
+            None => self.published_sha256().await,
+        };
         let manifest = FileManifest {
             url,
             size_bytes: size,
             etag: header(&response, "etag"),
-            sha256: expected_sha256(&response).map(|s| to_hex(&s)),
+            sha256: sha256.map(|s| to_hex(&s)),
             chunk_bytes: self.source.chunk_bytes_for(size),
             state: FileState::Downloading,
             refetched: false,

@@ -3,7 +3,9 @@
 //   Range request, without fetching the finished part again;
 // - the tab is reloaded in the middle of the download: same;
 // - bytes of a tensor arrive corrupted: the page notices (sha256 / X-Linked-Etag), says so,
-//   fetches them again, and is never ready with the corrupt bytes; results equal the CLI.
+//   fetches them again, and is never ready with the corrupt bytes; results equal the CLI;
+// - the same behind a CDN redirect whose answers carry no SHA-256 (as the real hub's):
+//   the hash comes from the hub's API (`api/models/.../revision/...?blobs=true`).
 
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -166,6 +168,33 @@ export const tests = [
       const served = hub.control.stats().files[KEY].bytes;
       expect(served < size * 2.5, `the hub served ${served} bytes (${(served / size).toFixed(1)} x the file) to recover from one corrupted range`, requestLines(gets));
       t.log(`served ${served} bytes of ${size} in ${gets.length} GETs`);
+      await expectRightResults(b, hub);
+    },
+  },
+  {
+    realAppOnly: true,
+    name: "c4. behind a CDN redirect that hides the SHA-256, corrupted bytes are still caught (the hash from the hub's API), refetched; results equal the CLI",
+    timeoutMs: 240_000,
+    async run(t) {
+      const range = await safetensorsTensorRange(WEIGHTS, "visual_projection.weight");
+      const { hub, site } = await startServers(t, { hubOptions: { redirect: true, opaqueCdnEtag: true } });
+      hub.control.setFault({ type: "corrupt", file: KEY, start: range.start, end: range.end, count: 1 });
+      const b = await openBrowser(t);
+      await load(b, appUrl(site, hub, { model: MODEL }));
+      await waitModelReady(b, hub, { tolerateError: true, timeout: ms(120_000) });
+
+      const requests = hub.control.stats().requests;
+      const api = requests.filter((q) => q.via === "api");
+      expect(api.length >= 1 && api.every((q) => q.status === 200), `the page did not ask the hub's API for the SHA-256 (API requests: ${api.map((q) => q.status).join(", ") || "none"})`);
+      const gets = weightGets(hub);
+      expect(gets.some((q) => q.via === "cdn" && q.corrupted), "test setup: no GET from the CDN carried the corrupted bytes", requestLines(gets));
+      const bad = gets.find((q) => q.corrupted);
+      const refetched = gets.filter((q) => q.startedAt > bad.startedAt && !q.corrupted && q.bytes > 0);
+      expect(refetched.length > 0, "the corrupted weights were never fetched again", requestLines(gets));
+      const rec = await recorded(b.page);
+      const reported = rec.trace.some((e) => Number(e.verifyFailures ?? 0) > 0 || /verif|corrupt|checksum|sha-?256|mismatch/i.test(e.text));
+      expect(reported, "the page never reported the failed verification", rec.trace.map((e) => `${e.state}: ${e.text}`).slice(-12).join("\n"));
+      t.log(`${api.length} API request(s); ${gets.length} GETs of the weights`);
       await expectRightResults(b, hub);
     },
   },

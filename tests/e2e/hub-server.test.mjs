@@ -430,6 +430,45 @@ describe("options", () => {
     }
   });
 
+  test("--opaque-cdn-etag: behind the redirect the CDN's ETag is not the SHA-256; the API gives it", async () => {
+    const r = await startHub({ models: { "test/m": join(dir, "model") }, redirect: true, opaqueCdnEtag: true, onlyRevision: "refs/pr/15" });
+    try {
+      const followed = await fetch(`${r.url}/test/m/resolve/refs%2Fpr%2F15/model.safetensors`, { headers: { Range: "bytes=0-9" } });
+      assert.equal(followed.status, 206);
+      const etag = followed.headers.get("etag");
+      assert.ok(etag && !etag.includes(sha(weights)), `the CDN's ETag ${etag} must not be the SHA-256`);
+      assert.ok(!(followed.headers.get("x-linked-etag") ?? "").includes(sha(weights)));
+      await followed.arrayBuffer();
+      const info = await fetch(`${r.url}/api/models/test/m/revision/refs%2Fpr%2F15?blobs=true`);
+      assert.equal(info.status, 200);
+      assert.equal(info.headers.get("access-control-allow-origin"), "*");
+      const json = await info.json();
+      assert.equal(json.id, "test/m");
+      const byName = Object.fromEntries(json.siblings.map((f) => [f.rfilename, f]));
+      assert.deepEqual(byName["model.safetensors"].lfs, { size: SIZE, sha256: sha(weights), pointerSize: 134 });
+      assert.equal(byName["config.json"].size, config.length);
+      assert.equal(byName["config.json"].lfs, undefined, "small files are not in LFS");
+      const wrongRev = await fetch(`${r.url}/api/models/test/m/revision/main?blobs=true`);
+      assert.equal(wrongRev.status, 404);
+      assert.equal(wrongRev.headers.get("x-error-code"), "RevisionNotFound");
+      await wrongRev.arrayBuffer();
+      const noRepo = await fetch(`${r.url}/api/models/test/nope/revision/refs%2Fpr%2F15`);
+      assert.equal(noRepo.status, 404);
+      assert.equal(noRepo.headers.get("x-error-code"), "RepoNotFound");
+      await noRepo.arrayBuffer();
+      assert.deepEqual(
+        r.control.stats().requests.filter((q) => q.via === "api").map((q) => [q.status, q.model, q.revision]),
+        [
+          [200, "test/m", "refs/pr/15"],
+          [404, "test/m", "main"],
+          [404, "test/nope", "refs/pr/15"],
+        ],
+      );
+    } finally {
+      await r.close();
+    }
+  });
+
   test("--only-revision: other revisions are RevisionNotFound", async () => {
     const r = await startHub({ models: { "test/m": join(dir, "model") }, onlyRevision: "refs/pr/15" });
     try {

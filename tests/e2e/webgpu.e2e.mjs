@@ -108,7 +108,7 @@ const SMALL_LIMITS = String.raw`(() => {
 
 export const tests = [
   {
-    realEnginesOnly: true,
+    realAppOnly: true,
     name: "w1. backend=webgpu (Chromium WebGPU): indexes the fixture folder, results equal backend=cpu's",
     timeoutMs: 600_000,
     async run(t) {
@@ -135,7 +135,7 @@ export const tests = [
     },
   },
   {
-    realEnginesOnly: true,
+    realAppOnly: true,
     name: "w2. no WebGPU adapter: backend=auto runs on the CPU and says why; backend=webgpu is a clear error",
     timeoutMs: 240_000,
     async run(t) {
@@ -167,7 +167,7 @@ export const tests = [
     },
   },
   {
-    realEnginesOnly: true,
+    realAppOnly: true,
     name: "w3. backend=auto, WebGPU device lost mid-run: the rest moves to the CPU, nothing lost, results equal the CLI",
     timeoutMs: 600_000,
     async run(t) {
@@ -189,7 +189,7 @@ export const tests = [
     },
   },
   {
-    realEnginesOnly: true,
+    realAppOnly: true,
     name: "w4. backend=auto, a device whose limits the model does not fit: the CPU engine, said so, results equal the CLI",
     timeoutMs: 300_000,
     async run(t) {
@@ -206,7 +206,7 @@ export const tests = [
     },
   },
   {
-    realEnginesOnly: true,
+    realAppOnly: true,
     name: "w5. idle photo encoders and their GPU devices are stopped after idle_s, and start again for a search by photo",
     timeoutMs: 300_000,
     async run(t) {
@@ -238,7 +238,7 @@ export const tests = [
     },
   },
   {
-    realEnginesOnly: true,
+    realAppOnly: true,
     name: "w6. backend=webgpu, a device lost mid-run: a new WebGPU device takes over, nothing lost, results equal the CLI",
     timeoutMs: 600_000,
     async run(t) {
