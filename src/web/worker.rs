@@ -37,7 +37,7 @@ use crate::encode::{
 use crate::hub::{parse_hex32, to_hex};
 use crate::model::config::{ClipConfig, PreprocessConfig};
 use crate::model::preprocess::Preprocessor;
-use crate::model::thumbnail::thumbnail_jpeg;
+use crate::model::thumbnail::{display_copy, thumbnail_jpeg};
 use crate::model::tokenizer::{ClipTokenizer, TokenIds};
 use crate::model::weights::Towers;
 
@@ -796,6 +796,11 @@ async fn encode(
         };
         match preprocessor.decode(&bytes) {
             Ok(rgb) => {
+                let display = if thumbnails {
+                    display_copy(&bytes)
+                } else {
+                    None
+                };
                 drop(bytes);
                 let px = preprocessor.pixels(&rgb);
                 let want: usize = encoder.image_shape().iter().product();
@@ -806,7 +811,8 @@ async fn encode(
                     ));
                 } else {
                     if thumbnails {
-                        match thumbnail_jpeg(&rgb, THUMB_SIDE, THUMB_QUALITY) {
+                        let shown = display.as_ref().unwrap_or(&rgb);
+                        match thumbnail_jpeg(shown, THUMB_SIDE, THUMB_QUALITY) {
                             Ok(jpeg) => {
                                 thumb = Some(Uint8Array::from(jpeg.as_slice()).buffer());
                                 item.thumb = true;
