@@ -14,9 +14,8 @@ use clipseek::encode::cpu::CpuEncoder;
 use clipseek::encode::gpu::{request_device, GpuEncoder, GpuOptions, Precision};
 use clipseek::encode::Encoder;
 use clipseek::model::config::ClipConfig;
-use clipseek::model::synthetic::{write_safetensors, Spec};
 use clipseek::model::tokenizer::TokenIds;
-use clipseek::model::weights::{from_bytes, ClipWeights};
+use clipseek::model::weights::ClipWeights;
 use criterion::{Criterion, Throughput};
 
 fn fixtures() -> std::path::PathBuf {
@@ -24,13 +23,8 @@ fn fixtures() -> std::path::PathBuf {
 }
 
 fn vit_b32() -> Result<(ClipConfig, ClipWeights), Box<dyn std::error::Error>> {
-    let dir = fixtures().join("vit-b32-random");
-    let config = ClipConfig::from_json(&std::fs::read(dir.join("config.json"))?)?;
-    let spec = Spec::from_json(&std::fs::read(dir.join("spec.json"))?)?;
-    let mut bytes = Vec::new();
-    write_safetensors(&spec, &mut bytes)?;
-    let (weights, _) = from_bytes(&bytes, &config)?;
-    Ok((config, weights))
+    clipseek::files::synthetic_weights(&fixtures().join("vit-b32-random"))
+        .map_err(|e| -> Box<dyn std::error::Error> { e })
 }
 
 /// Images per second over `iters` calls after one warm-up call.

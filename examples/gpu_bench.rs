@@ -26,9 +26,8 @@ mod native {
     use clipseek::encode::gpu::{open_device, time_matmul, GpuEncoder, GpuOptions, Precision};
     use clipseek::encode::Encoder;
     use clipseek::model::config::ClipConfig;
-    use clipseek::model::synthetic::{write_safetensors, Spec};
     use clipseek::model::tokenizer::TokenIds;
-    use clipseek::model::weights::{from_bytes, ClipWeights};
+    use clipseek::model::weights::ClipWeights;
 
     type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -81,12 +80,7 @@ mod native {
 
     fn vit_b32() -> Res<(ClipConfig, ClipWeights)> {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vit-b32-random");
-        let config = ClipConfig::from_json(&std::fs::read(dir.join("config.json"))?)?;
-        let spec = Spec::from_json(&std::fs::read(dir.join("spec.json"))?)?;
-        let mut bytes = Vec::new();
-        write_safetensors(&spec, &mut bytes)?;
-        let (weights, _) = from_bytes(&bytes, &config)?;
-        Ok((config, weights))
+        clipseek::files::synthetic_weights(&dir).map_err(|e| -> Box<dyn std::error::Error> { e })
     }
 
     /// Calls `f` until `seconds` have passed (at least twice, after one warm-up call); returns

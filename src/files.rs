@@ -10,7 +10,8 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::clip::{model_id, Clip, ClipError, ModelJson, ModelSpec};
-use crate::model::weights::{SafetensorsHeader, WeightsBuilder};
+use crate::model::config::ClipConfig;
+use crate::model::weights::{ClipWeights, SafetensorsHeader, WeightsBuilder};
 
 /// Why a model folder could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +83,21 @@ pub fn load_model_dir(dir: &Path) -> Result<Clip, ModelDirError> {
     let weights = builder.finish().map_err(st_err)?;
     let id = model_id(&spec.config, &config, &header);
     Clip::new(spec, weights, id).map_err(model_err)
+}
+
+/// The synthetic model described by `spec_dir/spec.json` and `spec_dir/config.json`,
+/// generated in memory: its configuration and checked weights (both towers), for the GPU
+/// tests and benchmarks that need the full-size ViT-B/32 without a model folder.
+pub fn synthetic_weights(
+    spec_dir: &Path,
+) -> Result<(ClipConfig, ClipWeights), Box<dyn std::error::Error + Send + Sync>> {
+    use crate::model::synthetic::{write_safetensors, Spec};
+    let config = ClipConfig::from_json(&std::fs::read(spec_dir.join("config.json"))?)?;
+    let spec = Spec::from_json(&std::fs::read(spec_dir.join("spec.json"))?)?;
+    let mut bytes = Vec::new();
+    write_safetensors(&spec, &mut bytes)?;
+    let (weights, _) = crate::model::weights::from_bytes(&bytes, &config)?;
+    Ok((config, weights))
 }
 
 /// Writes the full-size synthetic model described by `spec_dir/spec.json` (plus its

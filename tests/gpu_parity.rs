@@ -10,7 +10,6 @@ use clipseek::encode::cpu::CpuEncoder;
 use clipseek::encode::gpu::{request_device, GpuEncoder, GpuOptions, Precision};
 use clipseek::encode::{Embeddings, Encoder};
 use clipseek::model::config::ClipConfig;
-use clipseek::model::synthetic::{write_safetensors, Spec};
 use clipseek::model::tokenizer::TokenIds;
 use clipseek::model::weights::{from_bytes, ClipWeights};
 use common::*;
@@ -53,13 +52,8 @@ fn load_tiny() -> Result<(ClipConfig, ClipWeights), Box<dyn std::error::Error>> 
 
 /// The full-size random ViT-B/32, regenerated in memory from its spec.
 fn load_vit_b32() -> Result<(ClipConfig, ClipWeights), Box<dyn std::error::Error>> {
-    let dir = fixtures().join("vit-b32-random");
-    let config = ClipConfig::from_json(&std::fs::read(dir.join("config.json"))?)?;
-    let spec = Spec::from_json(&std::fs::read(dir.join("spec.json"))?)?;
-    let mut bytes = Vec::new();
-    write_safetensors(&spec, &mut bytes)?;
-    let (weights, _) = from_bytes(&bytes, &config)?;
-    Ok((config, weights))
+    clipseek::files::synthetic_weights(&fixtures().join("vit-b32-random"))
+        .map_err(|e| -> Box<dyn std::error::Error> { e })
 }
 
 fn token_ids(r: &Reference) -> Vec<TokenIds> {
