@@ -602,12 +602,13 @@ struct GpuLoadError {
 }
 
 /// The tower on a new WebGPU device: the device is requested before any weight is read (no
-/// adapter costs nothing). f16 asked for on an adapter without `shader-f16` runs in f32, with
-/// a note saying so.
+/// adapter costs nothing). f16 asked for on an adapter without `shader-f16` runs in f32, and
+/// f16 chosen by default that the device refuses is tried once more in f32, each with a note
+/// saying so.
 async fn gpu_engine(
     o: &Opened,
     request: &LoadRequest,
-    on_progress: impl FnMut(f64),
+    mut on_progress: impl FnMut(f64),
 ) -> Result<(GpuEncoder, String, Option<String>), GpuLoadError> {
     let unavailable = |error: String| GpuLoadError {
         what: "WebGPU is not available here".into(),
@@ -629,28 +630,46 @@ async fn gpu_engine(
         note =
             Some("f16 was asked for, but this WebGPU adapter lacks shader-f16: f32 is used".into());
     }
-    let weights = load_weights(
-        &o.model.weights,
-        &o.header,
-        &o.config,
-        towers_of(request.tower),
-        on_progress,
-    )
-    .await
-    .map_err(|e| GpuLoadError {
-        what: "the model could not be read".into(),
-        error: e.to_string(),
-    })?;
-    let options = GpuOptions {
-        precision,
-        ..GpuOptions::default()
-    };
-    let gpu = GpuEncoder::new_async(&device, &queue, &o.config, weights, &options)
+    // f16 chosen by us (not asked for) gets a second chance in f32: a browser's shader
+    // compiler may refuse what naga and Vulkan accepted, and f32 on the GPU beats the CPU.
+    let retry_in_f32 =
+        precision.is_none() && device.features().contains(wgpu::Features::SHADER_F16);
+    let mut attempt = 0;
+    let gpu = loop {
+        attempt += 1;
+        let weights = load_weights(
+            &o.model.weights,
+            &o.header,
+            &o.config,
+            towers_of(request.tower),
+            &mut on_progress,
+        )
         .await
         .map_err(|e| GpuLoadError {
-            what: "the model cannot run on this WebGPU adapter".into(),
+            what: "the model could not be read".into(),
             error: e.to_string(),
         })?;
+        let options = GpuOptions {
+            precision,
+            ..GpuOptions::default()
+        };
+        match GpuEncoder::new_async(&device, &queue, &o.config, weights, &options).await {
+            Ok(gpu) => break gpu,
+            Err(e) if retry_in_f32 && attempt == 1 => {
+                precision = Some(Precision::F32);
+                let first_line = e.to_string().lines().next().unwrap_or_default().to_owned();
+                note = Some(format!(
+                    "the f16 kernels failed on this WebGPU adapter ({first_line}): f32 is used"
+                ));
+            }
+            Err(e) => {
+                return Err(GpuLoadError {
+                    what: "the model cannot run on this WebGPU adapter".into(),
+                    error: e.to_string(),
+                })
+            }
+        }
+    };
     // Browsers often hide the adapter's name.
     let name = adapter.get_info().name;
     let on = if name.is_empty() {

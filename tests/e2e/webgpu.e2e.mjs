@@ -11,7 +11,9 @@
 //   w5. idle photo encoders (and their GPU devices) are stopped after idle_s seconds and
 //       start again for a search by photo;
 //   w6. backend=webgpu, a device lost mid-run: the worker opens a new device and goes on
-//       on WebGPU, nothing lost.
+//       on WebGPU, nothing lost;
+//   w7. a device that claims shader-f16 but refuses the f16 kernels: the engine is built
+//       again in f32 on the GPU (not the CPU), said so.
 // The faults are JavaScript run in the encoder workers before the app's own code
 // (distWithWorkerPrelude): they patch the WebGPU API the way a failing GPU would behave.
 
@@ -98,6 +100,25 @@ const SMALL_LIMITS = String.raw`(() => {
       return new Proxy(real, {
         get(target, key) {
           if (key === "maxStorageBufferBindingSize") return 4096;
+          const value = Reflect.get(target, key, target);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+    },
+  });
+})();`;
+
+// Runs in each encoder worker before the app: devices claim the shader-f16 feature they do
+// not have, so the engine picks f16 and the browser's shader compiler refuses its kernels.
+const FAKE_F16 = String.raw`(() => {
+  const descriptor = Object.getOwnPropertyDescriptor(GPUDevice.prototype, "features");
+  Object.defineProperty(GPUDevice.prototype, "features", {
+    configurable: true,
+    get() {
+      const real = descriptor.get.call(this);
+      return new Proxy(real, {
+        get(target, key) {
+          if (key === "has") return (name) => name === "shader-f16" || target.has(name);
           const value = Reflect.get(target, key, target);
           return typeof value === "function" ? value.bind(target) : value;
         },
@@ -252,6 +273,23 @@ export const tests = [
       t.log(`engine: ${engine}`);
       for (const q of QUERIES[MODEL]) await expectSameRanking(b, q, ref, { rootName: ROOT_NAME, hub });
       expect((await snapshot(b.page)).backend === "webgpu", "data-backend left webgpu after the query worker's device was lost");
+      await expectNoProblems(b);
+    },
+  },
+  {
+    realAppOnly: true,
+    name: "w7. f16 kernels refused by the browser's compiler: the engine is built again in f32 on WebGPU, said so, results equal the CLI",
+    timeoutMs: 300_000,
+    async run(t) {
+      const ref = await cliReference(MODELS[MODEL], IMAGES, QUERIES[MODEL]);
+      const dist = await distWithWorkerPrelude(t, FAKE_F16);
+      const { b, hub } = await indexFixtures(t, { webgpu: true, params: { backend: "auto" }, dist });
+      const s = await snapshot(b.page);
+      expect(s.backend === "webgpu", `data-backend is ${s.backend}: the f32 retry should have kept the work on WebGPU`);
+      const engine = await engineText(b.page);
+      expect(/^Encoding on WebGPU \(f32\)/.test(engine) && /f16 kernels failed/.test(engine), `the engine line should say f16 failed and f32 is used: "${engine}"`);
+      t.log(`engine: ${engine.slice(0, 300)}`);
+      await expectSameRanking(b, QUERIES[MODEL][0], ref, { rootName: ROOT_NAME, hub });
       await expectNoProblems(b);
     },
   },
