@@ -451,31 +451,25 @@ impl GpuEncoder {
         Ok(data)
     }
 
-    async fn run_images(&self, pixels: &[f32], count: usize) -> Result<Vec<f32>, GpuError> {
-        let vision = self.vision()?;
+    /// Encodes `count` items in chunks of at most `per_chunk`, all in one error scope and one
+    /// staging buffer: `submit(start, batch, staging, offset)` records and submits one chunk,
+    /// whose embeddings land at `offset` bytes; everything is read back once at the end.
+    async fn run_chunked(
+        &self,
+        count: usize,
+        per_chunk: usize,
+        mut submit: impl FnMut(usize, usize, &wgpu::Buffer, u64) -> Result<(), GpuError>,
+    ) -> Result<Vec<f32>, GpuError> {
         if self.is_lost() {
             return Err(GpuError::Lost);
         }
-        let per_image = vision.channels * vision.image * vision.image;
-        let staging = buffers::staging(&self.device, (count * self.projection_dim * 4) as u64);
+        let row_bytes = self.projection_dim * 4;
+        let staging = buffers::staging(&self.device, (count * row_bytes) as u64);
         let scope = ErrorScopes::push(&self.device);
         let mut start = 0;
         while start < count {
-            let batch = self.max_images.min(count - start);
-            let px = &pixels[start * per_image..(start + batch) * per_image];
-            let rows: Vec<u32> = (0..batch).map(|b| (b * vision.seq) as u32).collect();
-            let result = self.submit_chunk(
-                Tower::Vision,
-                batch,
-                vision.seq,
-                &[
-                    (Input::Pixels, bytemuck::cast_slice(px)),
-                    (Input::Rows, bytemuck::cast_slice(&rows)),
-                ],
-                &staging,
-                (start * self.projection_dim * 4) as u64,
-            );
-            if let Err(e) = result {
+            let batch = per_chunk.min(count - start);
+            if let Err(e) = submit(start, batch, &staging, (start * row_bytes) as u64) {
                 drop(scope.pop());
                 return Err(e);
             }
@@ -484,51 +478,57 @@ impl GpuEncoder {
         self.finish(scope.pop(), staging, count).await
     }
 
+    async fn run_images(&self, pixels: &[f32], count: usize) -> Result<Vec<f32>, GpuError> {
+        let vision = self.vision()?;
+        let per_image = vision.channels * vision.image * vision.image;
+        self.run_chunked(count, self.max_images, |start, batch, staging, offset| {
+            let px = &pixels[start * per_image..(start + batch) * per_image];
+            let rows: Vec<u32> = (0..batch).map(|b| (b * vision.seq) as u32).collect();
+            self.submit_chunk(
+                Tower::Vision,
+                batch,
+                vision.seq,
+                &[
+                    (Input::Pixels, bytemuck::cast_slice(px)),
+                    (Input::Rows, bytemuck::cast_slice(&rows)),
+                ],
+                staging,
+                offset,
+            )
+        })
+        .await
+    }
+
     async fn run_texts(&self, texts: &[TokenIds]) -> Result<Vec<f32>, GpuError> {
         let text = self.text()?;
-        if self.is_lost() {
-            return Err(GpuError::Lost);
-        }
-        let count = texts.len();
-        let staging = buffers::staging(&self.device, (count * self.projection_dim * 4) as u64);
-        let scope = ErrorScopes::push(&self.device);
         let precision = self.precision();
-        let mut start = 0;
-        while start < count {
-            let batch = self.max_batch.min(count - start);
-            let chunk = &texts[start..start + batch];
-            let max_eos = chunk.iter().map(|t| t.eos_position).max().unwrap_or(0);
-            let seq = text_positions(max_eos, text.context);
-            let ids: Vec<u32> = chunk
-                .iter()
-                .flat_map(|t| t.ids[..seq].iter().copied())
-                .collect();
-            let rows: Vec<u32> = chunk
-                .iter()
-                .enumerate()
-                .map(|(b, t)| (b * seq + t.eos_position) as u32)
-                .collect();
-            let host = text.host_embedding(&ids, seq, precision);
-            let mut inputs: Vec<(Input, &[u8])> = vec![(Input::Rows, bytemuck::cast_slice(&rows))];
-            match &host {
-                Some(x) => inputs.push((Input::Residual, x)),
-                None => inputs.push((Input::Ids, bytemuck::cast_slice(&ids))),
-            }
-            let result = self.submit_chunk(
-                Tower::Text,
-                batch,
-                seq,
-                &inputs,
-                &staging,
-                (start * self.projection_dim * 4) as u64,
-            );
-            if let Err(e) = result {
-                drop(scope.pop());
-                return Err(e);
-            }
-            start += batch;
-        }
-        self.finish(scope.pop(), staging, count).await
+        self.run_chunked(
+            texts.len(),
+            self.max_batch,
+            |start, batch, staging, offset| {
+                let chunk = &texts[start..start + batch];
+                let max_eos = chunk.iter().map(|t| t.eos_position).max().unwrap_or(0);
+                let seq = text_positions(max_eos, text.context);
+                let ids: Vec<u32> = chunk
+                    .iter()
+                    .flat_map(|t| t.ids[..seq].iter().copied())
+                    .collect();
+                let rows: Vec<u32> = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(b, t)| (b * seq + t.eos_position) as u32)
+                    .collect();
+                let host = text.host_embedding(&ids, seq, precision);
+                let mut inputs: Vec<(Input, &[u8])> =
+                    vec![(Input::Rows, bytemuck::cast_slice(&rows))];
+                match &host {
+                    Some(x) => inputs.push((Input::Residual, x)),
+                    None => inputs.push((Input::Ids, bytemuck::cast_slice(&ids))),
+                }
+                self.submit_chunk(Tower::Text, batch, seq, &inputs, staging, offset)
+            },
+        )
+        .await
     }
 
     fn check_pixels(&self, pixels: &[f32], count: usize) -> Result<(), EncodeError> {
