@@ -479,7 +479,11 @@ async fn compute(state: &Rc<RefCell<WorkerState>>, input: &Input) -> Result<Embe
     web_sys::console::warn_1(&JsValue::from_str(&format!(
         "clipseek: moving to the CPU engine: {reason}"
     )));
-    let cpu = cpu_engine(&request, |_| {}).await.map_err(|e| {
+    let reloaded = match open(&request.model_key).await {
+        Ok(o) => cpu_engine(&o, request.tower, |_| {}).await,
+        Err(e) => Err(e),
+    };
+    let cpu = reloaded.map_err(|e| {
         format!("The WebGPU engine failed ({reason}) and the CPU engine could not be loaded: {e}")
     })?;
     let cpu = Rc::new(Enc::Cpu(cpu));
@@ -577,17 +581,17 @@ fn towers_of(tower: Tower) -> Towers {
     }
 }
 
-/// The tower on the CPU engine (read again from the cache).
+/// The tower on the CPU engine, read from the opened cache.
 async fn cpu_engine(
-    request: &LoadRequest,
+    o: &Opened,
+    tower: Tower,
     on_progress: impl FnMut(f64),
 ) -> Result<CpuEncoder, String> {
-    let o = open(&request.model_key).await?;
     let weights = load_weights(
         &o.model.weights,
         &o.header,
         &o.config,
-        towers_of(request.tower),
+        towers_of(tower),
         on_progress,
     )
     .await
@@ -689,16 +693,7 @@ async fn load(request: &LoadRequest, mut on_progress: impl FnMut(f64)) -> Result
     let mut fallback = None;
     let (encoder, detail) = match request.backend {
         Backend::Cpu => {
-            let weights = load_weights(
-                &o.model.weights,
-                &o.header,
-                &o.config,
-                towers_of(request.tower),
-                &mut on_progress,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            let cpu = CpuEncoder::new(&o.config, weights).map_err(|e| e.to_string())?;
+            let cpu = cpu_engine(&o, request.tower, &mut on_progress).await?;
             (Enc::Cpu(cpu), CPU_DETAIL.to_owned())
         }
         Backend::Auto | Backend::WebGpu => match gpu_engine(&o, request, &mut on_progress).await {
@@ -708,7 +703,8 @@ async fn load(request: &LoadRequest, mut on_progress: impl FnMut(f64)) -> Result
             }
             Err(GpuLoadError { what, error }) => {
                 fallback = Some(gpu_failure(request.backend, &what, &error)?);
-                let cpu = cpu_engine(request, &mut on_progress).await?;
+                // The weights went to the failed engine: read them again.
+                let cpu = cpu_engine(&o, request.tower, &mut on_progress).await?;
                 (Enc::Cpu(cpu), CPU_DETAIL.to_owned())
             }
         },
