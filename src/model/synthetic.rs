@@ -138,6 +138,61 @@ pub fn photo_like_jpeg(width: u32, height: u32) -> Result<Vec<u8>, image::ImageE
     Ok(out)
 }
 
+/// The `seed`-th of a family of distinct photo-like `width` x `height` JPEGs (quality 88):
+/// horizontal colour bands, 25 soft discs and grain, all drawn from `seed`, so that a
+/// folder of them holds different pictures that compress like photos (the grain keeps the
+/// JPEG's high frequencies busy, as a camera's noise does). Used to draw the browser
+/// tests' 12 MP folders (`examples/make_photos.rs`), so no test needs an image library
+/// outside this crate.
+pub fn varied_photo_jpeg(width: u32, height: u32, seed: u64) -> Result<Vec<u8>, image::ImageError> {
+    let s = fnv1a64(&seed.to_le_bytes());
+    let mut k = 0u64;
+    let mut next = || {
+        k += 1;
+        (unit(s, k) + 1.0) * 0.5
+    };
+    let bands: Vec<[f32; 3]> = (0..6).map(|_| [next(), next(), next()]).collect();
+    let discs: Vec<([f32; 2], f32, [f32; 3])> = (0..25)
+        .map(|_| {
+            (
+                [next(), next()],
+                0.025 + 0.125 * next(),
+                [next(), next(), next()],
+            )
+        })
+        .collect();
+    let (w, h) = (width as f32, height as f32);
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        let fx = x as f32 / w;
+        let fy = y as f32 / h;
+        // Bands blend into each other over the lower half of each band.
+        let band = fy * (bands.len() - 1) as f32;
+        let (i, t) = (band.floor() as usize, band.fract());
+        let t = ((t - 0.5).max(0.0) * 2.0).min(1.0);
+        let j = (i + 1).min(bands.len() - 1);
+        let mut c = [0f32; 3];
+        for ch in 0..3 {
+            c[ch] = bands[i][ch] * (1.0 - t) + bands[j][ch] * t;
+        }
+        for ([cx, cy], r, colour) in &discs {
+            let dx = (fx - cx) * w / h;
+            let d = (dx * dx + (fy - cy) * (fy - cy)).sqrt();
+            // A soft edge, about 1 % of the height wide.
+            let a = ((r - d) / 0.01 + 0.5).clamp(0.0, 1.0);
+            if a > 0.0 {
+                for ch in 0..3 {
+                    c[ch] = c[ch] * (1.0 - a) + colour[ch] * a;
+                }
+            }
+        }
+        let grain = unit(s ^ 0x5eed, u64::from(y) * u64::from(width) + u64::from(x)) * 0.06;
+        image::Rgb(c.map(|v| ((v + grain) * 255.0).clamp(0.0, 255.0) as u8))
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 88).encode_image(&img)?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +210,17 @@ mod tests {
         assert!(v.iter().all(|x| (-1.0..1.0).contains(x)));
         let mean = v.iter().sum::<f32>() / v.len() as f32;
         assert!(mean.abs() < 0.05, "mean {mean}");
+    }
+
+    #[test]
+    fn varied_photos_differ_by_seed_and_decode() -> Result<(), image::ImageError> {
+        let a = varied_photo_jpeg(64, 48, 1)?;
+        assert_ne!(a, varied_photo_jpeg(64, 48, 2)?);
+        assert_eq!(a, varied_photo_jpeg(64, 48, 1)?);
+        assert_eq!(
+            image::load_from_memory(&a)?.to_rgb8().dimensions(),
+            (64, 48)
+        );
+        Ok(())
     }
 }

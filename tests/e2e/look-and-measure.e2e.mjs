@@ -16,6 +16,7 @@ import {
   MODELS,
   MODEL_FILES,
   OUT,
+  ROOT,
   QUERIES,
   appUrl,
   dropPaths,
@@ -45,33 +46,18 @@ async function shot(page, name) {
   return path;
 }
 
-/** 12 MP JPEGs (4000x3000) drawn by Python/Pillow, cached in tests/e2e/out/bench-12mp-N/. */
+/**
+ * 12 MP JPEGs (4000x3000), each a different picture, drawn by this crate
+ * (`examples/make_photos.rs`), cached in tests/e2e/out/bench-12mp-N/.
+ */
 async function twelveMegapixelFolder(count) {
   const dir = join(OUT, `bench-12mp-${count}`);
   if (existsSync(dir) && (await readdir(dir)).filter((f) => f.endsWith(".jpg")).length === count) return dir;
   await mkdir(dir, { recursive: true });
-  const script = `
-import sys, random
-from PIL import Image, ImageDraw, ImageFilter
-out, n = sys.argv[1], int(sys.argv[2])
-for i in range(n):
-    rnd = random.Random(i)
-    small = Image.new("RGB", (400, 300))
-    d = ImageDraw.Draw(small)
-    for y in range(300):
-        c = (rnd.randrange(256), rnd.randrange(256), rnd.randrange(256)) if y % 60 == 0 else c
-        d.line([(0, y), (400, y)], fill=c)
-    for _ in range(25):
-        x, y, r = rnd.randrange(400), rnd.randrange(300), rnd.randrange(10, 60)
-        d.ellipse([x - r, y - r, x + r, y + r], fill=(rnd.randrange(256), rnd.randrange(256), rnd.randrange(256)))
-    img = small.resize((4000, 3000), Image.BICUBIC).filter(ImageFilter.GaussianBlur(2))
-    noise = Image.effect_noise((4000, 3000), 24).convert("RGB")
-    img = Image.blend(img, noise, 0.12)
-    img.save(f"{out}/photo-{i + 1:02d}.jpg", quality=88)
-`;
+  const args = ["cargo", "run", "--quiet", "--release", "--example", "make_photos", "--", dir, String(count)];
   await new Promise((ok, fail) =>
-    execFile("nice", ["python3", "-c", script, dir, String(count)], { timeout: 600_000 }, (error, _out, stderr) =>
-      error ? fail(new Error(`could not draw the 12 MP JPEGs with Python/Pillow: ${error.message}\n${stderr}`)) : ok(),
+    execFile("nice", args, { cwd: ROOT, timeout: 600_000 }, (error, _out, stderr) =>
+      error ? fail(new Error(`could not draw the 12 MP JPEGs (${args.join(" ")}): ${error.message}\n${stderr}`)) : ok(),
     ),
   );
   return dir;
