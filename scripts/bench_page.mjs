@@ -1,0 +1,168 @@
+#!/usr/bin/env node
+// The whole-pipeline benchmark of the page (issue 9): our built app (dist/) indexes a folder
+// of photo-like JPEGs of mixed sizes in headless Chromium on the CPU — decode, preprocess,
+// model, thumbnail, save: drop to done — with 1 and N encoder workers, and the peer
+// (onnxruntime-web wasm in the same Chromium, 1 thread, fp32 and int8, model only, batch 1;
+// shared/peers' bench_browser.mjs) runs before and after ours in the same session. Prints
+// the ratio table (peer model-only ms per image / our whole-pipeline ms per image: above
+// 1.0 we are faster) as markdown and writes target/bench/page.json.
+//
+//   node scripts/bench_page.mjs [--dist dist] [--model DIR] [--peer DIR] [--photos N]
+//       [--sizes 4000x3000,3024x4032,1920x1080,1280x960,800x600] [--workers 1,2]
+//       [--precision auto] [--runs 3]
+//
+//   --model DIR   the model folder in the hub layout (default /tmp/clipseek-b32: made with
+//                 `cargo run --release --example make_synthetic_model -- DIR` when missing)
+//   --peer DIR    a writable copy of shared/peers, set up with its setup.sh (its ONNX files
+//                 in /tmp/peer-models/onnx); without it the peer rows are left out
+//   --photos N    how many JPEGs (default 40), drawn by examples/make_photos with --sizes
+//   --runs N      timed drops per worker count (default 3; the median is reported)
+//
+// Needs what scripts/setup installs (Chromium, playwright-core, trunk's dist/). Timings are
+// measured, never asserted; the load of other processes is reported beside each figure.
+import { execFile, spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
+import { cpus } from "node:os";
+import { join, resolve } from "node:path";
+import { startHub } from "./hub-server.mjs";
+import { serveStatic } from "./static-server.mjs";
+import { ROOT, appUrl, dropPaths, load, openBrowser, recorded, waitIndexed, waitModelReady, waitUntil } from "../tests/e2e/helpers.mjs";
+
+const a = {
+  dist: join(ROOT, "dist"),
+  model: "/tmp/clipseek-b32",
+  peer: null,
+  photos: 40,
+  sizes: "4000x3000,3024x4032,1920x1080,1280x960,800x600",
+  workers: "1,2",
+  precision: "auto",
+  runs: 3,
+};
+for (let i = 2; i < process.argv.length; i += 2) {
+  const k = process.argv[i].replace(/^--/, "");
+  if (!(k in a)) throw new Error(`bench_page: unknown option --${k}`);
+  a[k] = process.argv[i + 1];
+}
+const say = (s) => process.stderr.write(`bench_page: ${s}\n`);
+const OUT = join(ROOT, "target/bench");
+
+function run(cmd, args, opts = {}) {
+  return new Promise((ok, fail) =>
+    execFile(cmd, args, { cwd: ROOT, maxBuffer: 64 << 20, ...opts }, (e, out, err) => (e ? fail(new Error(`${cmd} ${args.join(" ")}: ${e.message}\n${err}`)) : ok(out))),
+  );
+}
+
+function procStat() {
+  const f = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1, 9).map(Number);
+  const idle = f[3] + f[4];
+  const total = f.reduce((x, y) => x + y, 0);
+  return { busy: total - idle, total };
+}
+const coresBusy = (p0, p1) => +(((p1.busy - p0.busy) / Math.max(1, p1.total - p0.total)) * cpus().length).toFixed(2);
+const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor((xs.length - 1) / 2)];
+
+async function ensureInputs() {
+  if (!existsSync(join(a.model, "model.safetensors"))) {
+    say(`making the synthetic ViT-B/32 in ${a.model} (~1 min)`);
+    await run("nice", ["cargo", "run", "--quiet", "--release", "--example", "make_synthetic_model", "--", a.model]);
+  }
+  const dir = join(OUT, `photos-${a.photos}-${a.sizes.replace(/,/g, "_")}`);
+  const have = existsSync(dir) ? (await readdir(dir)).filter((f) => f.endsWith(".jpg")).length : 0;
+  if (have !== Number(a.photos)) {
+    say(`drawing ${a.photos} JPEGs (${a.sizes}) in ${dir}`);
+    await rm(dir, { recursive: true, force: true });
+    await run("nice", ["cargo", "run", "--quiet", "--release", "--example", "make_photos", "--", dir, String(a.photos), a.sizes]);
+  }
+  return dir;
+}
+
+/** onnxruntime-web in Chromium, 1 thread, model only: ms per image at batch 1, per variant. */
+async function peerRun(label) {
+  if (!a.peer) return null;
+  const out = join(OUT, `peer-${label}.json`);
+  say(`peer (${label}): onnxruntime-web in Chromium, 1 thread, fp32 + int8`);
+  await run("node", [join(resolve(a.peer), "bench_browser.mjs"), "--threads", "1", "--variants", "fp32,int8", "--batches", "1", "--runs", "5", "--warmup", "3", "--out", out]);
+  const r = JSON.parse(readFileSync(out, "utf8"));
+  const rows = {};
+  for (const c of r.configs) {
+    if (c.error) throw new Error(`bench_page: the peer failed: ${c.error}`);
+    for (const res of c.results ?? []) {
+      rows[res.variant] = { ms_per_image: res.vision?.b1?.ms_per_image ?? null, machine_cores_busy: c.machine_cores_busy };
+    }
+  }
+  return { file: out, chromium: r.chromium, rows };
+}
+
+/** Our page: `runs` drops of the folder, each in a fresh profile (download once per profile). */
+async function pageRun(folder, workers) {
+  const count = (await readdir(folder)).filter((f) => f.endsWith(".jpg")).length;
+  const defers = [];
+  const t = { defer: (f) => defers.push(f), options: { dist: a.dist }, log: say };
+  const hub = await startHub({ models: { "bench/model": a.model } });
+  t.defer(() => hub.close());
+  const site = await serveStatic(a.dist, { port: 0 });
+  t.defer(() => site.close());
+  const runs = [];
+  try {
+    for (let i = 0; i < Number(a.runs); i++) {
+      const b = await openBrowser(t);
+      const url = appUrl(site, hub, { model: "bench/model", workers, precision: a.precision });
+      await load(b, url);
+      await waitModelReady(b, hub, { timeout: 900_000 });
+      // Cold start with the model cached: navigation to ready.
+      const reloadAt = Date.now();
+      await load(b, url);
+      await waitUntil(b, (s) => s.state === "ready", { timeout: 120_000, what: "ready after reload", hub });
+      const coldStartMs = Date.now() - reloadAt;
+      const p0 = procStat();
+      const dropAt = Date.now();
+      await dropPaths(b.page, "#drop-zone", [folder]);
+      await waitIndexed(b, { indexed: count, skipped: 0, hub, timeout: 1_800_000 });
+      const doneAt = Date.now();
+      const p1 = procStat();
+      const rec = await recorded(b.page);
+      const backend = rec.trace.findLast((s) => s.backend)?.backend ?? null;
+      runs.push({ ms_per_image: (doneAt - dropAt) / count, drop_to_done_ms: doneAt - dropAt, cold_start_ms: coldStartMs, machine_cores_busy: coresBusy(p0, p1), backend });
+      say(`page, ${workers} worker(s), run ${i + 1}: ${(doneAt - dropAt) / count} ms/image, cold start ${coldStartMs} ms`);
+      await b.close();
+    }
+  } finally {
+    for (const f of defers.reverse()) await Promise.resolve(f()).catch(() => {});
+  }
+  return { workers, images: count, runs, ms_per_image: median(runs.map((r) => r.ms_per_image)), cold_start_ms: median(runs.map((r) => r.cold_start_ms)) };
+}
+
+const folder = await ensureInputs();
+const before = await peerRun("before");
+const ours = [];
+for (const w of a.workers.split(",").map(Number)) ours.push(await pageRun(folder, w));
+const after = await peerRun("after");
+
+const peerMs = (variant) => {
+  const xs = [before, after].map((p) => p?.rows[variant]?.ms_per_image).filter((x) => x != null);
+  return xs.length ? median(xs) : null;
+};
+const lines = [
+  `| what | ms per image | peer int8 ÷ this (≥ 1: we are faster) | other load (cores) |`,
+  `|---|---:|---:|---:|`,
+];
+const int8 = peerMs("int8");
+const fp32 = peerMs("fp32");
+const ratio = (ms) => (int8 && ms ? `${(int8 / ms).toFixed(2)}×` : "—");
+const one = ours.find((o) => o.workers === 1);
+for (const o of ours) {
+  const busy = median(o.runs.map((r) => r.machine_cores_busy));
+  const scaling = one && o.workers > 1 ? `; ${(one.ms_per_image / o.ms_per_image / o.workers).toFixed(2)} of ${o.workers}× one worker` : "";
+  lines.push(`| clipseek page, whole pipeline, ${o.workers} worker(s), precision=${a.precision} (${o.runs[0]?.backend ?? "?"}${scaling}) | ${o.ms_per_image.toFixed(1)} | ${ratio(o.ms_per_image)} | ${busy} (whole machine) |`);
+}
+for (const [v, ms] of [["fp32", fp32], ["int8", int8]]) {
+  if (ms) lines.push(`| onnxruntime-web ${v}, Chromium, 1 thread, model only, batch 1 (median of the runs before and after) | ${ms.toFixed(1)} | ${ratio(ms)} | — |`);
+}
+const result = { date: new Date().toISOString(), folder, photos: Number(a.photos), sizes: a.sizes, precision: a.precision, ours, peer: { before, after }, table: lines };
+await mkdir(OUT, { recursive: true });
+await writeFile(join(OUT, "page.json"), JSON.stringify(result, null, 2));
+console.log(lines.join("\n"));
+console.log(`\ncold start with the model cached (navigation to ready): ${ours.map((o) => `${o.cold_start_ms} ms (${o.workers} worker(s))`).join(", ")}`);
+say(`wrote ${join(OUT, "page.json")}`);
+process.exit(0);
