@@ -17,7 +17,7 @@
 //! The model's path ([`Preprocessor::decode_for_model`], [`Preprocessor::preprocess`])
 //! departs from that reference on purpose for large JPEGs: they are decoded at 1/2 or 1/4
 //! scale from their DCT coefficients when the reduced image's shortest edge is still at
-//! least twice the model's input ([`reduced`]), several times faster and smaller in memory,
+//! least twice the model's input (`reduced.rs`), several times faster and smaller in memory,
 //! within the parity bar. [`Preprocessor::decode`] is always full scale.
 //!
 //! This module does no I/O and spawns nothing: callers hand in bytes, so it runs the same
