@@ -382,3 +382,27 @@ fn timing_12mp_reduced_vs_full_scale() -> TestResult {
     assert!(r < f, "reduced {r} ms vs full scale {f} ms");
     Ok(())
 }
+
+/// A large JPEG cut short is refused as truncated, as at full scale (the reduced decoder
+/// would fill the missing part), and a large non-JPEG is never reduced.
+#[test]
+fn truncated_large_jpeg_is_refused() -> TestResult {
+    use clipseek::model::preprocess::PreprocessError;
+    let vit = preprocessor("vit-b32-random")?;
+    let jpeg = photo_like_jpeg(2000, 1500)?;
+    let cut = &jpeg[..jpeg.len() / 2];
+    assert!(matches!(
+        vit.decode_for_model(cut),
+        Err(PreprocessError::Truncated { format: "JPEG" })
+    ));
+    assert!(matches!(
+        vit.preprocess(cut),
+        Err(PreprocessError::Truncated { .. })
+    ));
+    let rgb = image::load_from_memory(&jpeg)?.to_rgb8();
+    let mut png = Vec::new();
+    rgb.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+    let c = compare(&vit, &png)?;
+    assert_eq!(c.reduction, 1);
+    Ok(())
+}
