@@ -62,6 +62,10 @@ fn engine(c: &mut Criterion) {
     g.bench_function("decode + preprocess 12 MP JPEG", |b| {
         b.iter(|| clip.preprocessor.preprocess(&jpeg))
     });
+    let full_scale = clip.preprocessor.clone().with_reduced_decode(false);
+    g.bench_function("decode + preprocess 12 MP JPEG, full-scale decode", |b| {
+        b.iter(|| full_scale.preprocess(&jpeg))
+    });
     g.finish();
 }
 

@@ -31,6 +31,23 @@ pub fn safetensors_header_len(first8: &[u8], file_len_bytes: f64) -> Result<f64,
     Ok(SafetensorsHeader::total_len(first8, file_len_bytes as u64)? as f64)
 }
 
+/// Decodes and preprocesses image bytes with the preprocessing of `preprocessor_json`
+/// (no model needed), at a reduced JPEG scale where the rule allows (`reduced`) or always
+/// at full scale; returns the number of pixel values and their sum.
+#[wasm_bindgen]
+pub fn preprocess_jpeg(
+    preprocessor_json: &[u8],
+    image_bytes: &[u8],
+    reduced: bool,
+) -> Result<Vec<f64>, JsError> {
+    let config = clipseek::model::config::PreprocessConfig::from_json(preprocessor_json)?;
+    let preprocessor =
+        clipseek::model::preprocess::Preprocessor::new(config).with_reduced_decode(reduced);
+    let pixels = preprocessor.preprocess(image_bytes)?;
+    let sum: f64 = pixels.iter().map(|v| f64::from(*v)).sum();
+    Ok(vec![pixels.len() as f64, sum])
+}
+
 /// The benchmark's deterministic pixels: `count` CHW images back to back.
 fn bench_pixels(per_image: usize, count: usize) -> Vec<f32> {
     // u64: on wasm32 `usize` is 32 bits and `i * 7919` would wrap past image 3.

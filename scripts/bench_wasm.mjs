@@ -315,6 +315,13 @@ async function main() {
     const nat = nativeFp?.jpeg_12mp;
     out.checks.push({ name: 'preprocess 12 MP pixel sum', native: nat?.pixel_sum, wasm: r[1], values: r[0] });
     say(`decode+preprocess 12 MP JPEG: ${st.median_ms} ms median (min ${st.min_ms}); pixel sum wasm ${r[1]} native ${nat?.pixel_sum}`);
+    if (typeof wasm.preprocess_jpeg === 'function') {
+      // The same file always decoded at full scale (the path before reduced-scale decode).
+      const pre = readFileSync(join(a.model, 'preprocessor_config.json'));
+      const full = timeIt(() => { wasm.preprocess_jpeg(pre, jpeg, false); }, a.warmup, a.runs);
+      out.preprocess.jpeg_12mp_full_scale = full;
+      say(`decode+preprocess 12 MP JPEG at full scale: ${full.median_ms} ms median (min ${full.min_ms})`);
+    }
   } else {
     say(`no ${jpegPath}: skipping the JPEG row (make_synthetic_model writes it)`);
   }

@@ -48,6 +48,36 @@ fn full_size_vit_b32_matches_transformers() -> TestResult {
         assert!(c >= 0.999, "{}: cos {c} from image bytes", img.file);
         min_bytes = min_bytes.min(c);
     }
+    // Reduced-scale JPEG decode against full scale, on this model: large photos only (the
+    // rule keeps the other fixtures at full scale).
+    let mut min_reduced = f32::MAX;
+    let large = std::fs::read(fixtures().join("images/large.jpg"))?;
+    let photos = [
+        ("large.jpg", large),
+        (
+            "4000x3000",
+            clipseek::model::synthetic::photo_like_jpeg(4000, 3000)?,
+        ),
+        (
+            "3001x4003",
+            clipseek::model::synthetic::photo_like_jpeg(3001, 4003)?,
+        ),
+    ];
+    for (name, bytes) in &photos {
+        let p = &clip.preprocessor;
+        assert!(
+            p.decode_for_model(bytes)?.reduction > 1,
+            "{name} is not reduced"
+        );
+        let reduced = clip.embed_pixels(&p.preprocess(bytes)?, 1)?;
+        let full = clip.embed_pixels(&p.pixels(&p.decode(bytes)?), 1)?;
+        let c = cosine(reduced.row(0), full.row(0));
+        assert!(
+            c >= 0.999,
+            "{name}: reduced-scale decode cos {c} vs full scale"
+        );
+        min_reduced = min_reduced.min(c);
+    }
     let mut min_text = f32::MAX;
     for t in &r.texts {
         let ids = clip.tokenizer.encode(&t.text)?;
@@ -75,7 +105,7 @@ fn full_size_vit_b32_matches_transformers() -> TestResult {
         );
     }
     eprintln!(
-        "ViT-B/32 random: min cos images from pixels {min_pix:.6}, from bytes {min_bytes:.6}, texts {min_text:.6}; worst mean pixel error {max_mean_err:.5}"
+        "ViT-B/32 random: min cos images from pixels {min_pix:.6}, from bytes {min_bytes:.6}, texts {min_text:.6}; worst mean pixel error {max_mean_err:.5}; reduced-scale vs full-scale decode min cos {min_reduced:.6}"
     );
     Ok(())
 }

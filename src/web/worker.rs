@@ -809,15 +809,15 @@ async fn encode(
             thumbs.push(thumb);
             continue;
         };
-        match preprocessor.decode(&bytes) {
-            Ok(rgb) => {
+        match preprocessor.decode_for_model(&bytes) {
+            Ok(image) => {
                 let display = if thumbnails {
                     display_copy(&bytes)
                 } else {
                     None
                 };
                 drop(bytes);
-                let px = preprocessor.pixels(&rgb);
+                let px = preprocessor.model_pixels(&image);
                 let want: usize = encoder.image_shape().iter().product();
                 if px.len() != want {
                     item.error = Some(format!(
@@ -826,7 +826,7 @@ async fn encode(
                     ));
                 } else {
                     if thumbnails {
-                        let shown = display.as_ref().unwrap_or(&rgb);
+                        let shown = display.as_ref().unwrap_or(&image.rgb);
                         match thumbnail_jpeg(shown, THUMB_SIDE, THUMB_QUALITY) {
                             Ok(jpeg) => {
                                 thumb = Some(Uint8Array::from(jpeg.as_slice()).buffer());
