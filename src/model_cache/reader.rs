@@ -171,3 +171,39 @@ pub async fn load_weights<S: ChunkStore>(
     }
     builder.finish().map_err(bad_header)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model_cache::store::MemoryChunkStore;
+    use crate::model_cache::testing::block_on;
+
+    #[test]
+    fn ranges_across_chunks_read_back_exactly_and_outside_the_file_is_an_error(
+    ) -> Result<(), String> {
+        let data: Vec<u8> = (0..103u8).collect();
+        let layout = ChunkLayout::new(103, 10);
+        let store = MemoryChunkStore::new("m");
+        let blobs = data
+            .chunks(10)
+            .map(|c| store.blob(c))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        let file = ChunkFile::new(store, layout, blobs);
+        for r in [0..103u64, 0..1, 9..11, 5..95, 100..103, 40..40] {
+            let got = block_on(file.read(r.clone()))?.map_err(|e| e.to_string())?;
+            assert_eq!(got, data[r.start as usize..r.end as usize], "{r:?}");
+        }
+        assert!(matches!(
+            block_on(file.read(100..104))?,
+            Err(DownloadError::BadFile { .. })
+        ));
+        // A missing chunk is said, not read as zeros.
+        let short = ChunkFile::new(file.store.clone(), layout, file.blobs[..5].to_vec());
+        assert!(matches!(
+            block_on(short.read(45..55))?,
+            Err(DownloadError::BadFile { message, .. }) if message.contains("chunk 5")
+        ));
+        Ok(())
+    }
+}
