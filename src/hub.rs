@@ -98,21 +98,7 @@ impl ModelSource {
     ) -> Result<Self, SourceError> {
         let mut source = Self::default();
         if let Some(hub) = pick(hub) {
-            let trimmed = hub.trim_end_matches('/');
-            let rest = trimmed
-                .strip_prefix("https://")
-                .or_else(|| trimmed.strip_prefix("http://"));
-            let ok = rest.is_some_and(|r| {
-                !r.is_empty()
-                    && !r.contains(['?', '#', ' ', '"', '\'', '<', '>', '\\'])
-                    && !r.starts_with('/')
-            });
-            if !ok {
-                return Err(SourceError::BadHub {
-                    hub: hub.to_owned(),
-                });
-            }
-            source.hub = trimmed.to_owned();
+            source.hub = parse_hub(hub)?;
         }
         if let Some(model) = pick(model) {
             if !valid_model(model) {
@@ -123,14 +109,7 @@ impl ModelSource {
             source.model = model.to_owned();
         }
         if let Some(revision) = pick(revision) {
-            let ok = revision.len() <= 256
-                && revision
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
-                && !revision
-                    .split('/')
-                    .any(|part| part.is_empty() || part == "..");
-            if !ok {
+            if !valid_revision(revision) {
                 return Err(SourceError::BadRevision {
                     revision: revision.to_owned(),
                 });
@@ -138,16 +117,7 @@ impl ModelSource {
             source.revision = revision.to_owned();
         }
         if let Some(value) = pick(chunk_kb) {
-            let bytes = value
-                .parse::<u64>()
-                .ok()
-                .and_then(|kb| kb.checked_mul(1024))
-                .filter(|b| (MIN_CHUNK_BYTES..=MAX_CHUNK_BYTES).contains(b));
-            source.chunk_bytes = Some(bytes.ok_or_else(|| SourceError::BadChunkSize {
-                value: value.to_owned(),
-                min_kb: MIN_CHUNK_BYTES / 1024,
-                max_kb: MAX_CHUNK_BYTES / 1024,
-            })?);
+            source.chunk_bytes = Some(parse_chunk_kb(value)?);
         }
         Ok(source)
     }
@@ -206,6 +176,51 @@ pub fn auto_chunk_bytes(size_bytes: u64) -> u64 {
     let step = 64 << 10;
     (size_bytes.div_ceil(MIN_AUTO_CHUNKS).div_ceil(step) * step)
         .clamp(MIN_AUTO_CHUNK_BYTES, DEFAULT_CHUNK_BYTES)
+}
+
+/// An http(s) base URL without a trailing slash, query, fragment or quotes.
+fn parse_hub(hub: &str) -> Result<String, SourceError> {
+    let trimmed = hub.trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"));
+    let ok = rest.is_some_and(|r| {
+        !r.is_empty()
+            && !r.contains(['?', '#', ' ', '"', '\'', '<', '>', '\\'])
+            && !r.starts_with('/')
+    });
+    if ok {
+        Ok(trimmed.to_owned())
+    } else {
+        Err(SourceError::BadHub {
+            hub: hub.to_owned(),
+        })
+    }
+}
+
+/// A branch, tag, commit or ref: `[A-Za-z0-9-_./]`, no empty or `..` segment.
+fn valid_revision(revision: &str) -> bool {
+    revision.len() <= 256
+        && revision
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+        && !revision
+            .split('/')
+            .any(|part| part.is_empty() || part == "..")
+}
+
+/// `chunk_kb` in bytes, within [`MIN_CHUNK_BYTES`]..=[`MAX_CHUNK_BYTES`].
+fn parse_chunk_kb(value: &str) -> Result<u64, SourceError> {
+    value
+        .parse::<u64>()
+        .ok()
+        .and_then(|kb| kb.checked_mul(1024))
+        .filter(|b| (MIN_CHUNK_BYTES..=MAX_CHUNK_BYTES).contains(b))
+        .ok_or_else(|| SourceError::BadChunkSize {
+            value: value.to_owned(),
+            min_kb: MIN_CHUNK_BYTES / 1024,
+            max_kb: MAX_CHUNK_BYTES / 1024,
+        })
 }
 
 fn valid_model(model: &str) -> bool {

@@ -181,6 +181,10 @@ impl Assembler {
                 rest = rest.get(n..).unwrap_or_default();
                 continue;
             }
+            if self.buffer.is_empty() {
+                self.buffer
+                    .reserve_exact(self.layout.len_of(self.next) as usize);
+            }
             let want = (self.layout.len_of(self.next) - self.pending_bytes()) as usize;
             let n = want.min(rest.len());
             let (take, after) = rest.split_at(n);
