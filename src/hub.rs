@@ -1,15 +1,15 @@
 //! The model hub's protocol without any I/O: where a model's files live
 //! (`{hub}/{model}/resolve/{revision}/{file}`), what the page's URL parameters may say,
-//! how a file is cut into the chunks kept in the browser's model cache, and how the
-//! hub's response headers (`Content-Range`, `ETag`, `X-Linked-Etag`, `X-Linked-Size`)
-//! are read.
+//! how large the chunks of a file are, how the hub's entity tags and API carry a file's
+//! SHA-256, and the throughput and size arithmetic of progress lines. How a file is cut
+//! into chunks lives in `model_cache::chunker` (re-exported here), what a download does in
+//! `model_cache`.
 //!
-//! It must not fetch, store or know about the browser: `web::download` does the I/O with
-//! these rules, and they are tested natively here. Reference: the Hugging Face hub's
+//! It must not fetch, store or know about the browser; it is tested natively here. Reference: the Hugging Face hub's
 //! `resolve` endpoint as `huggingface_hub.hf_hub_url` builds it (revision percent-encoded,
 //! so `refs/pr/15` becomes `refs%2Fpr%2F15`) and RFC 9110 for ranges and entity tags.
 
-use std::ops::Range;
+pub use crate::model_cache::chunker::{range_header, ChunkLayout, ContentRange};
 
 /// The public hub.
 pub const DEFAULT_HUB: &str = "https://huggingface.co";
@@ -98,21 +98,7 @@ impl ModelSource {
     ) -> Result<Self, SourceError> {
         let mut source = Self::default();
         if let Some(hub) = pick(hub) {
-            let trimmed = hub.trim_end_matches('/');
-            let rest = trimmed
-                .strip_prefix("https://")
-                .or_else(|| trimmed.strip_prefix("http://"));
-            let ok = rest.is_some_and(|r| {
-                !r.is_empty()
-                    && !r.contains(['?', '#', ' ', '"', '\'', '<', '>', '\\'])
-                    && !r.starts_with('/')
-            });
-            if !ok {
-                return Err(SourceError::BadHub {
-                    hub: hub.to_owned(),
-                });
-            }
-            source.hub = trimmed.to_owned();
+            source.hub = parse_hub(hub)?;
         }
         if let Some(model) = pick(model) {
             if !valid_model(model) {
@@ -123,14 +109,7 @@ impl ModelSource {
             source.model = model.to_owned();
         }
         if let Some(revision) = pick(revision) {
-            let ok = revision.len() <= 256
-                && revision
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
-                && !revision
-                    .split('/')
-                    .any(|part| part.is_empty() || part == "..");
-            if !ok {
+            if !valid_revision(revision) {
                 return Err(SourceError::BadRevision {
                     revision: revision.to_owned(),
                 });
@@ -138,16 +117,7 @@ impl ModelSource {
             source.revision = revision.to_owned();
         }
         if let Some(value) = pick(chunk_kb) {
-            let bytes = value
-                .parse::<u64>()
-                .ok()
-                .and_then(|kb| kb.checked_mul(1024))
-                .filter(|b| (MIN_CHUNK_BYTES..=MAX_CHUNK_BYTES).contains(b));
-            source.chunk_bytes = Some(bytes.ok_or_else(|| SourceError::BadChunkSize {
-                value: value.to_owned(),
-                min_kb: MIN_CHUNK_BYTES / 1024,
-                max_kb: MAX_CHUNK_BYTES / 1024,
-            })?);
+            source.chunk_bytes = Some(parse_chunk_kb(value)?);
         }
         Ok(source)
     }
@@ -206,6 +176,51 @@ pub fn auto_chunk_bytes(size_bytes: u64) -> u64 {
     let step = 64 << 10;
     (size_bytes.div_ceil(MIN_AUTO_CHUNKS).div_ceil(step) * step)
         .clamp(MIN_AUTO_CHUNK_BYTES, DEFAULT_CHUNK_BYTES)
+}
+
+/// An http(s) base URL without a trailing slash, query, fragment or quotes.
+fn parse_hub(hub: &str) -> Result<String, SourceError> {
+    let trimmed = hub.trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"));
+    let ok = rest.is_some_and(|r| {
+        !r.is_empty()
+            && !r.contains(['?', '#', ' ', '"', '\'', '<', '>', '\\'])
+            && !r.starts_with('/')
+    });
+    if ok {
+        Ok(trimmed.to_owned())
+    } else {
+        Err(SourceError::BadHub {
+            hub: hub.to_owned(),
+        })
+    }
+}
+
+/// A branch, tag, commit or ref: `[A-Za-z0-9-_./]`, no empty or `..` segment.
+fn valid_revision(revision: &str) -> bool {
+    revision.len() <= 256
+        && revision
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+        && !revision
+            .split('/')
+            .any(|part| part.is_empty() || part == "..")
+}
+
+/// `chunk_kb` in bytes, within [`MIN_CHUNK_BYTES`]..=[`MAX_CHUNK_BYTES`].
+fn parse_chunk_kb(value: &str) -> Result<u64, SourceError> {
+    value
+        .parse::<u64>()
+        .ok()
+        .and_then(|kb| kb.checked_mul(1024))
+        .filter(|b| (MIN_CHUNK_BYTES..=MAX_CHUNK_BYTES).contains(b))
+        .ok_or_else(|| SourceError::BadChunkSize {
+            value: value.to_owned(),
+            min_kb: MIN_CHUNK_BYTES / 1024,
+            max_kb: MAX_CHUNK_BYTES / 1024,
+        })
 }
 
 fn valid_model(model: &str) -> bool {
@@ -274,116 +289,6 @@ pub fn parse_hex32(hex: &str) -> Option<[u8; 32]> {
 /// 32 bytes → 64 lowercase hex digits.
 pub fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A `Content-Range: bytes FIRST-LAST/TOTAL` header (`TOTAL` may be `*`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ContentRange {
-    pub first: u64,
-    /// Inclusive.
-    pub last: u64,
-    pub total: Option<u64>,
-}
-
-impl ContentRange {
-    pub fn parse(value: &str) -> Option<Self> {
-        let rest = value.trim().strip_prefix("bytes")?.trim_start();
-        let (range, total) = rest.split_once('/')?;
-        let (first, last) = range.trim().split_once('-')?;
-        let first: u64 = first.trim().parse().ok()?;
-        let last: u64 = last.trim().parse().ok()?;
-        let total = match total.trim() {
-            "*" => None,
-            t => Some(t.parse().ok()?),
-        };
-        if last < first || total.is_some_and(|t| last >= t) {
-            return None;
-        }
-        Some(Self { first, last, total })
-    }
-
-    pub fn len(&self) -> u64 {
-        self.last - self.first + 1
-    }
-
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-}
-
-/// How a file of `size_bytes` is cut into chunks of `chunk_bytes` (the last may be short).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChunkLayout {
-    pub size_bytes: u64,
-    pub chunk_bytes: u64,
-}
-
-impl ChunkLayout {
-    pub fn new(size_bytes: u64, chunk_bytes: u64) -> Self {
-        Self {
-            size_bytes,
-            chunk_bytes: chunk_bytes.max(1),
-        }
-    }
-
-    pub fn count(&self) -> u64 {
-        self.size_bytes.div_ceil(self.chunk_bytes)
-    }
-
-    /// Byte range of chunk `index` in the file.
-    pub fn range(&self, index: u64) -> Range<u64> {
-        let start = index.saturating_mul(self.chunk_bytes).min(self.size_bytes);
-        let end = start.saturating_add(self.chunk_bytes).min(self.size_bytes);
-        start..end
-    }
-
-    pub fn len_of(&self, index: u64) -> u64 {
-        let r = self.range(index);
-        r.end - r.start
-    }
-
-    /// The chunks that overlap `bytes` (empty for an empty range).
-    pub fn covering(&self, bytes: Range<u64>) -> Range<u64> {
-        if bytes.start >= bytes.end {
-            return 0..0;
-        }
-        let first = bytes.start / self.chunk_bytes;
-        let last = (bytes.end - 1) / self.chunk_bytes;
-        first..(last + 1).min(self.count())
-    }
-
-    /// The runs of consecutive chunks not in `have` (sorted ascending), in order: each run
-    /// is fetched with one Range request.
-    pub fn missing_runs(&self, have: &[u64]) -> Vec<Range<u64>> {
-        let mut runs = Vec::new();
-        let mut start = None;
-        let mut have_iter = have.iter().copied().peekable();
-        for i in 0..self.count() {
-            while have_iter.peek().is_some_and(|&h| h < i) {
-                have_iter.next();
-            }
-            let present = have_iter.peek() == Some(&i);
-            match (present, start) {
-                (false, None) => start = Some(i),
-                (true, Some(s)) => {
-                    runs.push(s..i);
-                    start = None;
-                }
-                _ => {}
-            }
-        }
-        if let Some(s) = start {
-            runs.push(s..self.count());
-        }
-        runs
-    }
-}
-
-/// The `Range` header value for chunks `chunks` of `layout`.
-pub fn range_header(layout: &ChunkLayout, chunks: &Range<u64>) -> String {
-    let start = layout.range(chunks.start).start;
-    let end = layout.range(chunks.end.saturating_sub(1)).end;
-    format!("bytes={start}-{}", end.saturating_sub(1))
 }
 
 /// Throughput over a sliding window, for "12.3 MB/s, about 40 s left" lines. Feed it
@@ -530,46 +435,6 @@ mod tests {
         assert_eq!(sha256_from_etag("\"abc-12\""), None);
         assert_eq!(sha256_from_etag(&format!("\"{}\"", "g".repeat(64))), None);
         assert_eq!(to_hex(&[0xaa; 32]), hex);
-    }
-
-    #[test]
-    fn content_range() {
-        assert_eq!(
-            ContentRange::parse("bytes 0-99/1000"),
-            Some(ContentRange {
-                first: 0,
-                last: 99,
-                total: Some(1000)
-            })
-        );
-        assert_eq!(
-            ContentRange::parse("bytes 10-19/*").map(|r| (r.len(), r.total)),
-            Some((10, None))
-        );
-        assert_eq!(ContentRange::parse("bytes 5-4/10"), None);
-        assert_eq!(ContentRange::parse("bytes 0-10/10"), None);
-        assert_eq!(ContentRange::parse("items 0-1/2"), None);
-        assert_eq!(ContentRange::parse("bytes */10"), None);
-    }
-
-    #[test]
-    fn chunk_layout_and_missing_runs() {
-        let l = ChunkLayout::new(10, 4);
-        assert_eq!(l.count(), 3);
-        assert_eq!(l.range(2), 8..10);
-        assert_eq!(l.len_of(2), 2);
-        assert_eq!(l.covering(3..9), 0..3);
-        assert_eq!(l.covering(4..8), 1..2);
-        assert_eq!(l.covering(5..5), 0..0);
-        assert_eq!(l.missing_runs(&[]), vec![0..3]);
-        assert_eq!(l.missing_runs(&[1]), vec![0..1, 2..3]);
-        assert_eq!(l.missing_runs(&[0, 1, 2]), Vec::<Range<u64>>::new());
-        assert_eq!(l.missing_runs(&[0, 2]), vec![1..2]);
-        assert_eq!(range_header(&l, &(1..3)), "bytes=4-9");
-        assert_eq!(range_header(&l, &(0..1)), "bytes=0-3");
-        let empty = ChunkLayout::new(0, 4);
-        assert_eq!(empty.count(), 0);
-        assert!(empty.missing_runs(&[]).is_empty());
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //!
 //! This file is only the module map. The core (`model`, `encode`, `index`) is plain Rust
 //! that builds and is tested natively and compiles unchanged to wasm32; `web` is the
-//! only module that knows about the browser. `hub` and `ingest` are the browser app's rules
-//! (download layout, what to index) kept free of I/O so they are tested natively.
+//! only module that knows about the browser. `hub`, `model_cache` and `ingest` are the
+//! browser app's rules (hub layout, the model download and its storage, what to index)
+//! kept free of the browser so they are tested natively.
 
 pub mod clip;
 pub mod encode;
@@ -13,6 +14,7 @@ pub mod hub;
 pub mod index;
 pub mod ingest;
 pub mod model;
+pub mod model_cache;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;

@@ -1,6 +1,6 @@
 //! The browser shell (wasm32 only): the one place that names `web_sys`, `js_sys` and
-//! `JsValue`. The page (`app`, `ui`) downloads the model (`download`) into IndexedDB
-//! (`idb`), keeps the photo index there (`library`) and has the encoding done by Web
+//! `JsValue`. The page (`app`, `ui`) downloads the model (`download`: the engine of
+//! `crate::model_cache` over the drivers of `model_cache`) into IndexedDB (`idb`), keeps the photo index there (`library`) and has the encoding done by Web
 //! Workers (`worker`), each its own wasm instance of the `clipseek-worker` binary.
 //!
 //! Nothing here computes CLIP or ranks: that is the core (`model`, `encode`, `index`),
@@ -11,6 +11,7 @@ pub mod app;
 pub mod download;
 pub mod idb;
 pub mod library;
+pub mod model_cache;
 pub mod ui;
 pub mod worker;
 

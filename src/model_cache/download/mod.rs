@@ -1,0 +1,292 @@
+//! The download engine: fetching a model's files from the hub into a [`ChunkStore`]
+//! (resumable, verified, with progress), generic over the store, the [`Hub`] and the
+//! [`Env`] so that every path through it runs natively in tests.
+//!
+//! Layout in the store: one manifest per file — URL, size (from `Content-Range`, else
+//! `Content-Length` of a `bytes=0-` answer, else `X-Linked-Size`), entity tag, the expected
+//! SHA-256 when `X-Linked-Etag` or `ETag` is a 64-hex-digit SHA-256 (the hub's LFS files),
+//! chunk size (`chunk_kb`, else `hub::auto_chunk_bytes`: 8 MiB for ViT-B/32, down to
+//! 256 KiB for small files) and state (`downloading` → `verified`); and one record per
+//! chunk: `{index, blob, sha256, len}`. The small JSON files are fetched whole as one
+//! chunk. `model.safetensors` is fetched with Range requests, one per run of missing
+//! chunks, and cut into chunks as the bytes stream in ([`super::chunker::Assembler`]); a
+//! chunk is stored the moment it is complete, and a partial chunk is never stored. A
+//! dropped connection is retried with backoff (1, 2, 4, 8 s; the count starts again
+//! whenever a chunk was saved), then reported with a Retry button; a reload or a closed
+//! tab resumes from the stored chunks, so only missing chunks are fetched.
+//!
+//! Verified before anything may load it (only `verified` files are ever read by
+//! [`super::open_verified`]): every chunk present with its exact length, so the total
+//! size; the safetensors header parses and every tensor fits in the file; every tensor the
+//! configuration needs is there with its shape; and, when the hub published one, the
+//! SHA-256 of the whole file, computed in chunk order while streaming (chunks stored in an
+//! earlier session are read back and hashed in their place; their own recorded SHA-256 is
+//! checked on the way, and a chunk that changed in storage is fetched again). On a
+//! whole-file mismatch or an unreadable header we drop ALL chunks and fetch the file once
+//! more, rather than refetch everything while comparing per-chunk hashes: the hub
+//! publishes only a whole-file hash, so our per-chunk hashes (of what we received) cannot
+//! say which chunk was bad. A second mismatch is an error in words: a hub that serves a
+//! corrupt file will not heal by retrying. Every decision is a function in
+//! [`super::rules`]; this module only sequences them (`fetch`: the files; `stream`: a
+//! run of chunks and the final check). It must not name the browser.
+
+mod fetch;
+mod stream;
+
+use std::cell::{Cell, RefCell};
+
+use sha2::Sha256;
+
+use super::chunker::ChunkLayout;
+pub use super::error::DownloadError;
+use super::net::{Answer, Env, Hub};
+use super::progress::{Phase, Progress, Reporter};
+use super::rules::{self, Changes, RetryVerdict, StatusVerdict, Tries};
+use super::store::{ChunkStore, FileManifest, StoreError, StoredChunk};
+use crate::hub::{format_bytes, ModelSource, JSON_FILES, PYTORCH_FILE};
+
+/// Why one attempt failed, and whether to try again.
+enum Failure {
+    /// The network or the server failed: retry with backoff.
+    Transient(String),
+    /// The file on the hub is not the one we were downloading: start over.
+    Changed,
+    /// No retry will help.
+    Fatal(DownloadError),
+}
+
+impl From<DownloadError> for Failure {
+    fn from(e: DownloadError) -> Self {
+        Failure::Fatal(e)
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::Fatal(e.into())
+    }
+}
+
+/// Where an in-progress weights download stands, kept across retries in one session.
+struct Job<B> {
+    manifest: FileManifest,
+    layout: ChunkLayout,
+    present: Vec<Option<StoredChunk<B>>>,
+    /// The first chunk not yet accounted for (hashed and stored).
+    next: u64,
+    /// SHA-256 of chunks `0..next`, when the hub published the file's hash.
+    hasher: Option<Sha256>,
+}
+
+impl<B> Job<B> {
+    fn stored_bytes(&self) -> u64 {
+        self.present.iter().flatten().map(|c| c.len).sum()
+    }
+}
+
+/// What finishing a complete weights file led to.
+enum Completed<B> {
+    Verified,
+    /// Go on with this job (`None`: take stock from storage again).
+    Again(Option<Box<Job<B>>>),
+}
+
+/// Downloads a model into its store.
+pub struct Download<S: ChunkStore, H: Hub, E: Env> {
+    source: ModelSource,
+    store: S,
+    hub: H,
+    env: E,
+    on_progress: Box<dyn Fn(&Progress)>,
+    cancelled: Cell<bool>,
+    reporter: RefCell<Reporter>,
+}
+
+impl<S: ChunkStore, H: Hub + Default, E: Env + Default> Download<S, H, E> {
+    /// A download through the default hub client and host (the browser's).
+    pub fn new(source: ModelSource, store: S, on_progress: Box<dyn Fn(&Progress)>) -> Self {
+        Self::with_parts(source, store, H::default(), E::default(), on_progress)
+    }
+}
+
+impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
+    pub fn with_parts(
+        source: ModelSource,
+        store: S,
+        hub: H,
+        env: E,
+        on_progress: Box<dyn Fn(&Progress)>,
+    ) -> Self {
+        Self {
+            source,
+            store,
+            hub,
+            env,
+            on_progress,
+            cancelled: Cell::new(false),
+            reporter: RefCell::default(),
+        }
+    }
+
+    /// Stops the download at the next chance (the request in flight is aborted).
+    pub fn cancel(&self) {
+        self.cancelled.set(true);
+        self.hub.abort();
+    }
+
+    fn check_cancelled(&self) -> Result<(), DownloadError> {
+        if self.cancelled.get() {
+            Err(DownloadError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn report(&self, phase: Phase, done: u64, total: Option<u64>, force: bool) {
+        let now = self.env.now_ms();
+        let progress = self
+            .reporter
+            .borrow_mut()
+            .report(now, phase, done, total, force);
+        if let Some(p) = progress {
+            (self.on_progress)(&p);
+        }
+    }
+
+    /// Counts and reports a failed verification (the file is fetched again).
+    fn verification_failed(&self, reason: String, total: Option<u64>) {
+        self.reporter.borrow_mut().verification_failed();
+        self.report(Phase::Refetching { reason }, 0, total, true);
+    }
+
+    /// Fetches whatever is missing and verifies it. Returns once every file is verified.
+    pub async fn run(&self) -> Result<(), DownloadError> {
+        self.report(Phase::Starting, 0, None, true);
+        for file in JSON_FILES {
+            self.with_retries(file, || self.fetch_small(file)).await?;
+        }
+        self.fetch_weights().await
+    }
+
+    /// Runs `attempt` until it succeeds, retrying transient failures with backoff.
+    async fn with_retries<F, Fut>(&self, file: &str, attempt: F) -> Result<(), DownloadError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<(), Failure>>,
+    {
+        let mut tries = Tries::default();
+        let mut changes = Changes::default();
+        loop {
+            self.check_cancelled()?;
+            match attempt().await {
+                Ok(()) => return Ok(()),
+                Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::Changed) => {
+                    self.store.reset_file(file).await?;
+                    if !changes.changed() {
+                        return Err(DownloadError::Unstable { file: file.into() });
+                    }
+                }
+                Err(Failure::Transient(detail)) => {
+                    let n = tries.failed(false);
+                    self.give_up_or_wait(n, detail, 0, None).await?;
+                }
+            }
+        }
+    }
+
+    /// After the `tries`-th failure in a row: an error once there were too many, else a
+    /// backoff wait.
+    async fn give_up_or_wait(
+        &self,
+        tries: u32,
+        detail: String,
+        saved_bytes: u64,
+        total: Option<u64>,
+    ) -> Result<(), DownloadError> {
+        self.check_cancelled()?;
+        let hub = &self.source.hub;
+        let verdict = rules::after_failure(
+            tries,
+            self.env.blocked(hub),
+            !self.env.online(),
+            saved_bytes,
+        );
+        match verdict {
+            RetryVerdict::Blocked => Err(DownloadError::Blocked { hub: hub.clone() }),
+            RetryVerdict::Offline => Err(DownloadError::Offline),
+            RetryVerdict::GiveUp => Err(DownloadError::Unreachable {
+                hub: hub.clone(),
+                detail,
+                saved: format_bytes(saved_bytes as f64),
+            }),
+            RetryVerdict::Wait { attempt, wait_ms } => {
+                let phase = Phase::Retrying {
+                    attempt,
+                    in_ms: wait_ms,
+                };
+                self.report(phase, saved_bytes, total, true);
+                self.env.sleep_ms(wait_ms).await;
+                self.reporter.borrow_mut().pause();
+                self.check_cancelled()
+            }
+        }
+    }
+
+    /// Starts a request (following redirects), with a `Range` header if given.
+    async fn request(&self, url: &str, range: Option<&str>) -> Result<H::Answer, Failure> {
+        let answer = self.hub.get(url, range).await.map_err(Failure::Transient)?;
+        self.check_cancelled()?;
+        Ok(answer)
+    }
+
+    /// Turns an unsuccessful HTTP status into a failure.
+    async fn status_failure(&self, file: &str, status: u16) -> Failure {
+        match rules::classify_status(file, status) {
+            StatusVerdict::AskForPytorch => Failure::Fatal(if self.has_pytorch_file().await {
+                DownloadError::OnlyPytorch {
+                    model: self.source.model.clone(),
+                    revision: self.source.revision.clone(),
+                }
+            } else {
+                self.not_found(file)
+            }),
+            StatusVerdict::NotFound => Failure::Fatal(self.not_found(file)),
+            StatusVerdict::Refused => Failure::Fatal(DownloadError::Refused {
+                file: file.into(),
+                status,
+            }),
+            StatusVerdict::Changed => Failure::Changed,
+            StatusVerdict::Transient => Failure::Transient(format!("HTTP {status}")),
+            StatusVerdict::Other => Failure::Fatal(DownloadError::Http {
+                file: file.into(),
+                status,
+            }),
+        }
+    }
+
+    /// Whether the revision publishes `pytorch_model.bin` (asked with a one-byte Range).
+    async fn has_pytorch_file(&self) -> bool {
+        let url = self.source.url(PYTORCH_FILE);
+        match self.hub.get(&url, Some("bytes=0-0")).await {
+            Ok(mut answer) => {
+                answer.release().await;
+                (200..300).contains(&answer.status())
+            }
+            Err(e) => {
+                self.env.warn(&format!(
+                    "clipseek: could not ask whether {url} exists ({e}); saying the weights are missing"
+                ));
+                false
+            }
+        }
+    }
+
+    fn not_found(&self, file: &str) -> DownloadError {
+        DownloadError::NotFound {
+            file: file.into(),
+            model: self.source.model.clone(),
+            revision: self.source.revision.clone(),
+        }
+    }
+}
