@@ -148,6 +148,17 @@ fn sniff(bytes: &[u8]) -> Result<Format, PreprocessError> {
     }
 }
 
+/// The width and height in a PNG's IHDR chunk.
+fn png_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    if bytes.get(12..16)? != b"IHDR" {
+        return None;
+    }
+    let be = |at: usize| -> Option<u32> {
+        Some(u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+    };
+    Some((be(16)?, be(20)?))
+}
+
 /// Turns encoded images into CLIP pixel tensors, as configured by `preprocessor_config.json`.
 #[derive(Debug, Clone)]
 pub struct Preprocessor {
@@ -214,7 +225,22 @@ impl Preprocessor {
         // decoders' own buffers; wasm32 cannot address more anyway.
         limits.max_alloc = Some(self.max_pixels.saturating_mul(8).saturating_add(64 << 20));
         reader.limits(limits);
-        let mut decoder = reader.into_decoder().map_err(|e| image_error(name, e))?;
+        let mut decoder = reader.into_decoder().map_err(|e| {
+            // The PNG decoder applies the memory limit while reading IHDR, before it tells
+            // the size: say which size, as for every other format.
+            match (&e, format, png_size(bytes)) {
+                (image::ImageError::Limits(_), Format::Png, Some((width, height)))
+                    if u64::from(width) * u64::from(height) > self.max_pixels =>
+                {
+                    PreprocessError::TooLarge {
+                        width,
+                        height,
+                        max_pixels: self.max_pixels,
+                    }
+                }
+                _ => image_error(name, e),
+            }
+        })?;
         let (width, height) = decoder.dimensions();
         if width == 0 || height == 0 {
             return Err(PreprocessError::Decode {
