@@ -432,6 +432,38 @@ fn absurd_declared_sizes_are_refused_before_decoding() -> TestResult {
 }
 
 #[test]
+fn a_jpeg_too_short_for_its_declared_size_is_refused_before_decoding() -> TestResult {
+    // 169 Mpx is under PIL's limit, so the size alone is accepted; but 15 KB cannot code
+    // 2.6 million luma blocks at a bit each. Before: decoded to grey in 3 s (baseline) and
+    // 9 s (progressive) with 1 GB resident; now refused from the headers.
+    let p = Preprocessor::new(PreprocessConfig::default());
+    let start = Instant::now();
+    for name in ["square.jpg", "progressive.jpg", "exif-6.jpg", "cmyk.jpg"] {
+        let jpeg = std::fs::read(fixtures().join("images").join(name))?;
+        let claim = jpeg_claiming(jpeg, 13_000, 13_000)?;
+        for result in [
+            p.preprocess(&claim).map(|_| ()),
+            p.decode(&claim).map(|_| ()),
+        ] {
+            assert!(
+                matches!(result, Err(PreprocessError::Truncated { format: "JPEG" })),
+                "{name}: {result:?}"
+            );
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    assert!(elapsed < 1.0, "{elapsed} s");
+    // Every real fixture JPEG is far above the bound.
+    for (name, bytes) in fixture_images()? {
+        if name.ends_with(".jpg") {
+            let result = p.preprocess(&bytes);
+            assert!(result.is_ok(), "{name}: {result:?}");
+        }
+    }
+    Ok(())
+}
+
+#[test]
 fn a_jpeg_claiming_more_pixels_than_its_data_holds_never_panics() -> TestResult {
     // Under the limit but far larger than the data: the decoders may refuse it or fill the
     // rest, but neither panics, and the model's reduced path agrees with the full one on

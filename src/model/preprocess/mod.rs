@@ -148,6 +148,12 @@ fn sniff(bytes: &[u8]) -> Result<Format, PreprocessError> {
     }
 }
 
+/// Whether a JPEG's bytes are enough for the blocks its frame declares (see
+/// [`jpeg_min_data_bits`]); true when no bound is known.
+fn jpeg_data_can_hold(bytes: &[u8]) -> bool {
+    jpeg_min_data_bits(bytes).is_none_or(|bits| (bytes.len() as u64).saturating_mul(8) >= bits)
+}
+
 /// The width and height in a PNG's IHDR chunk.
 fn png_size(bytes: &[u8]) -> Option<(u32, u32)> {
     if bytes.get(12..16)? != b"IHDR" {
@@ -255,6 +261,9 @@ impl Preprocessor {
                 max_pixels: self.max_pixels,
             });
         }
+        if format == Format::Jpeg && !jpeg_data_can_hold(bytes) {
+            return Err(PreprocessError::Truncated { format: name });
+        }
         let orientation = orientation(&mut decoder);
         let image = DynamicImage::from_decoder(decoder).map_err(|e| image_error(name, e))?;
         let mut rgb = to_rgb(image, format, bytes)?;
@@ -323,6 +332,9 @@ impl Preprocessor {
         let header = reduced::header(bytes)?;
         let (w, h) = (header.width, header.height);
         if !header.reducible || w == 0 || h == 0 || u64::from(w) * u64::from(h) > self.max_pixels {
+            return None;
+        }
+        if !jpeg_data_can_hold(bytes) {
             return None;
         }
         let reduction = reduction_for(w, h, target);
