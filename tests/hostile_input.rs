@@ -839,6 +839,27 @@ fn each_size_is_bounded_above() {
 }
 
 #[test]
+fn every_fixture_model_is_within_the_bounds() -> TestResult {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(fixtures())? {
+        let dir = entry?.path();
+        let config = dir.join("config.json");
+        if config.is_file() {
+            ClipConfig::from_json(&std::fs::read(&config)?)
+                .map_err(|e| format!("{}: {e}", config.display()))?;
+            seen += 1;
+        }
+        let preprocessor = dir.join("preprocessor_config.json");
+        if preprocessor.is_file() {
+            PreprocessConfig::from_json(&std::fs::read(&preprocessor)?)
+                .map_err(|e| format!("{}: {e}", preprocessor.display()))?;
+        }
+    }
+    assert!(seen >= 3, "{seen} fixture models");
+    Ok(())
+}
+
+#[test]
 fn absurd_products_are_refused() {
     // Every field within bounds, the model not: 256 layers of width 16384.
     let json = br#"{"text_config": {"hidden_size": 16384, "num_hidden_layers": 256, "intermediate_size": 65536}}"#;
