@@ -40,6 +40,8 @@ const PREFIX_BYTES: usize = MAGIC.len() + 4 + 4;
 /// The smallest well-framed file: prefix and checksum (the header cannot be empty, so a
 /// real file is longer).
 pub const MIN_FILE_BYTES: usize = PREFIX_BYTES + CHECKSUM_BYTES;
+/// The largest embedding width an index file may declare (CLIP's widest is 1280).
+pub const MAX_DIM: usize = 65_536;
 /// `path_len + size_bytes + modified_ms + content_hash + id`
 const ENTRY_FIXED_BYTES: usize = 4 + 8 + 8 + 32 + 8;
 
@@ -153,8 +155,17 @@ pub fn decode(bytes: &[u8], expected_model_id: Option<&str>) -> Result<Embedding
             });
         }
     }
+    // An empty index claiming a vast dim would otherwise load, and every caller sizing a
+    // query or a row buffer from `dim()` would then try to allocate it.
     let dim = usize::try_from(header.dim)
-        .map_err(|_| malformed_header(format!("dim {} is too large", header.dim)))?;
+        .ok()
+        .filter(|&dim| dim <= MAX_DIM)
+        .ok_or_else(|| {
+            malformed_header(format!(
+                "dim {} is more than the {MAX_DIM} any embedding has",
+                header.dim
+            ))
+        })?;
     if dim == 0 && header.count > 0 {
         return Err(malformed_header(format!(
             "dim is 0 but there are {} entries",

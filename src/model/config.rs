@@ -13,6 +13,17 @@ use serde::Deserialize;
 pub enum ConfigError {
     #[error("{file} is not valid JSON for a CLIP model: {message}")]
     Json { file: &'static str, message: String },
+    #[error("{file}: {field} is {value}, more than the {max} any CLIP model needs; the file is refused before anything is allocated from it")]
+    TooLarge {
+        file: &'static str,
+        field: &'static str,
+        value: usize,
+        max: usize,
+    },
+    #[error(
+        "config.json describes a model of {parameters} parameters, more than the {max} we can hold"
+    )]
+    TooManyParameters { parameters: u64, max: u64 },
     #[error("{file}: {field} is {value}, which cannot work: {reason}")]
     Invalid {
         file: &'static str,
@@ -120,6 +131,32 @@ fn default_projection_dim() -> usize {
     512
 }
 
+/// Upper bounds on every size a configuration declares, checked before anything is
+/// allocated from them. Each is well above the largest public CLIP (ViT-bigG/14: 48 vision
+/// layers of width 1664, 32 text layers of width 1280, MLP 8192, 257 positions at 224 px
+/// and patch 14; multilingual text towers have vocabularies of 250 002); a file past them
+/// is a typo or an attack, and is refused with a sentence.
+pub mod limits {
+    /// Transformer layers in one tower.
+    pub const MAX_LAYERS: usize = 256;
+    /// `hidden_size` and `projection_dim`.
+    pub const MAX_WIDTH: usize = 16_384;
+    /// `intermediate_size`.
+    pub const MAX_INTERMEDIATE: usize = 65_536;
+    /// `num_attention_heads`.
+    pub const MAX_HEADS: usize = 256;
+    /// Text positions (`max_position_embeddings`); CLIP uses 77, Long-CLIP 248.
+    pub const MAX_TEXT_POSITIONS: usize = 4_096;
+    /// `vocab_size`.
+    pub const MAX_VOCAB: usize = 1 << 20;
+    /// `image_size`, and the resize and crop sizes of `preprocessor_config.json`.
+    pub const MAX_IMAGE_SIZE: usize = 4_096;
+    /// Vision tokens (patches plus the class token).
+    pub const MAX_VISION_POSITIONS: usize = 16_385;
+    /// Parameters of the whole model (f32: 4 bytes each), ViT-bigG/14 has 2.5 billion.
+    pub const MAX_PARAMETERS: u64 = 4_000_000_000;
+}
+
 const CONFIG: &str = "config.json";
 const PREPROCESSOR: &str = "preprocessor_config.json";
 
@@ -173,6 +210,81 @@ impl ClipConfig {
                 return Err(invalid(CONFIG, field, value, "it must be at least 1"));
             }
         }
+        use limits::*;
+        let bounded = [
+            ("text_config.vocab_size", t.vocab_size, MAX_VOCAB),
+            ("text_config.hidden_size", t.hidden_size, MAX_WIDTH),
+            (
+                "text_config.intermediate_size",
+                t.intermediate_size,
+                MAX_INTERMEDIATE,
+            ),
+            (
+                "text_config.num_hidden_layers",
+                t.num_hidden_layers,
+                MAX_LAYERS,
+            ),
+            (
+                "text_config.num_attention_heads",
+                t.num_attention_heads,
+                MAX_HEADS,
+            ),
+            (
+                "text_config.max_position_embeddings",
+                t.max_position_embeddings,
+                MAX_TEXT_POSITIONS,
+            ),
+            ("vision_config.hidden_size", v.hidden_size, MAX_WIDTH),
+            (
+                "vision_config.intermediate_size",
+                v.intermediate_size,
+                MAX_INTERMEDIATE,
+            ),
+            (
+                "vision_config.num_hidden_layers",
+                v.num_hidden_layers,
+                MAX_LAYERS,
+            ),
+            (
+                "vision_config.num_attention_heads",
+                v.num_attention_heads,
+                MAX_HEADS,
+            ),
+            ("vision_config.image_size", v.image_size, MAX_IMAGE_SIZE),
+            ("vision_config.patch_size", v.patch_size, MAX_IMAGE_SIZE),
+            ("projection_dim", self.projection_dim, MAX_WIDTH),
+        ];
+        for (field, value, max) in bounded {
+            if value > max {
+                return Err(ConfigError::TooLarge {
+                    file: CONFIG,
+                    field,
+                    value,
+                    max,
+                });
+            }
+        }
+        if v.num_channels != 3 {
+            return Err(invalid(
+                CONFIG,
+                "vision_config.num_channels",
+                v.num_channels,
+                "the preprocessor makes RGB images, so it must be 3",
+            ));
+        }
+        for (field, eps) in [
+            ("text_config.layer_norm_eps", t.layer_norm_eps),
+            ("vision_config.layer_norm_eps", v.layer_norm_eps),
+        ] {
+            if !(eps.is_finite() && eps > 0.0 && eps < 1.0) {
+                return Err(invalid(
+                    CONFIG,
+                    field,
+                    eps,
+                    "it must be a small positive number",
+                ));
+            }
+        }
         if !t.hidden_size.is_multiple_of(t.num_attention_heads) {
             return Err(invalid(
                 CONFIG,
@@ -205,7 +317,48 @@ impl ClipConfig {
                 "the start and end tokens need two positions",
             ));
         }
+        // Each size is bounded above, so none of these products can overflow a u64.
+        let positions = v.num_positions();
+        if positions > MAX_VISION_POSITIONS {
+            return Err(ConfigError::TooLarge {
+                file: CONFIG,
+                field: "vision_config.image_size / patch_size",
+                value: positions,
+                max: MAX_VISION_POSITIONS,
+            });
+        }
+        let parameters = self.parameter_count();
+        if parameters > MAX_PARAMETERS {
+            return Err(ConfigError::TooManyParameters {
+                parameters,
+                max: MAX_PARAMETERS,
+            });
+        }
         Ok(())
+    }
+
+    /// The parameters `weights::expected_tensors` lists for this configuration, computed
+    /// from the sizes alone; only called once every size is bounded, so nothing overflows.
+    fn parameter_count(&self) -> u64 {
+        let t = &self.text_config;
+        let v = &self.vision_config;
+        let n = |x: usize| x as u64;
+        let layer = |hidden: u64, inner: u64| {
+            // q, k, v, out (weights and biases), two layer norms, fc1 and fc2.
+            4 * (hidden * hidden + hidden) + 4 * hidden + 2 * hidden * inner + inner + hidden
+        };
+        let text = n(t.vocab_size) * n(t.hidden_size)
+            + n(t.max_position_embeddings) * n(t.hidden_size)
+            + n(t.num_hidden_layers) * layer(n(t.hidden_size), n(t.intermediate_size))
+            + 2 * n(t.hidden_size)
+            + n(self.projection_dim) * n(t.hidden_size);
+        let vision = n(v.hidden_size)
+            + n(v.hidden_size) * n(v.num_channels) * n(v.patch_size) * n(v.patch_size)
+            + n(v.num_positions()) * n(v.hidden_size)
+            + 4 * n(v.hidden_size)
+            + n(v.num_hidden_layers) * layer(n(v.hidden_size), n(v.intermediate_size))
+            + n(self.projection_dim) * n(v.hidden_size);
+        text.saturating_add(vision)
     }
 }
 
@@ -381,6 +534,37 @@ impl PreprocessConfig {
                 "size",
                 format!("{shortest_edge} / {crop_height}x{crop_width}"),
                 "sizes must be at least 1",
+            ));
+        }
+        let max = limits::MAX_IMAGE_SIZE;
+        for (field, value) in [
+            ("size", config.shortest_edge),
+            ("crop_size", config.crop_height),
+            ("crop_size", config.crop_width),
+        ] {
+            if value as usize > max {
+                return Err(ConfigError::TooLarge {
+                    file: PREPROCESSOR,
+                    field,
+                    value: value as usize,
+                    max,
+                });
+            }
+        }
+        if !(config.rescale_factor.is_finite() && config.rescale_factor > 0.0) {
+            return Err(invalid(
+                PREPROCESSOR,
+                "rescale_factor",
+                config.rescale_factor,
+                "it must be finite and positive",
+            ));
+        }
+        if config.image_mean.iter().any(|m| !m.is_finite()) {
+            return Err(invalid(
+                PREPROCESSOR,
+                "image_mean",
+                format!("{:?}", config.image_mean),
+                "a mean must be finite",
             ));
         }
         if config.image_std.iter().any(|s| *s == 0.0 || !s.is_finite()) {

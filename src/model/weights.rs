@@ -33,6 +33,19 @@ pub enum WeightsError {
         end_bytes: u64,
         len_bytes: u64,
     },
+    #[error("model.safetensors: tensor {tensor} declares data offsets {begin_bytes}..{end_bytes}, which run past any file")]
+    OffsetOverflow {
+        tensor: String,
+        begin_bytes: u64,
+        end_bytes: u64,
+    },
+    #[error("model.safetensors: tensors {first} and {second} overlap (bytes {second_begin_bytes}..{first_end_bytes} of the data)")]
+    Overlap {
+        first: String,
+        second: String,
+        second_begin_bytes: u64,
+        first_end_bytes: u64,
+    },
     #[error("model.safetensors: tensor {tensor} has dtype {dtype}; only F32, F16 and BF16 are supported")]
     UnsupportedDtype { tensor: String, dtype: String },
     #[error("model.safetensors: tensor {tensor} declares shape {shape:?} but {size_bytes} bytes")]
@@ -171,6 +184,8 @@ impl SafetensorsHeader {
                 message: e.to_string(),
             })?;
         let mut tensors = BTreeMap::new();
+        // Every declared byte range, read or not, to refuse overlaps once all are known.
+        let mut ranges: Vec<(u64, u64, String)> = Vec::new();
         for (name, value) in raw {
             if name == "__metadata__" {
                 continue;
@@ -179,6 +194,31 @@ impl SafetensorsHeader {
                 serde_json::from_value(value).map_err(|e| WeightsError::BadHeader {
                     message: format!("tensor {name}: {e}"),
                 })?;
+            let [begin, end] = info.data_offsets;
+            if end < begin {
+                return Err(WeightsError::BadHeader {
+                    message: format!("tensor {name} ends before it begins"),
+                });
+            }
+            // Offsets count from the end of the header; both ends must land in the file
+            // without wrapping (a wrapped offset would point back into the header).
+            let (Some(offset_bytes), Some(end_bytes)) =
+                (total.checked_add(begin), total.checked_add(end))
+            else {
+                return Err(WeightsError::OffsetOverflow {
+                    tensor: name,
+                    begin_bytes: begin,
+                    end_bytes: end,
+                });
+            };
+            if end_bytes > file_len_bytes {
+                return Err(WeightsError::Truncated {
+                    tensor: name,
+                    end_bytes,
+                    len_bytes: file_len_bytes,
+                });
+            }
+            ranges.push((begin, end, name.clone()));
             let dtype = match info.dtype.as_str() {
                 "F32" => Dtype::F32,
                 "F16" => Dtype::F16,
@@ -189,12 +229,7 @@ impl SafetensorsHeader {
                     continue;
                 }
             };
-            let [begin, end] = info.data_offsets;
-            let size_bytes = end
-                .checked_sub(begin)
-                .ok_or_else(|| WeightsError::BadHeader {
-                    message: format!("tensor {name} ends before it begins"),
-                })?;
+            let size_bytes = end - begin;
             let numel = info
                 .shape
                 .iter()
@@ -204,15 +239,6 @@ impl SafetensorsHeader {
                     tensor: name,
                     shape: info.shape,
                     size_bytes,
-                });
-            }
-            let offset_bytes = total + begin;
-            let end_bytes = total + end;
-            if end_bytes > file_len_bytes {
-                return Err(WeightsError::Truncated {
-                    tensor: name,
-                    end_bytes,
-                    len_bytes: file_len_bytes,
                 });
             }
             tensors.insert(
@@ -225,6 +251,7 @@ impl SafetensorsHeader {
                 },
             );
         }
+        refuse_overlaps(ranges)?;
         Ok(Self { tensors, json })
     }
 
@@ -257,6 +284,30 @@ impl SafetensorsHeader {
         }
         Ok(plan)
     }
+}
+
+/// Refuses two tensors whose (non-empty) byte ranges share a byte: one write would
+/// change the other, and a loader reading both would see the same bytes twice.
+fn refuse_overlaps(mut ranges: Vec<(u64, u64, String)>) -> Result<(), WeightsError> {
+    ranges.retain(|(begin, end, _)| end > begin);
+    ranges.sort_unstable();
+    let mut furthest: Option<&(u64, u64, String)> = None;
+    for range in &ranges {
+        if let Some(first) = furthest {
+            if range.0 < first.1 {
+                return Err(WeightsError::Overlap {
+                    first: first.2.clone(),
+                    second: range.2.clone(),
+                    second_begin_bytes: range.0,
+                    first_end_bytes: first.1,
+                });
+            }
+        }
+        if furthest.is_none_or(|f| range.1 > f.1) {
+            furthest = Some(range);
+        }
+    }
+    Ok(())
 }
 
 /// Every tensor a `CLIPModel` with this configuration needs, with its shape, in
@@ -515,13 +566,16 @@ pub fn from_bytes_for(
     let header = SafetensorsHeader::parse(bytes, bytes.len() as u64)?;
     let mut builder = WeightsBuilder::for_towers(&header, config, towers)?;
     for (name, info) in builder.plan().to_vec() {
-        let start = info.offset_bytes as usize;
-        let end = start + info.size_bytes as usize;
-        let slice = bytes.get(start..end).ok_or(WeightsError::Truncated {
-            tensor: name.clone(),
-            end_bytes: end as u64,
-            len_bytes: bytes.len() as u64,
-        })?;
+        let end_bytes = info.offset_bytes.saturating_add(info.size_bytes);
+        let slice = usize::try_from(info.offset_bytes)
+            .ok()
+            .zip(usize::try_from(end_bytes).ok())
+            .and_then(|(start, end)| bytes.get(start..end))
+            .ok_or(WeightsError::Truncated {
+                tensor: name.clone(),
+                end_bytes,
+                len_bytes: bytes.len() as u64,
+            })?;
         builder.insert(&name, slice)?;
     }
     Ok((builder.finish()?, header))

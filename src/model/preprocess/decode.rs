@@ -69,6 +69,57 @@ pub(super) fn jpeg_is_complete(bytes: &[u8]) -> bool {
     }
 }
 
+/// The fewest bits the entropy-coded data of a Huffman-coded JPEG can take, from its
+/// frame header: every 8x8 block of every component has its DC coefficient coded in some
+/// scan, with a code of at least one bit (an EOB run covers only AC coefficients). So a file
+/// shorter than this cannot hold the image it declares — zune-jpeg would fill the missing
+/// blocks with grey after allocating the whole image (a 15 KB file claiming 13000 x 13000
+/// took 1 GB and 3 to 9 s). `None` (no bound) for arithmetic-coded frames, which can code a
+/// block in under a bit, and for headers this walk cannot read.
+pub(super) fn jpeg_min_data_bits(bytes: &[u8]) -> Option<u64> {
+    let mut i = 2usize;
+    loop {
+        while bytes.get(i) == Some(&0xFF) && bytes.get(i + 1) == Some(&0xFF) {
+            i += 1;
+        }
+        if *bytes.get(i)? != 0xFF {
+            return None;
+        }
+        let marker = *bytes.get(i + 1)?;
+        let length = usize::from(u16::from_be_bytes([*bytes.get(i + 2)?, *bytes.get(i + 3)?]));
+        match marker {
+            // Huffman-coded frames: baseline, extended, progressive, lossless.
+            0xC0..=0xC3 => {
+                let frame = bytes.get(i + 4..i + 2 + length)?;
+                let height = u64::from(u16::from_be_bytes([*frame.get(1)?, *frame.get(2)?]));
+                let width = u64::from(u16::from_be_bytes([*frame.get(3)?, *frame.get(4)?]));
+                let count = usize::from(*frame.get(5)?);
+                let factors: Vec<(u64, u64)> = (0..count)
+                    .map(|c| {
+                        let f = *frame.get(6 + 3 * c + 1)?;
+                        Some((u64::from(f >> 4).max(1), u64::from(f & 15).max(1)))
+                    })
+                    .collect::<Option<_>>()?;
+                let h_max = factors.iter().map(|f| f.0).max()?;
+                let v_max = factors.iter().map(|f| f.1).max()?;
+                let blocks = factors
+                    .iter()
+                    .map(|&(h, v)| {
+                        (width * h).div_ceil(h_max).div_ceil(8)
+                            * (height * v).div_ceil(v_max).div_ceil(8)
+                    })
+                    .sum();
+                return Some(blocks);
+            }
+            // Arithmetic-coded (or hierarchical) frames, the end of the image, a scan
+            // before any frame: no bound.
+            0xC5..=0xCF | 0xD9 | 0xDA => return None,
+            _ if length < 2 => return None,
+            _ => i += 2 + length,
+        }
+    }
+}
+
 /// The EXIF orientation PIL's `exif_transpose` would use: the EXIF tag, else the XMP
 /// `tiff:Orientation` (as `Image.getexif` falls back to), else none. Values outside 1..=8
 /// mean no transform, as in PIL.

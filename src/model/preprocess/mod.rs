@@ -148,6 +148,23 @@ fn sniff(bytes: &[u8]) -> Result<Format, PreprocessError> {
     }
 }
 
+/// Whether a JPEG's bytes are enough for the blocks its frame declares (see
+/// [`jpeg_min_data_bits`]); true when no bound is known.
+fn jpeg_data_can_hold(bytes: &[u8]) -> bool {
+    jpeg_min_data_bits(bytes).is_none_or(|bits| (bytes.len() as u64).saturating_mul(8) >= bits)
+}
+
+/// The width and height in a PNG's IHDR chunk.
+fn png_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    if bytes.get(12..16)? != b"IHDR" {
+        return None;
+    }
+    let be = |at: usize| -> Option<u32> {
+        Some(u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+    };
+    Some((be(16)?, be(20)?))
+}
+
 /// Turns encoded images into CLIP pixel tensors, as configured by `preprocessor_config.json`.
 #[derive(Debug, Clone)]
 pub struct Preprocessor {
@@ -214,7 +231,22 @@ impl Preprocessor {
         // decoders' own buffers; wasm32 cannot address more anyway.
         limits.max_alloc = Some(self.max_pixels.saturating_mul(8).saturating_add(64 << 20));
         reader.limits(limits);
-        let mut decoder = reader.into_decoder().map_err(|e| image_error(name, e))?;
+        let mut decoder = reader.into_decoder().map_err(|e| {
+            // The PNG decoder applies the memory limit while reading IHDR, before it tells
+            // the size: say which size, as for every other format.
+            match (&e, format, png_size(bytes)) {
+                (image::ImageError::Limits(_), Format::Png, Some((width, height)))
+                    if u64::from(width) * u64::from(height) > self.max_pixels =>
+                {
+                    PreprocessError::TooLarge {
+                        width,
+                        height,
+                        max_pixels: self.max_pixels,
+                    }
+                }
+                _ => image_error(name, e),
+            }
+        })?;
         let (width, height) = decoder.dimensions();
         if width == 0 || height == 0 {
             return Err(PreprocessError::Decode {
@@ -228,6 +260,9 @@ impl Preprocessor {
                 height,
                 max_pixels: self.max_pixels,
             });
+        }
+        if format == Format::Jpeg && !jpeg_data_can_hold(bytes) {
+            return Err(PreprocessError::Truncated { format: name });
         }
         let orientation = orientation(&mut decoder);
         let image = DynamicImage::from_decoder(decoder).map_err(|e| image_error(name, e))?;
@@ -297,6 +332,9 @@ impl Preprocessor {
         let header = reduced::header(bytes)?;
         let (w, h) = (header.width, header.height);
         if !header.reducible || w == 0 || h == 0 || u64::from(w) * u64::from(h) > self.max_pixels {
+            return None;
+        }
+        if !jpeg_data_can_hold(bytes) {
             return None;
         }
         let reduction = reduction_for(w, h, target);
