@@ -3,7 +3,8 @@
 //! This file is only the module map. The core (`model`, `encode`, `index`) is plain Rust
 //! that builds and is tested natively and compiles unchanged to wasm32; `web` is the
 //! only module that knows about the browser. `hub` and `ingest` are the browser app's rules
-//! (download layout, what to index) kept free of I/O so they are tested natively.
+//! (download layout, what to index) kept free of I/O so they are tested natively, as is
+//! `page`, the page's own rules (folder identity, and the page core as it moves there).
 
 pub mod clip;
 pub mod encode;
@@ -13,6 +14,7 @@ pub mod hub;
 pub mod index;
 pub mod ingest;
 pub mod model;
+pub mod page;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;

@@ -45,6 +45,8 @@ use crate::hub::{format_bytes, format_eta, parse_hex32, to_hex, ModelSource, Rat
 use crate::index::{EmbeddingIndex, EntryMeta, Match};
 use crate::ingest::{self, Candidate};
 use crate::model::config::ClipConfig;
+use crate::page::library::{place_drop, DropFile, ForgetOffer, Known};
+use crate::page::run::{CrashBudget, Lost, CRASH_REASON};
 
 /// Results shown at first, and added by each "Show more".
 const RESULTS_PAGE: usize = 24;
@@ -52,7 +54,7 @@ const RESULTS_PAGE: usize = 24;
 const DEBOUNCE_MS: i32 = 150;
 /// Batches a vision worker holds at once (one running, one waiting).
 const IN_FLIGHT_PER_WORKER: usize = 2;
-/// Worker crashes tolerated in one session before giving up.
+/// Query-worker crashes in a row (with no query answered between them) before giving up.
 const MAX_RESPAWNS: u32 = 3;
 /// The worker loader (www/encoder-worker.js), relative to the page.
 const WORKER_SCRIPT: &str = "encoder-worker.js";
@@ -146,12 +148,14 @@ struct PoolWorker {
 }
 
 enum JobKind {
-    Index { keys: Vec<usize>, solo: bool },
+    Index { keys: Vec<usize> },
     Query { name: String },
 }
 
 struct JobInfo {
     worker: usize,
+    /// Sent order: a worker runs its jobs one at a time, oldest first.
+    sent: u64,
     kind: JobKind,
 }
 
@@ -246,7 +250,12 @@ struct App {
     /// Bumped by every piece of photo-encoder work; an idle timer stops the pool only if it
     /// is still the latest.
     pool_activity: u32,
+    /// Query-worker crashes since it last answered.
     respawns: u32,
+    /// The photo encoders' crashes, charged per photo (`page::run`).
+    crashes: CrashBudget,
+    /// Jobs sent so far (orders `JobInfo::sent`).
+    sent_jobs: u64,
     jobs: HashMap<u32, JobInfo>,
     run: Option<Run>,
     collecting: usize,
@@ -256,6 +265,8 @@ struct App {
     preview_url: Option<String>,
     preview_id: Option<u64>,
     clear_armed_until: f64,
+    /// Photos of re-dropped folders that are no longer in them, offered for forgetting.
+    forget: Option<ForgetOffer>,
     last_index_report_ms: f64,
     last_storage_ms: f64,
     note: Option<String>,
@@ -316,6 +327,8 @@ async fn boot() -> Result<(), JsValue> {
         pool: Vec::new(),
         pool_activity: 0,
         respawns: 0,
+        crashes: CrashBudget::new(),
+        sent_jobs: 0,
         jobs: HashMap::new(),
         run: None,
         collecting: 0,
@@ -334,6 +347,7 @@ async fn boot() -> Result<(), JsValue> {
         preview_url: None,
         preview_id: None,
         clear_armed_until: 0.0,
+        forget: None,
         last_index_report_ms: 0.0,
         last_storage_ms: 0.0,
         note: None,
@@ -541,6 +555,13 @@ impl App {
             );
         }
         show(&dom.clear_button, self.indexed() > 0 && !running);
+        match self.forget.as_ref().filter(|_| !running) {
+            Some(offer) => {
+                set_text(&dom.forget_button, &offer.label());
+                show(&dom.forget_button, true);
+            }
+            None => show(&dom.forget_button, false),
+        }
         if self.index.is_none() {
             let hint = match self.stage {
                 Stage::Starting => "",
@@ -727,6 +748,10 @@ fn wire(app: &AppRef) -> Result<(), JsValue> {
     })?;
     on(&dom.pause_button, "click", |app, _| toggle_pause(app))?;
     on(&dom.cancel_button, "click", |app, _| cancel_run(app))?;
+    on(&dom.forget_button, "click", |app, _| {
+        let app = app.clone();
+        spawn_local(async move { forget_vanished(&app).await });
+    })?;
     on(&dom.clear_button, "click", |app, _| {
         let app = app.clone();
         spawn_local(async move { clear_index(&app).await });
@@ -1226,6 +1251,7 @@ fn text_event(app: &AppRef, event: WorkerEvent) {
             },
             _,
         ) => {
+            app.borrow_mut().respawns = 0;
             if app.borrow().search.text_job != job {
                 return;
             }
@@ -1341,23 +1367,10 @@ fn maybe_start_run(app: &AppRef) {
         return;
     }
     let sets = std::mem::take(&mut a.waiting);
-    let mut files: HashMap<String, File> = HashMap::new();
-    let mut candidates = Vec::new();
-    let mut roots = Vec::new();
-    for set in sets {
-        roots.extend(set.roots);
-        for p in set.files {
-            candidates.push(Candidate {
-                path: p.path.clone(),
-                size_bytes: p.file.size() as u64,
-                modified_ms: p.file.last_modified() as i64,
-            });
-            files.entry(p.path).or_insert(p.file);
-        }
-    }
     let Some(index) = a.index.as_ref() else {
         return;
     };
+    let (mut candidates, files, roots) = place_sets(index, sets);
     let plan = ingest::plan(index, &mut candidates, &roots);
     for c in &candidates {
         if let Some(f) = files.get(&c.path) {
@@ -1379,6 +1392,8 @@ fn maybe_start_run(app: &AppRef) {
         .collect();
     let limit = items.len();
     a.note = None;
+    a.forget = None;
+    a.crashes = CrashBudget::new();
     a.run = Some(Run {
         items,
         next_dispatch: 0,
@@ -1405,6 +1420,55 @@ fn maybe_start_run(app: &AppRef) {
     send_known_hashes(app);
     dispatch(app);
     index_progress(app, true);
+}
+
+/// Where the waiting drops' files go in the index (`page::library`: a second folder with
+/// the same name is a second folder; no drop replaces another's photos): the candidates
+/// under their stored paths, their files by those paths, and the stored folders that were
+/// dropped again (whose missing photos are offered for forgetting).
+fn place_sets(
+    index: &EmbeddingIndex,
+    sets: Vec<PickedSet>,
+) -> (Vec<Candidate>, HashMap<String, File>, Vec<String>) {
+    let mut known = Known::new(
+        index
+            .entries()
+            .iter()
+            .map(|e| (e.path.as_str(), e.size_bytes, e.modified_ms)),
+    );
+    let mut files: HashMap<String, File> = HashMap::new();
+    let mut candidates = Vec::new();
+    let mut roots = Vec::new();
+    for set in sets {
+        let dropped = set
+            .files
+            .into_iter()
+            .map(|p| DropFile {
+                size_bytes: p.file.size() as u64,
+                modified_ms: p.file.last_modified() as i64,
+                path: p.path,
+                folder: p.folder,
+                handle: p.file,
+            })
+            .collect();
+        let placed = place_drop(&mut known, &set.roots, dropped);
+        roots.extend(
+            placed
+                .folders
+                .into_iter()
+                .filter(|f| f.same)
+                .map(|f| f.root),
+        );
+        for p in placed.files {
+            candidates.push(Candidate {
+                path: p.path.clone(),
+                size_bytes: p.size_bytes,
+                modified_ms: p.modified_ms,
+            });
+            files.entry(p.path).or_insert(p.handle);
+        }
+    }
+    (candidates, files, roots)
 }
 
 fn send_known_hashes(app: &AppRef) {
@@ -1522,6 +1586,7 @@ fn pool_event(app: &AppRef, slot: usize, event: WorkerEvent) {
                     w.loading = false;
                     w.engine = Some(engine);
                 }
+                a.crashes.progress();
                 a.note_engine(format!("vision {slot}"), detail, fallback);
                 load_next_worker(&mut a);
                 a.update_status();
@@ -1651,11 +1716,13 @@ fn dispatch(app: &AppRef) {
                     if let Some(Some(w)) = a.pool.get_mut(slot) {
                         w.in_flight += 1;
                     }
+                    a.sent_jobs += 1;
                     a.jobs.insert(
                         job,
                         JobInfo {
                             worker: slot,
-                            kind: JobKind::Index { keys, solo },
+                            sent: a.sent_jobs,
+                            kind: JobKind::Index { keys },
                         },
                     );
                 }
@@ -1684,6 +1751,7 @@ fn encoded(
         if let Some(Some(w)) = a.pool.get_mut(slot) {
             w.in_flight = w.in_flight.saturating_sub(1);
         }
+        a.crashes.progress();
         a.jobs.remove(&job)
     };
     let Some(info) = info else { return };
@@ -1730,8 +1798,9 @@ fn encoded(
     }
 }
 
-/// A vision worker died: its photos are tried again one at a time (a photo that kills a
-/// worker alone is skipped), and a fresh worker takes its place.
+/// A vision worker died: the photos it was running are charged one crash each and tried
+/// again alone, those waiting behind them go back to the queue, a photo charged twice is
+/// skipped (`page::run`), and a fresh worker takes the dead one's slot.
 fn worker_crashed(app: &AppRef, slot: usize, message: String) {
     web_sys::console::warn_1(&JsValue::from_str(&format!(
         "clipseek: a photo encoder stopped: {message}"
@@ -1739,32 +1808,26 @@ fn worker_crashed(app: &AppRef, slot: usize, message: String) {
     let (old, url, give_up) = {
         let mut a = app.borrow_mut();
         let a = &mut *a;
-        let lost: Vec<u32> = a
+        let mut held: Vec<(u64, JobKind)> = Vec::new();
+        let ids: Vec<u32> = a
             .jobs
             .iter()
             .filter(|(_, j)| j.worker == slot)
             .map(|(&id, _)| id)
             .collect();
-        for id in lost {
-            let Some(job) = a.jobs.remove(&id) else {
-                continue;
-            };
-            match job.kind {
-                JobKind::Index { keys, solo } => {
-                    if let Some(run) = a.run.as_mut() {
-                        for k in keys {
-                            if solo {
-                                run.finished.insert(
-                                    k,
-                                    Outcome::Failed("The encoder stopped while reading this photo (it may be too large or damaged).".into()),
-                                );
-                            } else {
-                                run.solo.push_back(k);
-                            }
-                        }
-                    }
-                }
+        for id in ids {
+            if let Some(job) = a.jobs.remove(&id) {
+                held.push((job.sent, job.kind));
+            }
+        }
+        held.sort_by_key(|(sent, _)| *sent);
+        let mut lost = Lost::default();
+        for (_, kind) in held {
+            match kind {
+                JobKind::Index { keys } => lost.jobs.push(keys),
                 JobKind::Query { name } => {
+                    // It ran (or waited) in the dead worker; it holds no photo of the run.
+                    lost.jobs.push(Vec::new());
                     let dom = a.dom.clone();
                     set_text(
                         &dom.search_text,
@@ -1773,15 +1836,25 @@ fn worker_crashed(app: &AppRef, slot: usize, message: String) {
                 }
             }
         }
-        a.respawns += 1;
+        let verdict = a.crashes.crashed(lost);
+        if let Some(run) = a.run.as_mut() {
+            for k in verdict.skipped {
+                run.finished
+                    .insert(k, Outcome::Failed(CRASH_REASON.to_owned()));
+            }
+            // Alone-retries first, in indexing order; then the untouched ones.
+            for k in verdict.retry_alone.into_iter().chain(verdict.requeue) {
+                run.solo.push_back(k);
+            }
+        }
         let old = a.pool.get_mut(slot).and_then(Option::take);
-        (old, a.worker_url.clone(), a.respawns > MAX_RESPAWNS)
+        (old, a.worker_url.clone(), verdict.give_up)
     };
     spawn_local(async move { drop(old) });
     apply_finished(app);
     if give_up {
         app.borrow_mut().fail(
-            format!("The photo encoder stopped several times ({message}); reload the page and try fewer photos at once."),
+            format!("The photo encoder stopped several times before it could encode anything ({message}); reload the page and try fewer photos at once."),
             false,
         );
         return;
@@ -1792,6 +1865,8 @@ fn worker_crashed(app: &AppRef, slot: usize, message: String) {
         *place = fresh;
     }
     a.update_status();
+    drop(a);
+    dispatch(app);
 }
 
 /// Applies finished photos in indexing order and saves them.
@@ -1988,22 +2063,21 @@ fn index_progress(app: &AppRef, force: bool) {
 }
 
 fn finish_run(app: &AppRef) {
-    let (vanished_paths, summary) = {
+    let summary = {
         let mut a = app.borrow_mut();
         let a = &mut *a;
         let Some(run) = a.run.take() else { return };
-        let mut vanished_paths = Vec::new();
-        if !run.cancelled {
-            if let Some(index) = a.index.as_mut() {
-                for id in &run.vanished {
-                    if let Some(path) = index.entry(*id).map(|e| e.path.clone()) {
-                        index.remove(*id);
-                        a.seqs.remove(&path);
-                        vanished_paths.push(path);
-                    }
-                }
-            }
-        }
+        // Photos no longer in a re-dropped folder are kept, and offered for forgetting.
+        let vanished: Vec<String> = match (&a.index, run.cancelled) {
+            (Some(index), false) => run
+                .vanished
+                .iter()
+                .filter_map(|id| index.entry(*id).map(|e| e.path.clone()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let kept = vanished.len();
+        a.forget = ForgetOffer::new(vanished);
         let seconds = (now_ms() - run.started_ms) / 1000.0;
         let mut summary = if run.cancelled {
             format!(
@@ -2027,11 +2101,8 @@ fn finish_run(app: &AppRef) {
         if run.failed > 0 {
             summary.push_str(&format!(", {} could not be read", run.failed));
         }
-        if !vanished_paths.is_empty() {
-            summary.push_str(&format!(
-                ", {} gone from the folder removed",
-                vanished_paths.len()
-            ));
+        if kept > 0 {
+            summary.push_str(&format!(", {kept} no longer in the folder (kept)"));
         }
         summary.push_str(&format!(" in {seconds:.1} s."));
         let dom = a.dom.clone();
@@ -2040,27 +2111,53 @@ fn finish_run(app: &AppRef) {
             run.limit as f64,
             Some(run.limit.max(1) as f64),
         );
-        (vanished_paths, summary)
+        summary
     };
     {
         let a = app.borrow();
         set_text(&a.dom.index_text, &summary);
     }
-    if !vanished_paths.is_empty() {
-        if let Some(library) = app.borrow().library.clone() {
-            let app2 = app.clone();
-            spawn_local(async move {
-                if let Err(e) = library.remove(&vanished_paths).await {
-                    app2.borrow_mut()
-                        .fail(format!("The index could not be updated: {e}"), false);
-                }
-            });
-        }
-    }
     app.borrow_mut().update_status();
     render_results(app);
     maybe_start_run(app);
     release_pool_when_idle(app);
+}
+
+/// "Forget N photos no longer in FOLDER": removes the offered photos from the index and
+/// from storage.
+async fn forget_vanished(app: &AppRef) {
+    let (library, paths) = {
+        let mut a = app.borrow_mut();
+        let Some(offer) = a.forget.take() else { return };
+        let mut removed = Vec::with_capacity(offer.paths.len());
+        for path in offer.paths {
+            if a.index.as_mut().is_some_and(|i| i.remove_path(&path)) {
+                a.seqs.remove(&path);
+                a.originals.remove(&path);
+                if let Some(url) = a.thumb_urls.remove(&path) {
+                    if Url::revoke_object_url(&url).is_err() {
+                        // Already gone.
+                    }
+                }
+                removed.push(path);
+            }
+        }
+        let dom = a.dom.clone();
+        let n = removed.len();
+        set_text(
+            &dom.index_text,
+            &format!("Forgot {n} photo{}.", if n == 1 { "" } else { "s" }),
+        );
+        a.update_status();
+        (a.library.clone(), removed)
+    };
+    render_results(app);
+    if let (Some(library), false) = (library, paths.is_empty()) {
+        if let Err(e) = library.remove(&paths).await {
+            app.borrow_mut()
+                .fail(format!("The index could not be updated: {e}"), false);
+        }
+    }
 }
 
 /// Stops the photo encoders once they have been idle for `idle_s` seconds (one minute by
@@ -2149,6 +2246,7 @@ async fn clear_index(app: &AppRef) {
         }
         a.seqs.clear();
         a.skipped.clear();
+        a.forget = None;
         for (_, url) in a.thumb_urls.drain() {
             if Url::revoke_object_url(&url).is_err() {
                 // Already gone.
@@ -2293,10 +2391,13 @@ fn search_by_image(app: &AppRef, file: File) {
             if let Some(Some(w)) = a.pool.get_mut(slot) {
                 w.in_flight += 1;
             }
+            a.sent_jobs += 1;
+            let sent = a.sent_jobs;
             a.jobs.insert(
                 job,
                 JobInfo {
                     worker: slot,
+                    sent,
                     kind: JobKind::Query { name: name.clone() },
                 },
             );
