@@ -5,5 +5,7 @@
 //! It must not name `web_sys`, `js_sys` or `JsValue`, read files or talk to workers.
 //! Reference: issue 8 ("The page core out of the browser"), DESIGN.md "Contract: the page".
 
+pub mod errors;
 pub mod library;
+pub mod protocol;
 pub mod run;

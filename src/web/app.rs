@@ -35,17 +35,16 @@ use super::library::{Library, PhotoRecord, Thumb};
 use super::ui::drop::{entries_of_drop, from_input, walk, PickedSet};
 use super::ui::results::{self, ResultView};
 use super::ui::{self, set_progress, set_text, show, Dom, State};
-use super::worker::{
-    thumbs_of, FromWorker, ItemOut, ToWorker, Tower, WorkerEvent, WorkerHandle, BATCH,
-};
-use super::{describe_js, now_ms, prop};
+use super::worker::{thumbs_of, WorkerEvent, WorkerHandle, BATCH};
+use super::{describe_js, noted, now_ms, prop};
 use crate::clip::model_id;
 use crate::encode::{Backend, EngineKind, PrecisionChoice};
-use crate::hub::{format_bytes, format_eta, parse_hex32, to_hex, ModelSource, Rate};
+use crate::hub::{format_bytes, format_eta, ModelSource, Rate};
 use crate::index::{EmbeddingIndex, EntryMeta, Match};
 use crate::ingest::{self, Candidate};
 use crate::model::config::ClipConfig;
 use crate::page::library::{place_drop, DropFile, ForgetOffer, Known};
+use crate::page::protocol::{FromWorker, ItemOut, JobId, Photo, ToWorker, Tower};
 use crate::page::run::{CrashBudget, Lost, CRASH_REASON};
 
 /// Results shown at first, and added by each "Show more".
@@ -212,7 +211,7 @@ struct Search {
     kind: SearchKind,
     k: usize,
     /// The newest text query sent, and its text; older answers are dropped.
-    text_job: u32,
+    text_job: JobId,
     text_sent: String,
     /// Waiting for the query worker.
     pending_text: Option<String>,
@@ -245,7 +244,7 @@ struct App {
     /// The engines in words (by worker: "text" or "vision N"), and why WebGPU is not used.
     engine_details: BTreeMap<String, String>,
     engine_fallback: Option<String>,
-    next_job: u32,
+    next_job: JobId,
     pool: Vec<Option<PoolWorker>>,
     /// Bumped by every piece of photo-encoder work; an idle timer stops the pool only if it
     /// is still the latest.
@@ -256,7 +255,7 @@ struct App {
     crashes: CrashBudget,
     /// Jobs sent so far (orders `JobInfo::sent`).
     sent_jobs: u64,
-    jobs: HashMap<u32, JobInfo>,
+    jobs: HashMap<JobId, JobInfo>,
     run: Option<Run>,
     collecting: usize,
     waiting: Vec<PickedSet>,
@@ -323,7 +322,7 @@ async fn boot() -> Result<(), JsValue> {
         text_engine: None,
         engine_details: BTreeMap::new(),
         engine_fallback: None,
-        next_job: 1,
+        next_job: JobId(1),
         pool: Vec::new(),
         pool_activity: 0,
         respawns: 0,
@@ -336,7 +335,7 @@ async fn boot() -> Result<(), JsValue> {
         search: Search {
             kind: SearchKind::None,
             k: RESULTS_PAGE,
-            text_job: 0,
+            text_job: JobId(0),
             text_sent: String::new(),
             pending_text: None,
             pending_image: None,
@@ -713,17 +712,19 @@ fn drop_target(
     }
     let z = el.clone();
     listen(target, "dragleave", move |_e: DragEvent| {
-        if z.remove_attribute("data-dragging").is_err() {
-            // Nothing to undo.
-        }
+        noted(
+            z.remove_attribute("data-dragging"),
+            "clear the drop highlight",
+        );
     })?;
     let z = el.clone();
     listen(target, "drop", move |e: DragEvent| {
         e.prevent_default();
         e.stop_propagation();
-        if z.remove_attribute("data-dragging").is_err() {
-            // Nothing to undo.
-        }
+        noted(
+            z.remove_attribute("data-dragging"),
+            "clear the drop highlight",
+        );
         on_drop(e);
     })
 }
@@ -815,9 +816,7 @@ fn wire(app: &AppRef) -> Result<(), JsValue> {
         let dom = app.borrow().dom.clone();
         dom.query.set_value("");
         set_search(app, SearchKind::None);
-        if dom.query.focus().is_err() {
-            // Focus is a nicety.
-        }
+        noted(dom.query.focus(), "move the focus");
     })?;
     on(&dom.more_button, "click", |app, _| {
         app.borrow_mut().search.k += RESULTS_PAGE;
@@ -1243,32 +1242,28 @@ fn text_event(app: &AppRef, event: WorkerEvent) {
             a.note_engine("text".into(), detail, Some(reason));
             a.update_status();
         }
-        WorkerEvent::Message(
-            FromWorker::Texted {
-                job,
-                embedding,
-                error,
-            },
-            _,
-        ) => {
+        WorkerEvent::Message(FromWorker::Texted { job, result }, _) => {
             app.borrow_mut().respawns = 0;
             if app.borrow().search.text_job != job {
                 return;
             }
-            match (embedding, error) {
-                (Some(embedding), _) => {
+            match result {
+                Ok(embedding) => {
                     let text = app.borrow().search.text_sent.clone();
                     set_search(app, SearchKind::Text { text, embedding });
                 }
-                (None, Some(e)) => {
+                Err(e) => {
                     let dom = app.borrow().dom.clone();
                     set_text(
                         &dom.search_text,
                         &format!("The query could not be encoded: {e}"),
                     );
                 }
-                (None, None) => {}
             }
+        }
+        WorkerEvent::Unreadable(e) => {
+            web_sys::console::warn_1(&JsValue::from_str(&format!("clipseek: {e}")));
+            app.borrow_mut().fail(e.sentence(), false);
         }
         WorkerEvent::Message(_, _) => {}
         WorkerEvent::Crashed(message) => {
@@ -1474,11 +1469,7 @@ fn place_sets(
 fn send_known_hashes(app: &AppRef) {
     let a = app.borrow();
     let Some(index) = &a.index else { return };
-    let hashes: Vec<String> = index
-        .entries()
-        .iter()
-        .map(|e| to_hex(&e.content_hash))
-        .collect();
+    let hashes: Vec<[u8; 32]> = index.entries().iter().map(|e| e.content_hash).collect();
     let message = ToWorker::KnownHashes { hashes };
     for w in a.pool.iter().flatten().filter(|w| w.ready) {
         if let Err(e) = w.handle.send(&message) {
@@ -1634,6 +1625,10 @@ fn pool_event(app: &AppRef, slot: usize, event: WorkerEvent) {
         WorkerEvent::Message(FromWorker::Encoded { job, items }, data) => {
             encoded(app, slot, job, items, thumbs_of(&data));
         }
+        WorkerEvent::Unreadable(e) => {
+            web_sys::console::warn_1(&JsValue::from_str(&format!("clipseek: {e}")));
+            app.borrow_mut().fail(e.sentence(), false);
+        }
         WorkerEvent::Message(_, _) => {}
         WorkerEvent::Crashed(message) => worker_crashed(app, slot, message),
     }
@@ -1698,7 +1693,7 @@ fn dispatch(app: &AppRef) {
                 .filter_map(|&k| run.items.get(k).map(|i| i.file.clone().into()))
                 .collect();
             let job = a.next_job;
-            a.next_job = a.next_job.wrapping_add(1);
+            a.next_job = a.next_job.next();
             let message = ToWorker::Encode {
                 job,
                 keys: keys.iter().map(|&k| k as u32).collect(),
@@ -1742,7 +1737,7 @@ fn dispatch(app: &AppRef) {
 fn encoded(
     app: &AppRef,
     slot: usize,
-    job: u32,
+    job: JobId,
     items: Vec<ItemOut>,
     thumbs: Vec<Option<ArrayBuffer>>,
 ) {
@@ -1759,9 +1754,11 @@ fn encoded(
         JobKind::Query { name } => {
             release_pool_when_idle(app);
             let item = items.into_iter().next();
-            match item.and_then(|i| i.embedding.ok_or(i.error.unwrap_or_default()).ok()) {
-                Some(embedding) => set_search(app, SearchKind::Image { name, embedding }),
-                None => {
+            match item.map(|i| i.result) {
+                Some(Ok(Photo::Embedded { embedding, .. })) => {
+                    set_search(app, SearchKind::Image { name, embedding })
+                }
+                _ => {
                     let dom = app.borrow().dom.clone();
                     set_text(
                         &dom.search_text,
@@ -1778,16 +1775,16 @@ fn encoded(
                 let Some(run) = a.run.as_mut() else { return };
                 for (position, item) in items.into_iter().enumerate() {
                     let key = item.key as usize;
-                    let hash = parse_hex32(&item.hash);
-                    let outcome = match (item.error, item.duplicate, item.embedding, hash) {
-                        (Some(e), _, _, _) => Outcome::Failed(e),
-                        (None, true, _, Some(hash)) => Outcome::Duplicate { hash },
-                        (None, false, Some(embedding), Some(hash)) => Outcome::Embedded {
+                    let outcome = match item.result {
+                        Err(e) => Outcome::Failed(e),
+                        Ok(Photo::Duplicate { hash }) => Outcome::Duplicate { hash },
+                        Ok(Photo::Embedded {
+                            embedding, hash, ..
+                        }) => Outcome::Embedded {
                             embedding,
                             hash,
                             thumb: thumbs.get(position).cloned().flatten(),
                         },
-                        _ => Outcome::Failed("The encoder gave no result for this photo.".into()),
                     };
                     run.finished.insert(key, outcome);
                 }
@@ -1809,7 +1806,7 @@ fn worker_crashed(app: &AppRef, slot: usize, message: String) {
         let mut a = app.borrow_mut();
         let a = &mut *a;
         let mut held: Vec<(u64, JobKind)> = Vec::new();
-        let ids: Vec<u32> = a
+        let ids: Vec<JobId> = a
             .jobs
             .iter()
             .filter(|(_, j)| j.worker == slot)
@@ -1957,9 +1954,7 @@ fn apply_finished(app: &AppRef) {
                         }
                     };
                     if let Some(url) = a.thumb_urls.remove(&item.path) {
-                        if Url::revoke_object_url(&url).is_err() {
-                            // Already gone.
-                        }
+                        noted(Url::revoke_object_url(&url), "revoke an object URL");
                     }
                     batch.push((
                         PhotoRecord {
@@ -2135,9 +2130,7 @@ async fn forget_vanished(app: &AppRef) {
                 a.seqs.remove(&path);
                 a.originals.remove(&path);
                 if let Some(url) = a.thumb_urls.remove(&path) {
-                    if Url::revoke_object_url(&url).is_err() {
-                        // Already gone.
-                    }
+                    noted(Url::revoke_object_url(&url), "revoke an object URL");
                 }
                 removed.push(path);
             }
@@ -2248,9 +2241,7 @@ async fn clear_index(app: &AppRef) {
         a.skipped.clear();
         a.forget = None;
         for (_, url) in a.thumb_urls.drain() {
-            if Url::revoke_object_url(&url).is_err() {
-                // Already gone.
-            }
+            noted(Url::revoke_object_url(&url), "revoke an object URL");
         }
         a.library.clone()
     };
@@ -2319,7 +2310,7 @@ fn run_text_query(app: &AppRef, text: String) {
         return;
     }
     let job = a.next_job;
-    a.next_job = a.next_job.wrapping_add(1);
+    a.next_job = a.next_job.next();
     a.search.text_job = job;
     a.search.text_sent = text.clone();
     let sent = a
@@ -2373,7 +2364,7 @@ fn search_by_image(app: &AppRef, file: File) {
         return;
     };
     let job = a.next_job;
-    a.next_job = a.next_job.wrapping_add(1);
+    a.next_job = a.next_job.next();
     let message = ToWorker::Encode {
         job,
         keys: vec![0],
@@ -2422,9 +2413,7 @@ fn similar_to(app: &AppRef, id: u64) {
         let dom = app.borrow().dom.clone();
         if let Ok(Some(first)) = dom.results.query_selector("button.thumb") {
             if let Ok(el) = first.dyn_into::<HtmlElement>() {
-                if el.focus().is_err() {
-                    // Focus is a nicety.
-                }
+                noted(el.focus(), "move the focus");
             }
         }
     }
@@ -2527,9 +2516,10 @@ fn render_results(app: &AppRef) {
     match &query_label {
         Some(q) => ui::attr(&dom.results, "data-query", q),
         None => {
-            if dom.results.remove_attribute("data-query").is_err() {
-                // Not set.
-            }
+            noted(
+                dom.results.remove_attribute("data-query"),
+                "clear the results' query",
+            );
         }
     }
     show(&dom.more_button, more);
@@ -2627,9 +2617,10 @@ fn open_preview(app: &AppRef, id: u64, score: &str) {
     match url {
         Some(u) => ui::attr(&dom.preview_image, "src", &u),
         None => {
-            if dom.preview_image.remove_attribute("src").is_err() {
-                // Nothing to remove.
-            }
+            noted(
+                dom.preview_image.remove_attribute("src"),
+                "clear the preview image",
+            );
         }
     }
     ui::attr(&dom.preview_image, "alt", &path);
@@ -2638,17 +2629,13 @@ fn open_preview(app: &AppRef, id: u64, score: &str) {
         &format!("{path} · score {score}{note}"),
     );
     drop(a);
-    if dom.preview.show_modal().is_err() {
-        web_sys::console::warn_1(&JsValue::from_str("clipseek: the preview could not open"));
-    }
+    noted(dom.preview.show_modal(), "open the preview");
 }
 
 fn preview_closed(app: &AppRef) {
     let mut a = app.borrow_mut();
     if let Some(url) = a.preview_url.take() {
-        if Url::revoke_object_url(&url).is_err() {
-            // Already gone.
-        }
+        noted(Url::revoke_object_url(&url), "revoke an object URL");
     }
     let id = a.preview_id.take();
     let dom = a.dom.clone();
@@ -2658,9 +2645,7 @@ fn preview_closed(app: &AppRef) {
         let selector = format!("li[data-id=\"{id}\"] button.thumb");
         if let Ok(Some(el)) = dom.results.query_selector(&selector) {
             if let Ok(el) = el.dyn_into::<HtmlElement>() {
-                if el.focus().is_err() {
-                    // Focus is a nicety.
-                }
+                noted(el.focus(), "move the focus");
             }
         }
     }
@@ -2682,9 +2667,7 @@ async fn remove_entry(app: &AppRef, id: u64) {
         }
         a.seqs.remove(&path);
         if let Some(url) = a.thumb_urls.remove(&path) {
-            if Url::revoke_object_url(&url).is_err() {
-                // Already gone.
-            }
+            noted(Url::revoke_object_url(&url), "revoke an object URL");
         }
         if matches!(&a.search.kind, SearchKind::Similar { id: s, .. } if *s == id) {
             a.search.kind = SearchKind::None;
