@@ -9,3 +9,5 @@ pub mod errors;
 pub mod library;
 pub mod protocol;
 pub mod run;
+pub mod search;
+pub mod status;

@@ -46,11 +46,9 @@ use crate::model::config::ClipConfig;
 use crate::page::library::{place_drop, DropFile, ForgetOffer, Known};
 use crate::page::protocol::{FromWorker, ItemOut, JobId, Photo, ToWorker, Tower};
 use crate::page::run::{CrashBudget, Lost, CRASH_REASON};
+use crate::page::search::{results_line, Effect as SearchEffect, Encoder, Input, Query, Search};
+use crate::page::status::RunSummary;
 
-/// Results shown at first, and added by each "Show more".
-const RESULTS_PAGE: usize = 24;
-/// Typing pauses this long before the query runs.
-const DEBOUNCE_MS: i32 = 150;
 /// Batches a vision worker holds at once (one running, one waiting).
 const IN_FLIGHT_PER_WORKER: usize = 2;
 /// Query-worker crashes in a row (with no query answered between them) before giving up.
@@ -200,23 +198,9 @@ struct Run {
     started_ms: f64,
 }
 
-enum SearchKind {
-    None,
-    Text { text: String, embedding: Vec<f32> },
-    Similar { id: u64, path: String },
-    Image { name: String, embedding: Vec<f32> },
-}
-
-struct Search {
-    kind: SearchKind,
-    k: usize,
-    /// The newest text query sent, and its text; older answers are dropped.
-    text_job: JobId,
-    text_sent: String,
-    /// Waiting for the query worker.
-    pending_text: Option<String>,
+/// The search by photo waiting for a photo encoder, and when results were last re-ranked.
+struct PhotoSearch {
     pending_image: Option<File>,
-    debounce: u32,
     last_rerank_ms: f64,
 }
 
@@ -259,7 +243,9 @@ struct App {
     run: Option<Run>,
     collecting: usize,
     waiting: Vec<PickedSet>,
+    /// The search box's state (`page::search`); `update` is called only by `search_input`.
     search: Search,
+    photo_search: PhotoSearch,
     thumb_urls: HashMap<String, String>,
     preview_url: Option<String>,
     preview_id: Option<u64>,
@@ -332,14 +318,9 @@ async fn boot() -> Result<(), JsValue> {
         run: None,
         collecting: 0,
         waiting: Vec::new(),
-        search: Search {
-            kind: SearchKind::None,
-            k: RESULTS_PAGE,
-            text_job: JobId(0),
-            text_sent: String::new(),
-            pending_text: None,
+        search: Search::new(),
+        photo_search: PhotoSearch {
             pending_image: None,
-            debounce: 0,
             last_rerank_ms: 0.0,
         },
         thumb_urls: HashMap::new(),
@@ -800,27 +781,28 @@ fn wire(app: &AppRef) -> Result<(), JsValue> {
             }
         })?;
     }
-    on(&dom.query, "input", |app, _| query_typed(app))?;
+    on(&dom.query, "input", |app, _| {
+        let text = app.borrow().dom.query.value();
+        search_input(app, Input::Typed(text));
+    })?;
     {
         let app = app.clone();
         listen(query, "keydown", move |e: KeyboardEvent| {
             if e.key() == "Enter" {
                 e.prevent_default();
                 let text = app.borrow().dom.query.value();
-                app.borrow_mut().search.debounce += 1;
-                run_text_query(&app, text);
+                search_input(&app, Input::Enter(text));
             }
         })?;
     }
     on(&dom.clear_search_button, "click", |app, _| {
         let dom = app.borrow().dom.clone();
         dom.query.set_value("");
-        set_search(app, SearchKind::None);
+        search_input(app, Input::Cleared);
         noted(dom.query.focus(), "move the focus");
     })?;
     on(&dom.more_button, "click", |app, _| {
-        app.borrow_mut().search.k += RESULTS_PAGE;
-        render_results(app);
+        search_input(app, Input::ShowMore)
     })?;
     let grid: &web_sys::EventTarget = &dom.results;
     on(grid, "click", result_clicked)?;
@@ -1021,6 +1003,8 @@ async fn remove_model(app: &AppRef) {
     if let Some(d) = download {
         d.cancel();
     }
+    // Any query waiting or in flight waits for a model again.
+    search_input(app, Input::Encoder(Encoder::NoModel));
     let Some(store) = store else { return };
     let result = store.remove().await;
     {
@@ -1139,11 +1123,12 @@ async fn open_model(app: &AppRef) {
         );
         a.update_status();
     }
+    search_input(app, Input::Encoder(Encoder::Loading));
     start_text_worker(app);
     render_results(app);
     show_storage(app).await;
     maybe_start_run(app);
-    let pending_image = app.borrow_mut().search.pending_image.take();
+    let pending_image = app.borrow_mut().photo_search.pending_image.take();
     if let Some(file) = pending_image {
         search_by_image(app, file);
     }
@@ -1201,7 +1186,7 @@ fn text_event(app: &AppRef, event: WorkerEvent) {
             },
             _,
         ) => {
-            let pending = {
+            {
                 let mut a = app.borrow_mut();
                 if a.model.as_ref().is_some_and(|m| m.model_id != model_id) {
                     a.fail("The query encoder loaded a different model than the page; reload the page.".into(), false);
@@ -1211,11 +1196,8 @@ fn text_event(app: &AppRef, event: WorkerEvent) {
                 a.text_engine = Some(engine);
                 a.note_engine("text".into(), detail, fallback);
                 a.update_status();
-                a.search.pending_text.take()
-            };
-            if let Some(text) = pending {
-                run_text_query(app, text);
             }
+            search_input(app, Input::Encoder(Encoder::Ready));
         }
         WorkerEvent::Message(FromWorker::Failed { error }, _) => {
             let mut a = app.borrow_mut();
@@ -1244,22 +1226,7 @@ fn text_event(app: &AppRef, event: WorkerEvent) {
         }
         WorkerEvent::Message(FromWorker::Texted { job, result }, _) => {
             app.borrow_mut().respawns = 0;
-            if app.borrow().search.text_job != job {
-                return;
-            }
-            match result {
-                Ok(embedding) => {
-                    let text = app.borrow().search.text_sent.clone();
-                    set_search(app, SearchKind::Text { text, embedding });
-                }
-                Err(e) => {
-                    let dom = app.borrow().dom.clone();
-                    set_text(
-                        &dom.search_text,
-                        &format!("The query could not be encoded: {e}"),
-                    );
-                }
-            }
+            search_input(app, Input::Texted { job, result });
         }
         WorkerEvent::Unreadable(e) => {
             web_sys::console::warn_1(&JsValue::from_str(&format!("clipseek: {e}")));
@@ -1282,6 +1249,7 @@ fn text_event(app: &AppRef, event: WorkerEvent) {
             };
             // Drop the dead worker's handle after this event handler has returned.
             spawn_local(async move { drop(old) });
+            search_input(app, Input::Encoder(Encoder::Loading));
             start_text_worker(app);
         }
     }
@@ -1583,7 +1551,7 @@ fn pool_event(app: &AppRef, slot: usize, event: WorkerEvent) {
                 a.update_status();
             }
             send_known_hashes(app);
-            let pending = app.borrow_mut().search.pending_image.take();
+            let pending = app.borrow_mut().photo_search.pending_image.take();
             if let Some(file) = pending {
                 search_by_image(app, file);
             }
@@ -1756,7 +1724,7 @@ fn encoded(
             let item = items.into_iter().next();
             match item.map(|i| i.result) {
                 Some(Ok(Photo::Embedded { embedding, .. })) => {
-                    set_search(app, SearchKind::Image { name, embedding })
+                    search_input(app, Input::Show(Query::Image { name, embedding }))
                 }
                 _ => {
                     let dom = app.borrow().dom.clone();
@@ -2073,33 +2041,18 @@ fn finish_run(app: &AppRef) {
         };
         let kept = vanished.len();
         a.forget = ForgetOffer::new(vanished);
-        let seconds = (now_ms() - run.started_ms) / 1000.0;
-        let mut summary = if run.cancelled {
-            format!(
-                "Cancelled after {} of {} photos",
-                run.next_apply.min(run.limit),
-                run.items.len()
-            )
-        } else {
-            format!(
-                "Indexed {} new photo{}",
-                run.added,
-                if run.added == 1 { "" } else { "s" }
-            )
-        };
-        if run.reused > 0 {
-            summary.push_str(&format!(", {} reused (renamed or copied)", run.reused));
+        let summary = RunSummary {
+            cancelled: run.cancelled,
+            done: run.next_apply.min(run.limit),
+            total: run.items.len(),
+            added: run.added,
+            reused: run.reused,
+            unchanged: run.unchanged,
+            failed: run.failed,
+            kept,
+            seconds: (now_ms() - run.started_ms) / 1000.0,
         }
-        if run.unchanged > 0 {
-            summary.push_str(&format!(", {} unchanged", run.unchanged));
-        }
-        if run.failed > 0 {
-            summary.push_str(&format!(", {} could not be read", run.failed));
-        }
-        if kept > 0 {
-            summary.push_str(&format!(", {kept} no longer in the folder (kept)"));
-        }
-        summary.push_str(&format!(" in {seconds:.1} s."));
+        .sentence();
         let dom = a.dom.clone();
         set_progress(
             &dom.index_progress,
@@ -2169,7 +2122,7 @@ fn release_pool_when_idle(app: &AppRef) {
             let mut a = app.borrow_mut();
             let idle = a.pool_activity == generation
                 && a.run.is_none()
-                && a.search.pending_image.is_none()
+                && a.photo_search.pending_image.is_none()
                 && a.pool
                     .iter()
                     .flatten()
@@ -2245,7 +2198,7 @@ async fn clear_index(app: &AppRef) {
         }
         a.library.clone()
     };
-    set_search(app, SearchKind::None);
+    search_input(app, Input::Cleared);
     {
         let a = app.borrow();
         a.dom.show_skipped(a.skipped.iter());
@@ -2265,61 +2218,60 @@ async fn clear_index(app: &AppRef) {
 // ---------------------------------------------------------------------------------------
 // Search
 
-fn query_typed(app: &AppRef) {
-    let generation = {
-        let mut a = app.borrow_mut();
-        a.search.debounce = a.search.debounce.wrapping_add(1);
-        a.search.debounce
-    };
-    let app = app.clone();
-    let callback = Closure::once_into_js(move || {
-        if app.borrow().search.debounce != generation {
+/// The one way into the search box's state: `update` under a `try_borrow_mut` (an input
+/// arriving while the page is busy is logged and dropped, never a panic), then its effects
+/// carried out with no borrow held.
+fn search_input(app: &AppRef, input: Input) {
+    let effects = match app.try_borrow_mut() {
+        Ok(mut a) => a.search.update(input),
+        Err(_) => {
+            web_sys::console::warn_1(&JsValue::from_str(
+                "clipseek: a search input arrived while the page was busy; it was dropped",
+            ));
             return;
         }
-        let text = app.borrow().dom.query.value();
-        run_text_query(&app, text);
-    });
-    if let Some(w) = web_sys::window() {
-        if w.set_timeout_with_callback_and_timeout_and_arguments_0(
-            callback.unchecked_ref(),
-            DEBOUNCE_MS,
-        )
-        .is_err()
-        {
-            web_sys::console::warn_1(&JsValue::from_str("clipseek: no timer for the search"));
+    };
+    for effect in effects {
+        match effect {
+            SearchEffect::StartTimer { generation, ms } => start_search_timer(app, generation, ms),
+            SearchEffect::SendText { job, text } => send_text(app, job, text),
+            SearchEffect::Render => render_results(app),
+            SearchEffect::Say(line) => {
+                let dom = app.borrow().dom.clone();
+                set_text(&dom.search_text, &line);
+            }
         }
     }
 }
 
-fn run_text_query(app: &AppRef, text: String) {
-    if text.trim().is_empty() {
-        app.borrow_mut().search.pending_text = None;
-        set_search(app, SearchKind::None);
-        return;
-    }
-    let mut a = app.borrow_mut();
-    let dom = a.dom.clone();
-    if !a.text_ready || a.text_worker.is_none() {
-        a.search.pending_text = Some(text);
-        let why = if a.stage == Stage::Open {
-            "The query encoder is loading; your search runs as soon as it is ready."
-        } else {
-            "Search needs the model: download it first."
-        };
-        set_text(&dom.search_text, why);
-        return;
-    }
-    let job = a.next_job;
-    a.next_job = a.next_job.next();
-    a.search.text_job = job;
-    a.search.text_sent = text.clone();
-    let sent = a
-        .text_worker
-        .as_ref()
-        .map(|w| w.send(&ToWorker::Text { job, text }));
-    if let Some(Err(e)) = sent {
+fn start_search_timer(app: &AppRef, generation: u32, ms: u32) {
+    let app = app.clone();
+    let callback = Closure::once_into_js(move || {
+        let text = app.borrow().dom.query.value();
+        search_input(&app, Input::Paused { generation, text });
+    });
+    let set = web_sys::window().map(|w| {
+        w.set_timeout_with_callback_and_timeout_and_arguments_0(
+            callback.unchecked_ref(),
+            ms.min(i32::MAX as u32) as i32,
+        )
+        .map(|_| ())
+    });
+    noted(
+        set.unwrap_or_else(|| Err(JsValue::from_str("no window"))),
+        "start the search timer",
+    );
+}
+
+fn send_text(app: &AppRef, job: JobId, text: String) {
+    let a = app.borrow();
+    let sent = match &a.text_worker {
+        Some(w) => w.send(&ToWorker::Text { job, text }),
+        None => Err(JsValue::from_str("the query encoder is not running")),
+    };
+    if let Err(e) = sent {
         set_text(
-            &dom.search_text,
+            &a.dom.search_text,
             &format!("The query could not be sent: {}", describe_js(&e)),
         );
     }
@@ -2337,7 +2289,7 @@ fn search_by_image(app: &AppRef, file: File) {
     }
     if app.borrow().stage != Stage::Open {
         let mut a = app.borrow_mut();
-        a.search.pending_image = Some(file);
+        a.photo_search.pending_image = Some(file);
         let dom = a.dom.clone();
         set_text(
             &dom.search_text,
@@ -2356,7 +2308,7 @@ fn search_by_image(app: &AppRef, file: File) {
         .map(|(i, _)| i);
     let dom = a.dom.clone();
     let Some(slot) = slot else {
-        a.search.pending_image = Some(file);
+        a.photo_search.pending_image = Some(file);
         set_text(
             &dom.search_text,
             &format!("Loading the photo encoder to search by {name}…"),
@@ -2409,7 +2361,7 @@ fn similar_to(app: &AppRef, id: u64) {
         .and_then(|i| i.entry(id))
         .map(|e| e.path.clone());
     if let Some(path) = path {
-        set_search(app, SearchKind::Similar { id, path });
+        search_input(app, Input::Show(Query::Similar { id, path }));
         let dom = app.borrow().dom.clone();
         if let Ok(Some(first)) = dom.results.query_selector("button.thumb") {
             if let Ok(el) = first.dyn_into::<HtmlElement>() {
@@ -2419,23 +2371,14 @@ fn similar_to(app: &AppRef, id: u64) {
     }
 }
 
-fn set_search(app: &AppRef, kind: SearchKind) {
-    {
-        let mut a = app.borrow_mut();
-        a.search.kind = kind;
-        a.search.k = RESULTS_PAGE;
-    }
-    render_results(app);
-}
-
 fn rerank_if_due(app: &AppRef) {
     let due = {
         let mut a = app.borrow_mut();
         let now = now_ms();
         // With no search this only refreshes the hint line (the photo count).
-        let due = now - a.search.last_rerank_ms > 700.0;
+        let due = now - a.photo_search.last_rerank_ms > 700.0;
         if due {
-            a.search.last_rerank_ms = now;
+            a.photo_search.last_rerank_ms = now;
         }
         due
     };
@@ -2454,13 +2397,13 @@ fn render_results(app: &AppRef) {
             results::render(&dom, &[]);
             return;
         };
-        let k = a.search.k;
-        let ranked: Result<Vec<Match>, String> = match &a.search.kind {
-            SearchKind::None => Ok(Vec::new()),
-            SearchKind::Text { embedding, .. } | SearchKind::Image { embedding, .. } => {
+        let k = a.search.k();
+        let ranked: Result<Vec<Match>, String> = match a.search.query() {
+            Query::None => Ok(Vec::new()),
+            Query::Text { embedding, .. } | Query::Image { embedding, .. } => {
                 index.search(embedding, k + 1).map_err(|e| e.to_string())
             }
-            SearchKind::Similar { id, .. } => index.similar(*id, k + 1).map_err(|e| e.to_string()),
+            Query::Similar { id, .. } => index.similar(*id, k + 1).map_err(|e| e.to_string()),
         };
         let mut ranked = match ranked {
             Ok(r) => r,
@@ -2472,21 +2415,7 @@ fn render_results(app: &AppRef) {
         let more = ranked.len() > k;
         ranked.truncate(k);
         let n = index.len();
-        let line = match &a.search.kind {
-            _ if n == 0 => "No photos are indexed yet: drop a folder of photos (or choose one) to start, then describe what you are looking for.".to_owned(),
-            SearchKind::None => format!(
-                "Type to search {n} photo{}, or drop a photo on the search box to find similar ones.",
-                if n == 1 { "" } else { "s" }
-            ),
-            SearchKind::Text { text, .. } if ranked.len() < n => {
-                format!("The {} best of {n} photos for \u{201c}{text}\u{201d}.", ranked.len())
-            }
-            SearchKind::Text { text, .. } => {
-                format!("All {n} photos, best first, for \u{201c}{text}\u{201d}.")
-            }
-            SearchKind::Similar { path, .. } => format!("Photos most like {path}."),
-            SearchKind::Image { name, .. } => format!("Photos most like {name}."),
-        };
+        let line = results_line(a.search.query(), ranked.len(), n);
         let mut missing = Vec::new();
         let views: Vec<ResultView> = ranked
             .iter()
@@ -2504,12 +2433,7 @@ fn render_results(app: &AppRef) {
                 })
             })
             .collect();
-        let query_label = match &a.search.kind {
-            SearchKind::None => None,
-            SearchKind::Text { text, .. } => Some(text.clone()),
-            SearchKind::Similar { path, .. } => Some(format!("similar:{path}")),
-            SearchKind::Image { name, .. } => Some(format!("image:{name}")),
-        };
+        let query_label = a.search.label();
         (views, missing, dom, more, line, query_label)
     };
     results::render(&dom, &views);
@@ -2525,7 +2449,7 @@ fn render_results(app: &AppRef) {
     show(&dom.more_button, more);
     show(
         &dom.clear_search_button,
-        !matches!(app.borrow().search.kind, SearchKind::None),
+        !matches!(app.borrow().search.query(), Query::None),
     );
     set_text(&dom.search_text, &line);
     if !missing.is_empty() {
@@ -2669,9 +2593,8 @@ async fn remove_entry(app: &AppRef, id: u64) {
         if let Some(url) = a.thumb_urls.remove(&path) {
             noted(Url::revoke_object_url(&url), "revoke an object URL");
         }
-        if matches!(&a.search.kind, SearchKind::Similar { id: s, .. } if *s == id) {
-            a.search.kind = SearchKind::None;
-        }
+        // A search by this photo ends; the results are drawn again just below.
+        a.search.forget(id);
         a.update_status();
         (a.library.clone(), path)
     };
