@@ -4,7 +4,8 @@
 //! that builds and is tested natively and compiles unchanged to wasm32; `web` is the
 //! only module that knows about the browser. `hub`, `model_cache` and `ingest` are the
 //! browser app's rules (hub layout, the model download and its storage, what to index)
-//! kept free of the browser so they are tested natively.
+//! kept free of the browser so they are tested natively, as is `page`, the page's own
+//! rules (folder identity, crash budget, search, the worker protocol).
 
 pub mod clip;
 pub mod encode;
@@ -15,6 +16,7 @@ pub mod index;
 pub mod ingest;
 pub mod model;
 pub mod model_cache;
+pub mod page;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;

@@ -35,24 +35,23 @@ use super::library::{Library, PhotoRecord, Thumb};
 use super::ui::drop::{entries_of_drop, from_input, walk, PickedSet};
 use super::ui::results::{self, ResultView};
 use super::ui::{self, set_progress, set_text, show, Dom, State};
-use super::worker::{
-    thumbs_of, FromWorker, ItemOut, ToWorker, Tower, WorkerEvent, WorkerHandle, BATCH,
-};
-use super::{describe_js, now_ms, prop};
+use super::worker::{thumbs_of, WorkerEvent, WorkerHandle, BATCH};
+use super::{describe_js, noted, now_ms, prop};
 use crate::clip::model_id;
 use crate::encode::{Backend, EngineKind, PrecisionChoice};
-use crate::hub::{format_bytes, format_eta, parse_hex32, to_hex, ModelSource, Rate};
+use crate::hub::{format_bytes, format_eta, ModelSource, Rate};
 use crate::index::{EmbeddingIndex, EntryMeta, Match};
 use crate::ingest::{self, Candidate};
 use crate::model::config::ClipConfig;
+use crate::page::library::{place_drop, DropFile, ForgetOffer, Known};
+use crate::page::protocol::{FromWorker, ItemOut, JobId, Photo, ToWorker, Tower};
+use crate::page::run::{CrashBudget, Lost, CRASH_REASON};
+use crate::page::search::{results_line, Effect as SearchEffect, Encoder, Input, Query, Search};
+use crate::page::status::RunSummary;
 
-/// Results shown at first, and added by each "Show more".
-const RESULTS_PAGE: usize = 24;
-/// Typing pauses this long before the query runs.
-const DEBOUNCE_MS: i32 = 150;
 /// Batches a vision worker holds at once (one running, one waiting).
 const IN_FLIGHT_PER_WORKER: usize = 2;
-/// Worker crashes tolerated in one session before giving up.
+/// Query-worker crashes in a row (with no query answered between them) before giving up.
 const MAX_RESPAWNS: u32 = 3;
 /// The worker loader (www/encoder-worker.js), relative to the page.
 const WORKER_SCRIPT: &str = "encoder-worker.js";
@@ -146,12 +145,14 @@ struct PoolWorker {
 }
 
 enum JobKind {
-    Index { keys: Vec<usize>, solo: bool },
+    Index { keys: Vec<usize> },
     Query { name: String },
 }
 
 struct JobInfo {
     worker: usize,
+    /// Sent order: a worker runs its jobs one at a time, oldest first.
+    sent: u64,
     kind: JobKind,
 }
 
@@ -197,23 +198,9 @@ struct Run {
     started_ms: f64,
 }
 
-enum SearchKind {
-    None,
-    Text { text: String, embedding: Vec<f32> },
-    Similar { id: u64, path: String },
-    Image { name: String, embedding: Vec<f32> },
-}
-
-struct Search {
-    kind: SearchKind,
-    k: usize,
-    /// The newest text query sent, and its text; older answers are dropped.
-    text_job: u32,
-    text_sent: String,
-    /// Waiting for the query worker.
-    pending_text: Option<String>,
+/// The search by photo waiting for a photo encoder, and when results were last re-ranked.
+struct PhotoSearch {
     pending_image: Option<File>,
-    debounce: u32,
     last_rerank_ms: f64,
 }
 
@@ -241,21 +228,30 @@ struct App {
     /// The engines in words (by worker: "text" or "vision N"), and why WebGPU is not used.
     engine_details: BTreeMap<String, String>,
     engine_fallback: Option<String>,
-    next_job: u32,
+    next_job: JobId,
     pool: Vec<Option<PoolWorker>>,
     /// Bumped by every piece of photo-encoder work; an idle timer stops the pool only if it
     /// is still the latest.
     pool_activity: u32,
+    /// Query-worker crashes since it last answered.
     respawns: u32,
-    jobs: HashMap<u32, JobInfo>,
+    /// The photo encoders' crashes, charged per photo (`page::run`).
+    crashes: CrashBudget,
+    /// Jobs sent so far (orders `JobInfo::sent`).
+    sent_jobs: u64,
+    jobs: HashMap<JobId, JobInfo>,
     run: Option<Run>,
     collecting: usize,
     waiting: Vec<PickedSet>,
+    /// The search box's state (`page::search`); `update` is called only by `search_input`.
     search: Search,
+    photo_search: PhotoSearch,
     thumb_urls: HashMap<String, String>,
     preview_url: Option<String>,
     preview_id: Option<u64>,
     clear_armed_until: f64,
+    /// Photos of re-dropped folders that are no longer in them, offered for forgetting.
+    forget: Option<ForgetOffer>,
     last_index_report_ms: f64,
     last_storage_ms: f64,
     note: Option<String>,
@@ -312,28 +308,26 @@ async fn boot() -> Result<(), JsValue> {
         text_engine: None,
         engine_details: BTreeMap::new(),
         engine_fallback: None,
-        next_job: 1,
+        next_job: JobId(1),
         pool: Vec::new(),
         pool_activity: 0,
         respawns: 0,
+        crashes: CrashBudget::new(),
+        sent_jobs: 0,
         jobs: HashMap::new(),
         run: None,
         collecting: 0,
         waiting: Vec::new(),
-        search: Search {
-            kind: SearchKind::None,
-            k: RESULTS_PAGE,
-            text_job: 0,
-            text_sent: String::new(),
-            pending_text: None,
+        search: Search::new(),
+        photo_search: PhotoSearch {
             pending_image: None,
-            debounce: 0,
             last_rerank_ms: 0.0,
         },
         thumb_urls: HashMap::new(),
         preview_url: None,
         preview_id: None,
         clear_armed_until: 0.0,
+        forget: None,
         last_index_report_ms: 0.0,
         last_storage_ms: 0.0,
         note: None,
@@ -541,6 +535,13 @@ impl App {
             );
         }
         show(&dom.clear_button, self.indexed() > 0 && !running);
+        match self.forget.as_ref().filter(|_| !running) {
+            Some(offer) => {
+                set_text(&dom.forget_button, &offer.label());
+                show(&dom.forget_button, true);
+            }
+            None => show(&dom.forget_button, false),
+        }
         if self.index.is_none() {
             let hint = match self.stage {
                 Stage::Starting => "",
@@ -692,17 +693,19 @@ fn drop_target(
     }
     let z = el.clone();
     listen(target, "dragleave", move |_e: DragEvent| {
-        if z.remove_attribute("data-dragging").is_err() {
-            // Nothing to undo.
-        }
+        noted(
+            z.remove_attribute("data-dragging"),
+            "clear the drop highlight",
+        );
     })?;
     let z = el.clone();
     listen(target, "drop", move |e: DragEvent| {
         e.prevent_default();
         e.stop_propagation();
-        if z.remove_attribute("data-dragging").is_err() {
-            // Nothing to undo.
-        }
+        noted(
+            z.remove_attribute("data-dragging"),
+            "clear the drop highlight",
+        );
         on_drop(e);
     })
 }
@@ -727,6 +730,10 @@ fn wire(app: &AppRef) -> Result<(), JsValue> {
     })?;
     on(&dom.pause_button, "click", |app, _| toggle_pause(app))?;
     on(&dom.cancel_button, "click", |app, _| cancel_run(app))?;
+    on(&dom.forget_button, "click", |app, _| {
+        let app = app.clone();
+        spawn_local(async move { forget_vanished(&app).await });
+    })?;
     on(&dom.clear_button, "click", |app, _| {
         let app = app.clone();
         spawn_local(async move { clear_index(&app).await });
@@ -774,29 +781,28 @@ fn wire(app: &AppRef) -> Result<(), JsValue> {
             }
         })?;
     }
-    on(&dom.query, "input", |app, _| query_typed(app))?;
+    on(&dom.query, "input", |app, _| {
+        let text = app.borrow().dom.query.value();
+        search_input(app, Input::Typed(text));
+    })?;
     {
         let app = app.clone();
         listen(query, "keydown", move |e: KeyboardEvent| {
             if e.key() == "Enter" {
                 e.prevent_default();
                 let text = app.borrow().dom.query.value();
-                app.borrow_mut().search.debounce += 1;
-                run_text_query(&app, text);
+                search_input(&app, Input::Enter(text));
             }
         })?;
     }
     on(&dom.clear_search_button, "click", |app, _| {
         let dom = app.borrow().dom.clone();
         dom.query.set_value("");
-        set_search(app, SearchKind::None);
-        if dom.query.focus().is_err() {
-            // Focus is a nicety.
-        }
+        search_input(app, Input::Cleared);
+        noted(dom.query.focus(), "move the focus");
     })?;
     on(&dom.more_button, "click", |app, _| {
-        app.borrow_mut().search.k += RESULTS_PAGE;
-        render_results(app);
+        search_input(app, Input::ShowMore)
     })?;
     let grid: &web_sys::EventTarget = &dom.results;
     on(grid, "click", result_clicked)?;
@@ -997,6 +1003,8 @@ async fn remove_model(app: &AppRef) {
     if let Some(d) = download {
         d.cancel();
     }
+    // Any query waiting or in flight waits for a model again.
+    search_input(app, Input::Encoder(Encoder::NoModel));
     let Some(store) = store else { return };
     let result = store.remove().await;
     {
@@ -1115,11 +1123,12 @@ async fn open_model(app: &AppRef) {
         );
         a.update_status();
     }
+    search_input(app, Input::Encoder(Encoder::Loading));
     start_text_worker(app);
     render_results(app);
     show_storage(app).await;
     maybe_start_run(app);
-    let pending_image = app.borrow_mut().search.pending_image.take();
+    let pending_image = app.borrow_mut().photo_search.pending_image.take();
     if let Some(file) = pending_image {
         search_by_image(app, file);
     }
@@ -1177,7 +1186,7 @@ fn text_event(app: &AppRef, event: WorkerEvent) {
             },
             _,
         ) => {
-            let pending = {
+            {
                 let mut a = app.borrow_mut();
                 if a.model.as_ref().is_some_and(|m| m.model_id != model_id) {
                     a.fail("The query encoder loaded a different model than the page; reload the page.".into(), false);
@@ -1187,11 +1196,8 @@ fn text_event(app: &AppRef, event: WorkerEvent) {
                 a.text_engine = Some(engine);
                 a.note_engine("text".into(), detail, fallback);
                 a.update_status();
-                a.search.pending_text.take()
-            };
-            if let Some(text) = pending {
-                run_text_query(app, text);
             }
+            search_input(app, Input::Encoder(Encoder::Ready));
         }
         WorkerEvent::Message(FromWorker::Failed { error }, _) => {
             let mut a = app.borrow_mut();
@@ -1218,31 +1224,13 @@ fn text_event(app: &AppRef, event: WorkerEvent) {
             a.note_engine("text".into(), detail, Some(reason));
             a.update_status();
         }
-        WorkerEvent::Message(
-            FromWorker::Texted {
-                job,
-                embedding,
-                error,
-            },
-            _,
-        ) => {
-            if app.borrow().search.text_job != job {
-                return;
-            }
-            match (embedding, error) {
-                (Some(embedding), _) => {
-                    let text = app.borrow().search.text_sent.clone();
-                    set_search(app, SearchKind::Text { text, embedding });
-                }
-                (None, Some(e)) => {
-                    let dom = app.borrow().dom.clone();
-                    set_text(
-                        &dom.search_text,
-                        &format!("The query could not be encoded: {e}"),
-                    );
-                }
-                (None, None) => {}
-            }
+        WorkerEvent::Message(FromWorker::Texted { job, result }, _) => {
+            app.borrow_mut().respawns = 0;
+            search_input(app, Input::Texted { job, result });
+        }
+        WorkerEvent::Unreadable(e) => {
+            web_sys::console::warn_1(&JsValue::from_str(&format!("clipseek: {e}")));
+            app.borrow_mut().fail(e.sentence(), false);
         }
         WorkerEvent::Message(_, _) => {}
         WorkerEvent::Crashed(message) => {
@@ -1261,6 +1249,7 @@ fn text_event(app: &AppRef, event: WorkerEvent) {
             };
             // Drop the dead worker's handle after this event handler has returned.
             spawn_local(async move { drop(old) });
+            search_input(app, Input::Encoder(Encoder::Loading));
             start_text_worker(app);
         }
     }
@@ -1341,23 +1330,10 @@ fn maybe_start_run(app: &AppRef) {
         return;
     }
     let sets = std::mem::take(&mut a.waiting);
-    let mut files: HashMap<String, File> = HashMap::new();
-    let mut candidates = Vec::new();
-    let mut roots = Vec::new();
-    for set in sets {
-        roots.extend(set.roots);
-        for p in set.files {
-            candidates.push(Candidate {
-                path: p.path.clone(),
-                size_bytes: p.file.size() as u64,
-                modified_ms: p.file.last_modified() as i64,
-            });
-            files.entry(p.path).or_insert(p.file);
-        }
-    }
     let Some(index) = a.index.as_ref() else {
         return;
     };
+    let (mut candidates, files, roots) = place_sets(index, sets);
     let plan = ingest::plan(index, &mut candidates, &roots);
     for c in &candidates {
         if let Some(f) = files.get(&c.path) {
@@ -1379,6 +1355,8 @@ fn maybe_start_run(app: &AppRef) {
         .collect();
     let limit = items.len();
     a.note = None;
+    a.forget = None;
+    a.crashes = CrashBudget::new();
     a.run = Some(Run {
         items,
         next_dispatch: 0,
@@ -1407,14 +1385,59 @@ fn maybe_start_run(app: &AppRef) {
     index_progress(app, true);
 }
 
+/// Where the waiting drops' files go in the index (`page::library`: a second folder with
+/// the same name is a second folder; no drop replaces another's photos): the candidates
+/// under their stored paths, their files by those paths, and the stored folders that were
+/// dropped again (whose missing photos are offered for forgetting).
+fn place_sets(
+    index: &EmbeddingIndex,
+    sets: Vec<PickedSet>,
+) -> (Vec<Candidate>, HashMap<String, File>, Vec<String>) {
+    let mut known = Known::new(
+        index
+            .entries()
+            .iter()
+            .map(|e| (e.path.as_str(), e.size_bytes, e.modified_ms)),
+    );
+    let mut files: HashMap<String, File> = HashMap::new();
+    let mut candidates = Vec::new();
+    let mut roots = Vec::new();
+    for set in sets {
+        let dropped = set
+            .files
+            .into_iter()
+            .map(|p| DropFile {
+                size_bytes: p.file.size() as u64,
+                modified_ms: p.file.last_modified() as i64,
+                path: p.path,
+                folder: p.folder,
+                handle: p.file,
+            })
+            .collect();
+        let placed = place_drop(&mut known, &set.roots, dropped);
+        roots.extend(
+            placed
+                .folders
+                .into_iter()
+                .filter(|f| f.same)
+                .map(|f| f.root),
+        );
+        for p in placed.files {
+            candidates.push(Candidate {
+                path: p.path.clone(),
+                size_bytes: p.size_bytes,
+                modified_ms: p.modified_ms,
+            });
+            files.entry(p.path).or_insert(p.handle);
+        }
+    }
+    (candidates, files, roots)
+}
+
 fn send_known_hashes(app: &AppRef) {
     let a = app.borrow();
     let Some(index) = &a.index else { return };
-    let hashes: Vec<String> = index
-        .entries()
-        .iter()
-        .map(|e| to_hex(&e.content_hash))
-        .collect();
+    let hashes: Vec<[u8; 32]> = index.entries().iter().map(|e| e.content_hash).collect();
     let message = ToWorker::KnownHashes { hashes };
     for w in a.pool.iter().flatten().filter(|w| w.ready) {
         if let Err(e) = w.handle.send(&message) {
@@ -1522,12 +1545,13 @@ fn pool_event(app: &AppRef, slot: usize, event: WorkerEvent) {
                     w.loading = false;
                     w.engine = Some(engine);
                 }
+                a.crashes.progress();
                 a.note_engine(format!("vision {slot}"), detail, fallback);
                 load_next_worker(&mut a);
                 a.update_status();
             }
             send_known_hashes(app);
-            let pending = app.borrow_mut().search.pending_image.take();
+            let pending = app.borrow_mut().photo_search.pending_image.take();
             if let Some(file) = pending {
                 search_by_image(app, file);
             }
@@ -1568,6 +1592,10 @@ fn pool_event(app: &AppRef, slot: usize, event: WorkerEvent) {
         }
         WorkerEvent::Message(FromWorker::Encoded { job, items }, data) => {
             encoded(app, slot, job, items, thumbs_of(&data));
+        }
+        WorkerEvent::Unreadable(e) => {
+            web_sys::console::warn_1(&JsValue::from_str(&format!("clipseek: {e}")));
+            app.borrow_mut().fail(e.sentence(), false);
         }
         WorkerEvent::Message(_, _) => {}
         WorkerEvent::Crashed(message) => worker_crashed(app, slot, message),
@@ -1633,7 +1661,7 @@ fn dispatch(app: &AppRef) {
                 .filter_map(|&k| run.items.get(k).map(|i| i.file.clone().into()))
                 .collect();
             let job = a.next_job;
-            a.next_job = a.next_job.wrapping_add(1);
+            a.next_job = a.next_job.next();
             let message = ToWorker::Encode {
                 job,
                 keys: keys.iter().map(|&k| k as u32).collect(),
@@ -1651,11 +1679,13 @@ fn dispatch(app: &AppRef) {
                     if let Some(Some(w)) = a.pool.get_mut(slot) {
                         w.in_flight += 1;
                     }
+                    a.sent_jobs += 1;
                     a.jobs.insert(
                         job,
                         JobInfo {
                             worker: slot,
-                            kind: JobKind::Index { keys, solo },
+                            sent: a.sent_jobs,
+                            kind: JobKind::Index { keys },
                         },
                     );
                 }
@@ -1675,7 +1705,7 @@ fn dispatch(app: &AppRef) {
 fn encoded(
     app: &AppRef,
     slot: usize,
-    job: u32,
+    job: JobId,
     items: Vec<ItemOut>,
     thumbs: Vec<Option<ArrayBuffer>>,
 ) {
@@ -1684,6 +1714,7 @@ fn encoded(
         if let Some(Some(w)) = a.pool.get_mut(slot) {
             w.in_flight = w.in_flight.saturating_sub(1);
         }
+        a.crashes.progress();
         a.jobs.remove(&job)
     };
     let Some(info) = info else { return };
@@ -1691,9 +1722,11 @@ fn encoded(
         JobKind::Query { name } => {
             release_pool_when_idle(app);
             let item = items.into_iter().next();
-            match item.and_then(|i| i.embedding.ok_or(i.error.unwrap_or_default()).ok()) {
-                Some(embedding) => set_search(app, SearchKind::Image { name, embedding }),
-                None => {
+            match item.map(|i| i.result) {
+                Some(Ok(Photo::Embedded { embedding, .. })) => {
+                    search_input(app, Input::Show(Query::Image { name, embedding }))
+                }
+                _ => {
                     let dom = app.borrow().dom.clone();
                     set_text(
                         &dom.search_text,
@@ -1710,16 +1743,16 @@ fn encoded(
                 let Some(run) = a.run.as_mut() else { return };
                 for (position, item) in items.into_iter().enumerate() {
                     let key = item.key as usize;
-                    let hash = parse_hex32(&item.hash);
-                    let outcome = match (item.error, item.duplicate, item.embedding, hash) {
-                        (Some(e), _, _, _) => Outcome::Failed(e),
-                        (None, true, _, Some(hash)) => Outcome::Duplicate { hash },
-                        (None, false, Some(embedding), Some(hash)) => Outcome::Embedded {
+                    let outcome = match item.result {
+                        Err(e) => Outcome::Failed(e),
+                        Ok(Photo::Duplicate { hash }) => Outcome::Duplicate { hash },
+                        Ok(Photo::Embedded {
+                            embedding, hash, ..
+                        }) => Outcome::Embedded {
                             embedding,
                             hash,
                             thumb: thumbs.get(position).cloned().flatten(),
                         },
-                        _ => Outcome::Failed("The encoder gave no result for this photo.".into()),
                     };
                     run.finished.insert(key, outcome);
                 }
@@ -1730,8 +1763,9 @@ fn encoded(
     }
 }
 
-/// A vision worker died: its photos are tried again one at a time (a photo that kills a
-/// worker alone is skipped), and a fresh worker takes its place.
+/// A vision worker died: the photos it was running are charged one crash each and tried
+/// again alone, those waiting behind them go back to the queue, a photo charged twice is
+/// skipped (`page::run`), and a fresh worker takes the dead one's slot.
 fn worker_crashed(app: &AppRef, slot: usize, message: String) {
     web_sys::console::warn_1(&JsValue::from_str(&format!(
         "clipseek: a photo encoder stopped: {message}"
@@ -1739,32 +1773,26 @@ fn worker_crashed(app: &AppRef, slot: usize, message: String) {
     let (old, url, give_up) = {
         let mut a = app.borrow_mut();
         let a = &mut *a;
-        let lost: Vec<u32> = a
+        let mut held: Vec<(u64, JobKind)> = Vec::new();
+        let ids: Vec<JobId> = a
             .jobs
             .iter()
             .filter(|(_, j)| j.worker == slot)
             .map(|(&id, _)| id)
             .collect();
-        for id in lost {
-            let Some(job) = a.jobs.remove(&id) else {
-                continue;
-            };
-            match job.kind {
-                JobKind::Index { keys, solo } => {
-                    if let Some(run) = a.run.as_mut() {
-                        for k in keys {
-                            if solo {
-                                run.finished.insert(
-                                    k,
-                                    Outcome::Failed("The encoder stopped while reading this photo (it may be too large or damaged).".into()),
-                                );
-                            } else {
-                                run.solo.push_back(k);
-                            }
-                        }
-                    }
-                }
+        for id in ids {
+            if let Some(job) = a.jobs.remove(&id) {
+                held.push((job.sent, job.kind));
+            }
+        }
+        held.sort_by_key(|(sent, _)| *sent);
+        let mut lost = Lost::default();
+        for (_, kind) in held {
+            match kind {
+                JobKind::Index { keys } => lost.jobs.push(keys),
                 JobKind::Query { name } => {
+                    // It ran (or waited) in the dead worker; it holds no photo of the run.
+                    lost.jobs.push(Vec::new());
                     let dom = a.dom.clone();
                     set_text(
                         &dom.search_text,
@@ -1773,15 +1801,25 @@ fn worker_crashed(app: &AppRef, slot: usize, message: String) {
                 }
             }
         }
-        a.respawns += 1;
+        let verdict = a.crashes.crashed(lost);
+        if let Some(run) = a.run.as_mut() {
+            for k in verdict.skipped {
+                run.finished
+                    .insert(k, Outcome::Failed(CRASH_REASON.to_owned()));
+            }
+            // Alone-retries first, in indexing order; then the untouched ones.
+            for k in verdict.retry_alone.into_iter().chain(verdict.requeue) {
+                run.solo.push_back(k);
+            }
+        }
         let old = a.pool.get_mut(slot).and_then(Option::take);
-        (old, a.worker_url.clone(), a.respawns > MAX_RESPAWNS)
+        (old, a.worker_url.clone(), verdict.give_up)
     };
     spawn_local(async move { drop(old) });
     apply_finished(app);
     if give_up {
         app.borrow_mut().fail(
-            format!("The photo encoder stopped several times ({message}); reload the page and try fewer photos at once."),
+            format!("The photo encoder stopped several times before it could encode anything ({message}); reload the page and try fewer photos at once."),
             false,
         );
         return;
@@ -1792,6 +1830,8 @@ fn worker_crashed(app: &AppRef, slot: usize, message: String) {
         *place = fresh;
     }
     a.update_status();
+    drop(a);
+    dispatch(app);
 }
 
 /// Applies finished photos in indexing order and saves them.
@@ -1882,9 +1922,7 @@ fn apply_finished(app: &AppRef) {
                         }
                     };
                     if let Some(url) = a.thumb_urls.remove(&item.path) {
-                        if Url::revoke_object_url(&url).is_err() {
-                            // Already gone.
-                        }
+                        noted(Url::revoke_object_url(&url), "revoke an object URL");
                     }
                     batch.push((
                         PhotoRecord {
@@ -1988,79 +2026,84 @@ fn index_progress(app: &AppRef, force: bool) {
 }
 
 fn finish_run(app: &AppRef) {
-    let (vanished_paths, summary) = {
+    let summary = {
         let mut a = app.borrow_mut();
         let a = &mut *a;
         let Some(run) = a.run.take() else { return };
-        let mut vanished_paths = Vec::new();
-        if !run.cancelled {
-            if let Some(index) = a.index.as_mut() {
-                for id in &run.vanished {
-                    if let Some(path) = index.entry(*id).map(|e| e.path.clone()) {
-                        index.remove(*id);
-                        a.seqs.remove(&path);
-                        vanished_paths.push(path);
-                    }
-                }
-            }
-        }
-        let seconds = (now_ms() - run.started_ms) / 1000.0;
-        let mut summary = if run.cancelled {
-            format!(
-                "Cancelled after {} of {} photos",
-                run.next_apply.min(run.limit),
-                run.items.len()
-            )
-        } else {
-            format!(
-                "Indexed {} new photo{}",
-                run.added,
-                if run.added == 1 { "" } else { "s" }
-            )
+        // Photos no longer in a re-dropped folder are kept, and offered for forgetting.
+        let vanished: Vec<String> = match (&a.index, run.cancelled) {
+            (Some(index), false) => run
+                .vanished
+                .iter()
+                .filter_map(|id| index.entry(*id).map(|e| e.path.clone()))
+                .collect(),
+            _ => Vec::new(),
         };
-        if run.reused > 0 {
-            summary.push_str(&format!(", {} reused (renamed or copied)", run.reused));
+        let kept = vanished.len();
+        a.forget = ForgetOffer::new(vanished);
+        let summary = RunSummary {
+            cancelled: run.cancelled,
+            done: run.next_apply.min(run.limit),
+            total: run.items.len(),
+            added: run.added,
+            reused: run.reused,
+            unchanged: run.unchanged,
+            failed: run.failed,
+            kept,
+            seconds: (now_ms() - run.started_ms) / 1000.0,
         }
-        if run.unchanged > 0 {
-            summary.push_str(&format!(", {} unchanged", run.unchanged));
-        }
-        if run.failed > 0 {
-            summary.push_str(&format!(", {} could not be read", run.failed));
-        }
-        if !vanished_paths.is_empty() {
-            summary.push_str(&format!(
-                ", {} gone from the folder removed",
-                vanished_paths.len()
-            ));
-        }
-        summary.push_str(&format!(" in {seconds:.1} s."));
+        .sentence();
         let dom = a.dom.clone();
         set_progress(
             &dom.index_progress,
             run.limit as f64,
             Some(run.limit.max(1) as f64),
         );
-        (vanished_paths, summary)
+        summary
     };
     {
         let a = app.borrow();
         set_text(&a.dom.index_text, &summary);
     }
-    if !vanished_paths.is_empty() {
-        if let Some(library) = app.borrow().library.clone() {
-            let app2 = app.clone();
-            spawn_local(async move {
-                if let Err(e) = library.remove(&vanished_paths).await {
-                    app2.borrow_mut()
-                        .fail(format!("The index could not be updated: {e}"), false);
-                }
-            });
-        }
-    }
     app.borrow_mut().update_status();
     render_results(app);
     maybe_start_run(app);
     release_pool_when_idle(app);
+}
+
+/// "Forget N photos no longer in FOLDER": removes the offered photos from the index and
+/// from storage.
+async fn forget_vanished(app: &AppRef) {
+    let (library, paths) = {
+        let mut a = app.borrow_mut();
+        let Some(offer) = a.forget.take() else { return };
+        let mut removed = Vec::with_capacity(offer.paths.len());
+        for path in offer.paths {
+            if a.index.as_mut().is_some_and(|i| i.remove_path(&path)) {
+                a.seqs.remove(&path);
+                a.originals.remove(&path);
+                if let Some(url) = a.thumb_urls.remove(&path) {
+                    noted(Url::revoke_object_url(&url), "revoke an object URL");
+                }
+                removed.push(path);
+            }
+        }
+        let dom = a.dom.clone();
+        let n = removed.len();
+        set_text(
+            &dom.index_text,
+            &format!("Forgot {n} photo{}.", if n == 1 { "" } else { "s" }),
+        );
+        a.update_status();
+        (a.library.clone(), removed)
+    };
+    render_results(app);
+    if let (Some(library), false) = (library, paths.is_empty()) {
+        if let Err(e) = library.remove(&paths).await {
+            app.borrow_mut()
+                .fail(format!("The index could not be updated: {e}"), false);
+        }
+    }
 }
 
 /// Stops the photo encoders once they have been idle for `idle_s` seconds (one minute by
@@ -2079,7 +2122,7 @@ fn release_pool_when_idle(app: &AppRef) {
             let mut a = app.borrow_mut();
             let idle = a.pool_activity == generation
                 && a.run.is_none()
-                && a.search.pending_image.is_none()
+                && a.photo_search.pending_image.is_none()
                 && a.pool
                     .iter()
                     .flatten()
@@ -2149,14 +2192,13 @@ async fn clear_index(app: &AppRef) {
         }
         a.seqs.clear();
         a.skipped.clear();
+        a.forget = None;
         for (_, url) in a.thumb_urls.drain() {
-            if Url::revoke_object_url(&url).is_err() {
-                // Already gone.
-            }
+            noted(Url::revoke_object_url(&url), "revoke an object URL");
         }
         a.library.clone()
     };
-    set_search(app, SearchKind::None);
+    search_input(app, Input::Cleared);
     {
         let a = app.borrow();
         a.dom.show_skipped(a.skipped.iter());
@@ -2176,61 +2218,60 @@ async fn clear_index(app: &AppRef) {
 // ---------------------------------------------------------------------------------------
 // Search
 
-fn query_typed(app: &AppRef) {
-    let generation = {
-        let mut a = app.borrow_mut();
-        a.search.debounce = a.search.debounce.wrapping_add(1);
-        a.search.debounce
-    };
-    let app = app.clone();
-    let callback = Closure::once_into_js(move || {
-        if app.borrow().search.debounce != generation {
+/// The one way into the search box's state: `update` under a `try_borrow_mut` (an input
+/// arriving while the page is busy is logged and dropped, never a panic), then its effects
+/// carried out with no borrow held.
+fn search_input(app: &AppRef, input: Input) {
+    let effects = match app.try_borrow_mut() {
+        Ok(mut a) => a.search.update(input),
+        Err(_) => {
+            web_sys::console::warn_1(&JsValue::from_str(
+                "clipseek: a search input arrived while the page was busy; it was dropped",
+            ));
             return;
         }
-        let text = app.borrow().dom.query.value();
-        run_text_query(&app, text);
-    });
-    if let Some(w) = web_sys::window() {
-        if w.set_timeout_with_callback_and_timeout_and_arguments_0(
-            callback.unchecked_ref(),
-            DEBOUNCE_MS,
-        )
-        .is_err()
-        {
-            web_sys::console::warn_1(&JsValue::from_str("clipseek: no timer for the search"));
+    };
+    for effect in effects {
+        match effect {
+            SearchEffect::StartTimer { generation, ms } => start_search_timer(app, generation, ms),
+            SearchEffect::SendText { job, text } => send_text(app, job, text),
+            SearchEffect::Render => render_results(app),
+            SearchEffect::Say(line) => {
+                let dom = app.borrow().dom.clone();
+                set_text(&dom.search_text, &line);
+            }
         }
     }
 }
 
-fn run_text_query(app: &AppRef, text: String) {
-    if text.trim().is_empty() {
-        app.borrow_mut().search.pending_text = None;
-        set_search(app, SearchKind::None);
-        return;
-    }
-    let mut a = app.borrow_mut();
-    let dom = a.dom.clone();
-    if !a.text_ready || a.text_worker.is_none() {
-        a.search.pending_text = Some(text);
-        let why = if a.stage == Stage::Open {
-            "The query encoder is loading; your search runs as soon as it is ready."
-        } else {
-            "Search needs the model: download it first."
-        };
-        set_text(&dom.search_text, why);
-        return;
-    }
-    let job = a.next_job;
-    a.next_job = a.next_job.wrapping_add(1);
-    a.search.text_job = job;
-    a.search.text_sent = text.clone();
-    let sent = a
-        .text_worker
-        .as_ref()
-        .map(|w| w.send(&ToWorker::Text { job, text }));
-    if let Some(Err(e)) = sent {
+fn start_search_timer(app: &AppRef, generation: u32, ms: u32) {
+    let app = app.clone();
+    let callback = Closure::once_into_js(move || {
+        let text = app.borrow().dom.query.value();
+        search_input(&app, Input::Paused { generation, text });
+    });
+    let set = web_sys::window().map(|w| {
+        w.set_timeout_with_callback_and_timeout_and_arguments_0(
+            callback.unchecked_ref(),
+            ms.min(i32::MAX as u32) as i32,
+        )
+        .map(|_| ())
+    });
+    noted(
+        set.unwrap_or_else(|| Err(JsValue::from_str("no window"))),
+        "start the search timer",
+    );
+}
+
+fn send_text(app: &AppRef, job: JobId, text: String) {
+    let a = app.borrow();
+    let sent = match &a.text_worker {
+        Some(w) => w.send(&ToWorker::Text { job, text }),
+        None => Err(JsValue::from_str("the query encoder is not running")),
+    };
+    if let Err(e) = sent {
         set_text(
-            &dom.search_text,
+            &a.dom.search_text,
             &format!("The query could not be sent: {}", describe_js(&e)),
         );
     }
@@ -2248,7 +2289,7 @@ fn search_by_image(app: &AppRef, file: File) {
     }
     if app.borrow().stage != Stage::Open {
         let mut a = app.borrow_mut();
-        a.search.pending_image = Some(file);
+        a.photo_search.pending_image = Some(file);
         let dom = a.dom.clone();
         set_text(
             &dom.search_text,
@@ -2267,7 +2308,7 @@ fn search_by_image(app: &AppRef, file: File) {
         .map(|(i, _)| i);
     let dom = a.dom.clone();
     let Some(slot) = slot else {
-        a.search.pending_image = Some(file);
+        a.photo_search.pending_image = Some(file);
         set_text(
             &dom.search_text,
             &format!("Loading the photo encoder to search by {name}…"),
@@ -2275,7 +2316,7 @@ fn search_by_image(app: &AppRef, file: File) {
         return;
     };
     let job = a.next_job;
-    a.next_job = a.next_job.wrapping_add(1);
+    a.next_job = a.next_job.next();
     let message = ToWorker::Encode {
         job,
         keys: vec![0],
@@ -2293,10 +2334,13 @@ fn search_by_image(app: &AppRef, file: File) {
             if let Some(Some(w)) = a.pool.get_mut(slot) {
                 w.in_flight += 1;
             }
+            a.sent_jobs += 1;
+            let sent = a.sent_jobs;
             a.jobs.insert(
                 job,
                 JobInfo {
                     worker: slot,
+                    sent,
                     kind: JobKind::Query { name: name.clone() },
                 },
             );
@@ -2317,25 +2361,14 @@ fn similar_to(app: &AppRef, id: u64) {
         .and_then(|i| i.entry(id))
         .map(|e| e.path.clone());
     if let Some(path) = path {
-        set_search(app, SearchKind::Similar { id, path });
+        search_input(app, Input::Show(Query::Similar { id, path }));
         let dom = app.borrow().dom.clone();
         if let Ok(Some(first)) = dom.results.query_selector("button.thumb") {
             if let Ok(el) = first.dyn_into::<HtmlElement>() {
-                if el.focus().is_err() {
-                    // Focus is a nicety.
-                }
+                noted(el.focus(), "move the focus");
             }
         }
     }
-}
-
-fn set_search(app: &AppRef, kind: SearchKind) {
-    {
-        let mut a = app.borrow_mut();
-        a.search.kind = kind;
-        a.search.k = RESULTS_PAGE;
-    }
-    render_results(app);
 }
 
 fn rerank_if_due(app: &AppRef) {
@@ -2343,9 +2376,9 @@ fn rerank_if_due(app: &AppRef) {
         let mut a = app.borrow_mut();
         let now = now_ms();
         // With no search this only refreshes the hint line (the photo count).
-        let due = now - a.search.last_rerank_ms > 700.0;
+        let due = now - a.photo_search.last_rerank_ms > 700.0;
         if due {
-            a.search.last_rerank_ms = now;
+            a.photo_search.last_rerank_ms = now;
         }
         due
     };
@@ -2364,13 +2397,13 @@ fn render_results(app: &AppRef) {
             results::render(&dom, &[]);
             return;
         };
-        let k = a.search.k;
-        let ranked: Result<Vec<Match>, String> = match &a.search.kind {
-            SearchKind::None => Ok(Vec::new()),
-            SearchKind::Text { embedding, .. } | SearchKind::Image { embedding, .. } => {
+        let k = a.search.k();
+        let ranked: Result<Vec<Match>, String> = match a.search.query() {
+            Query::None => Ok(Vec::new()),
+            Query::Text { embedding, .. } | Query::Image { embedding, .. } => {
                 index.search(embedding, k + 1).map_err(|e| e.to_string())
             }
-            SearchKind::Similar { id, .. } => index.similar(*id, k + 1).map_err(|e| e.to_string()),
+            Query::Similar { id, .. } => index.similar(*id, k + 1).map_err(|e| e.to_string()),
         };
         let mut ranked = match ranked {
             Ok(r) => r,
@@ -2382,21 +2415,7 @@ fn render_results(app: &AppRef) {
         let more = ranked.len() > k;
         ranked.truncate(k);
         let n = index.len();
-        let line = match &a.search.kind {
-            _ if n == 0 => "No photos are indexed yet: drop a folder of photos (or choose one) to start, then describe what you are looking for.".to_owned(),
-            SearchKind::None => format!(
-                "Type to search {n} photo{}, or drop a photo on the search box to find similar ones.",
-                if n == 1 { "" } else { "s" }
-            ),
-            SearchKind::Text { text, .. } if ranked.len() < n => {
-                format!("The {} best of {n} photos for \u{201c}{text}\u{201d}.", ranked.len())
-            }
-            SearchKind::Text { text, .. } => {
-                format!("All {n} photos, best first, for \u{201c}{text}\u{201d}.")
-            }
-            SearchKind::Similar { path, .. } => format!("Photos most like {path}."),
-            SearchKind::Image { name, .. } => format!("Photos most like {name}."),
-        };
+        let line = results_line(a.search.query(), ranked.len(), n);
         let mut missing = Vec::new();
         let views: Vec<ResultView> = ranked
             .iter()
@@ -2414,27 +2433,23 @@ fn render_results(app: &AppRef) {
                 })
             })
             .collect();
-        let query_label = match &a.search.kind {
-            SearchKind::None => None,
-            SearchKind::Text { text, .. } => Some(text.clone()),
-            SearchKind::Similar { path, .. } => Some(format!("similar:{path}")),
-            SearchKind::Image { name, .. } => Some(format!("image:{name}")),
-        };
+        let query_label = a.search.label();
         (views, missing, dom, more, line, query_label)
     };
     results::render(&dom, &views);
     match &query_label {
         Some(q) => ui::attr(&dom.results, "data-query", q),
         None => {
-            if dom.results.remove_attribute("data-query").is_err() {
-                // Not set.
-            }
+            noted(
+                dom.results.remove_attribute("data-query"),
+                "clear the results' query",
+            );
         }
     }
     show(&dom.more_button, more);
     show(
         &dom.clear_search_button,
-        !matches!(app.borrow().search.kind, SearchKind::None),
+        !matches!(app.borrow().search.query(), Query::None),
     );
     set_text(&dom.search_text, &line);
     if !missing.is_empty() {
@@ -2526,9 +2541,10 @@ fn open_preview(app: &AppRef, id: u64, score: &str) {
     match url {
         Some(u) => ui::attr(&dom.preview_image, "src", &u),
         None => {
-            if dom.preview_image.remove_attribute("src").is_err() {
-                // Nothing to remove.
-            }
+            noted(
+                dom.preview_image.remove_attribute("src"),
+                "clear the preview image",
+            );
         }
     }
     ui::attr(&dom.preview_image, "alt", &path);
@@ -2537,17 +2553,13 @@ fn open_preview(app: &AppRef, id: u64, score: &str) {
         &format!("{path} · score {score}{note}"),
     );
     drop(a);
-    if dom.preview.show_modal().is_err() {
-        web_sys::console::warn_1(&JsValue::from_str("clipseek: the preview could not open"));
-    }
+    noted(dom.preview.show_modal(), "open the preview");
 }
 
 fn preview_closed(app: &AppRef) {
     let mut a = app.borrow_mut();
     if let Some(url) = a.preview_url.take() {
-        if Url::revoke_object_url(&url).is_err() {
-            // Already gone.
-        }
+        noted(Url::revoke_object_url(&url), "revoke an object URL");
     }
     let id = a.preview_id.take();
     let dom = a.dom.clone();
@@ -2557,9 +2569,7 @@ fn preview_closed(app: &AppRef) {
         let selector = format!("li[data-id=\"{id}\"] button.thumb");
         if let Ok(Some(el)) = dom.results.query_selector(&selector) {
             if let Ok(el) = el.dyn_into::<HtmlElement>() {
-                if el.focus().is_err() {
-                    // Focus is a nicety.
-                }
+                noted(el.focus(), "move the focus");
             }
         }
     }
@@ -2581,13 +2591,10 @@ async fn remove_entry(app: &AppRef, id: u64) {
         }
         a.seqs.remove(&path);
         if let Some(url) = a.thumb_urls.remove(&path) {
-            if Url::revoke_object_url(&url).is_err() {
-                // Already gone.
-            }
+            noted(Url::revoke_object_url(&url), "revoke an object URL");
         }
-        if matches!(&a.search.kind, SearchKind::Similar { id: s, .. } if *s == id) {
-            a.search.kind = SearchKind::None;
-        }
+        // A search by this photo ends; the results are drawn again just below.
+        a.search.forget(id);
         a.update_status();
         (a.library.clone(), path)
     };

@@ -272,9 +272,8 @@ impl Tx {
 
     /// Abandons every write of this transaction.
     pub fn abort(&self) {
-        if self.tx.abort().is_err() {
-            // Already finished: nothing to undo.
-        }
+        // Fails only when the transaction already finished: nothing is left to undo.
+        super::noted(self.tx.abort(), "abort a storage transaction");
     }
 }
 

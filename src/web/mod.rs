@@ -49,6 +49,23 @@ pub fn describe_js(value: &JsValue) -> String {
         .unwrap_or_else(|| "unknown error".to_owned())
 }
 
+thread_local! {
+    static LOGGED: std::cell::RefCell<crate::page::errors::LogOnce> =
+        std::cell::RefCell::new(crate::page::errors::LogOnce::new());
+}
+
+/// A failure the page can live with (focus, a revoked object URL, an attribute to remove):
+/// logged to the console once per kind, saying what was being done, and never dropped in
+/// silence. Failures the person must see are returned and shown instead.
+pub fn noted(result: Result<(), JsValue>, what: &'static str) {
+    if let Err(e) = result {
+        if LOGGED.with(|l| l.borrow_mut().first(what)) {
+            let line = crate::page::errors::line(what, &describe_js(&e));
+            web_sys::console::warn_1(&JsValue::from_str(&line));
+        }
+    }
+}
+
 /// Milliseconds since the epoch (the page and workers alike).
 pub fn now_ms() -> f64 {
     js_sys::Date::now()

@@ -19,14 +19,13 @@ use std::collections::{HashSet, VecDeque};
 use std::rc::Rc;
 
 use js_sys::{Array, ArrayBuffer, Uint8Array};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Blob, DedicatedWorkerGlobalScope, ErrorEvent, MessageEvent, Worker};
 
 use super::download::{load_weights, ModelStore};
-use super::{describe_js, idb, now_ms, prop, set_prop};
+use super::{describe_js, idb, prop, set_prop};
 use crate::clip::model_id;
 use crate::encode::cpu::CpuEncoder;
 use crate::encode::gpu::{request_device, GpuEncoder, GpuError, GpuOptions, Precision};
@@ -34,107 +33,18 @@ use crate::encode::{
     gpu_failure, is_engine_failure, Backend, Embeddings, EncodeError, Encoder, EngineKind,
     PrecisionChoice,
 };
-use crate::hub::{parse_hex32, to_hex};
 use crate::model::config::{ClipConfig, PreprocessConfig};
 use crate::model::preprocess::Preprocessor;
 use crate::model::thumbnail::{display_copy, thumbnail_jpeg};
 use crate::model::tokenizer::{ClipTokenizer, TokenIds};
 use crate::model::weights::Towers;
+use crate::page::protocol::{FromWorker, ItemOut, Photo, ProtocolError, ToWorker, Tower};
 
 /// Photos per forward pass inside a vision worker.
 pub const BATCH: usize = 4;
 /// Longest side of a thumbnail, in pixels, and its JPEG quality.
 pub const THUMB_SIDE: u32 = 256;
 pub const THUMB_QUALITY: u8 = 80;
-
-/// Which tower a worker loads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Tower {
-    Vision,
-    Text,
-}
-
-/// Page → worker.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ToWorker {
-    /// Load this tower of this cached model on the engine `backend` says.
-    Load {
-        model_key: String,
-        tower: Tower,
-        backend: Backend,
-        precision: PrecisionChoice,
-    },
-    /// Content hashes (hex) already in the index: a photo with one of them is answered
-    /// `duplicate` without decoding (a renamed or copied file reuses its embedding).
-    KnownHashes { hashes: Vec<String> },
-    /// Encode the photos sent alongside as `files` (one per key).
-    Encode {
-        job: u32,
-        keys: Vec<u32>,
-        thumbnails: bool,
-        dedupe: bool,
-    },
-    /// Embed one query text.
-    Text { job: u32, text: String },
-}
-
-/// One photo's outcome.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ItemOut {
-    pub key: u32,
-    /// SHA-256 of the file, hex (empty when it could not be read).
-    pub hash: String,
-    pub embedding: Option<Vec<f32>>,
-    /// The hash is among the known ones: the page reuses that entry's embedding.
-    pub duplicate: bool,
-    pub error: Option<String>,
-    /// A thumbnail was made (it is in `thumbs` at this item's position).
-    pub thumb: bool,
-}
-
-/// Worker → page.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum FromWorker {
-    /// The wasm is running and listening.
-    Started,
-    Loading {
-        fraction: f64,
-    },
-    Loaded {
-        model_id: String,
-        dim: usize,
-        load_ms: f64,
-        engine: EngineKind,
-        /// The engine in words, e.g. "WebGPU on SwiftShader Device (f32)".
-        detail: String,
-        /// Why WebGPU is not used under `backend=auto`.
-        fallback: Option<String>,
-    },
-    /// The WebGPU engine failed (device lost) under `backend=auto`: this worker now runs the
-    /// CPU engine; the work in hand was redone there.
-    Switched {
-        engine: EngineKind,
-        detail: String,
-        reason: String,
-    },
-    /// The model could not be loaded.
-    Failed {
-        error: String,
-    },
-    /// Photos encoded; `thumbs` (ArrayBuffer or null per item) rides alongside.
-    Encoded {
-        job: u32,
-        items: Vec<ItemOut>,
-    },
-    Texted {
-        job: u32,
-        embedding: Option<Vec<f32>>,
-        error: Option<String>,
-    },
-}
 
 // ---------------------------------------------------------------------------------------
 // The worker's side.
@@ -154,13 +64,6 @@ impl Enc {
         match self {
             Enc::Cpu(_) => EngineKind::Cpu,
             Enc::Gpu(_) => EngineKind::WebGpu,
-        }
-    }
-
-    fn dim(&self) -> usize {
-        match self {
-            Enc::Cpu(e) => e.embedding_dim(),
-            Enc::Gpu(e) => e.dim(),
         }
     }
 
@@ -326,7 +229,6 @@ async fn handle(state: &Rc<RefCell<WorkerState>>, data: JsValue) {
             backend,
             precision,
         } => {
-            let started = now_ms();
             let progress_scope = scope.clone();
             let on_progress = move |fraction: f64| {
                 post(&progress_scope, &FromWorker::Loading { fraction }, None);
@@ -350,8 +252,6 @@ async fn handle(state: &Rc<RefCell<WorkerState>>, data: JsValue) {
                         &scope,
                         &FromWorker::Loaded {
                             model_id: loaded.model_id,
-                            dim: loaded.dim,
-                            load_ms: now_ms() - started,
                             engine,
                             detail: loaded.detail,
                             fallback: loaded.fallback,
@@ -363,7 +263,7 @@ async fn handle(state: &Rc<RefCell<WorkerState>>, data: JsValue) {
             }
         }
         ToWorker::KnownHashes { hashes } => {
-            state.borrow_mut().known = hashes.iter().filter_map(|h| parse_hex32(h)).collect();
+            state.borrow_mut().known = hashes.into_iter().collect();
         }
         ToWorker::Encode {
             job,
@@ -409,19 +309,7 @@ async fn handle(state: &Rc<RefCell<WorkerState>>, data: JsValue) {
                 Ok(ids) => compute(state, &Input::Texts(ids)).await.map(|e| e.data),
                 Err(e) => Err(e),
             };
-            let (embedding, error) = match result {
-                Ok(e) => (Some(e), None),
-                Err(e) => (None, Some(e)),
-            };
-            post(
-                &scope,
-                &FromWorker::Texted {
-                    job,
-                    embedding,
-                    error,
-                },
-                None,
-            );
+            post(&scope, &FromWorker::Texted { job, result }, None);
         }
     }
 }
@@ -546,7 +434,6 @@ struct Loaded {
     engine: Engine,
     encoder: Rc<Enc>,
     model_id: String,
-    dim: usize,
     detail: String,
     fallback: Option<String>,
 }
@@ -710,7 +597,6 @@ async fn load(request: &LoadRequest, mut on_progress: impl FnMut(f64)) -> Result
         },
     };
     let encoder = Rc::new(encoder);
-    let dim = encoder.dim();
     let engine = match request.tower {
         Tower::Vision => {
             let preprocess = PreprocessConfig::from_json(&o.model.preprocessor_json)
@@ -744,7 +630,6 @@ async fn load(request: &LoadRequest, mut on_progress: impl FnMut(f64)) -> Result
         engine,
         encoder,
         model_id: o.id,
-        dim,
         detail,
         fallback,
     })
@@ -763,116 +648,126 @@ async fn encode(
     let mut pixels: Vec<f32> = Vec::new();
     let mut to_encode: Vec<usize> = Vec::new();
     for (position, &key) in keys.iter().enumerate() {
-        let mut item = ItemOut {
-            key,
-            hash: String::new(),
-            embedding: None,
-            duplicate: false,
-            error: None,
-            thumb: false,
-        };
-        let mut thumb = None;
-        let Some(file) = files.get(position) else {
-            item.error = Some("The file was not received.".into());
-            items.push(item);
-            thumbs.push(thumb);
-            continue;
-        };
-        let bytes = match super::read_blob(file).await {
-            Ok(b) => b,
-            Err(e) => {
-                item.error = Some(format!(
-                    "The file could not be read ({}); it may have been moved or deleted.",
-                    describe_js(&e)
-                ));
-                items.push(item);
-                thumbs.push(thumb);
-                continue;
-            }
-        };
-        let hash: [u8; 32] = Sha256::digest(&bytes).into();
-        item.hash = to_hex(&hash);
-        if dedupe && state.borrow().known.contains(&hash) {
-            item.duplicate = true;
-            items.push(item);
-            thumbs.push(thumb);
-            continue;
-        }
-        let s = state.borrow();
-        let Engine::Vision {
-            preprocessor,
-            encoder,
-        } = &s.engine
-        else {
-            item.error = Some("The photo encoder is not loaded.".into());
-            items.push(item);
-            thumbs.push(thumb);
-            continue;
-        };
-        match preprocessor.decode_for_model(&bytes) {
-            Ok(image) => {
-                let display = if thumbnails {
-                    display_copy(&bytes)
-                } else {
-                    None
-                };
-                drop(bytes);
-                let px = preprocessor.model_pixels(&image);
-                let want: usize = encoder.image_shape().iter().product();
-                if px.len() != want {
-                    item.error = Some(format!(
-                        "The photo gave {} pixel values where the model reads {want}.",
-                        px.len()
-                    ));
-                } else {
-                    if thumbnails {
-                        let shown = display.as_ref().unwrap_or(&image.rgb);
-                        match thumbnail_jpeg(shown, THUMB_SIDE, THUMB_QUALITY) {
-                            Ok(jpeg) => {
-                                thumb = Some(Uint8Array::from(jpeg.as_slice()).buffer());
-                                item.thumb = true;
-                            }
-                            Err(e) => web_sys::console::warn_1(&JsValue::from_str(&e.to_string())),
-                        }
+        let (result, thumb) = match files.get(position) {
+            None => (Err("The file was not received.".to_owned()), None),
+            Some(file) => {
+                let read = read_photo(state, file, thumbnails, dedupe).await;
+                match read {
+                    Read::Pixels { hash, px, thumb } => {
+                        pixels.extend_from_slice(&px);
+                        to_encode.push(position);
+                        let result = Ok(Photo::Embedded {
+                            hash,
+                            embedding: Vec::new(),
+                            thumb: thumb.is_some(),
+                        });
+                        (result, thumb)
                     }
-                    pixels.extend_from_slice(&px);
-                    to_encode.push(position);
+                    Read::Duplicate(hash) => (Ok(Photo::Duplicate { hash }), None),
+                    Read::Failed(e) => (Err(e), None),
                 }
             }
-            Err(e) => item.error = Some(e.to_string()),
-        }
-        drop(s);
-        items.push(item);
+        };
+        items.push(ItemOut { key, result });
         thumbs.push(thumb);
     }
-    if !to_encode.is_empty() {
-        let input = Input::Images {
-            pixels: std::mem::take(&mut pixels),
-            count: to_encode.len(),
+    if to_encode.is_empty() {
+        return (items, thumbs);
+    }
+    let input = Input::Images {
+        pixels: std::mem::take(&mut pixels),
+        count: to_encode.len(),
+    };
+    let result = compute(state, &input).await;
+    for (row, &position) in to_encode.iter().enumerate() {
+        let Some(item) = items.get_mut(position) else {
+            continue;
         };
-        let result = compute(state, &input).await;
-        match result {
-            Ok(embeddings) => {
-                for (row, &position) in to_encode.iter().enumerate() {
-                    if let Some(item) = items.get_mut(position) {
-                        item.embedding = Some(embeddings.row(row).to_vec());
-                    }
+        match (&result, &mut item.result) {
+            (Ok(embeddings), Ok(Photo::Embedded { embedding, .. })) => {
+                *embedding = embeddings.row(row).to_vec();
+            }
+            (Err(e), _) => {
+                item.result = Err(format!("The photo could not be encoded: {e}"));
+                if let Some(t) = thumbs.get_mut(position) {
+                    *t = None;
                 }
             }
-            Err(e) => {
-                for &position in &to_encode {
-                    if let Some(item) = items.get_mut(position) {
-                        item.error = Some(format!("The photo could not be encoded: {e}"));
-                        item.thumb = false;
-                    }
-                    if let Some(t) = thumbs.get_mut(position) {
-                        *t = None;
-                    }
-                }
-            }
+            _ => {}
         }
     }
     (items, thumbs)
+}
+
+/// One photo read for encoding.
+enum Read {
+    /// Its pixels as the model reads them, and its thumbnail.
+    Pixels {
+        hash: [u8; 32],
+        px: Vec<f32>,
+        thumb: Option<ArrayBuffer>,
+    },
+    Duplicate([u8; 32]),
+    Failed(String),
+}
+
+/// Reads, hashes and decodes one photo (and makes its thumbnail).
+async fn read_photo(
+    state: &Rc<RefCell<WorkerState>>,
+    file: &Blob,
+    thumbnails: bool,
+    dedupe: bool,
+) -> Read {
+    let bytes = match super::read_blob(file).await {
+        Ok(b) => b,
+        Err(e) => {
+            return Read::Failed(format!(
+                "The file could not be read ({}); it may have been moved or deleted.",
+                describe_js(&e)
+            ))
+        }
+    };
+    let hash: [u8; 32] = Sha256::digest(&bytes).into();
+    if dedupe && state.borrow().known.contains(&hash) {
+        return Read::Duplicate(hash);
+    }
+    let s = state.borrow();
+    let Engine::Vision {
+        preprocessor,
+        encoder,
+    } = &s.engine
+    else {
+        return Read::Failed("The photo encoder is not loaded.".into());
+    };
+    // Large JPEGs arrive decoded at a reduced DCT scale (still >= 2x the model's input):
+    // the thumbnail below is made from that smaller image too.
+    let image = match preprocessor.decode_for_model(&bytes) {
+        Ok(image) => image,
+        Err(e) => return Read::Failed(e.to_string()),
+    };
+    let display = if thumbnails {
+        display_copy(&bytes)
+    } else {
+        None
+    };
+    drop(bytes);
+    let px = preprocessor.model_pixels(&image);
+    let want: usize = encoder.image_shape().iter().product();
+    if px.len() != want {
+        return Read::Failed(format!(
+            "The photo gave {} pixel values where the model reads {want}.",
+            px.len()
+        ));
+    }
+    let mut thumb = None;
+    if thumbnails {
+        let shown = display.as_ref().unwrap_or(&image.rgb);
+        match thumbnail_jpeg(shown, THUMB_SIDE, THUMB_QUALITY) {
+            Ok(jpeg) => thumb = Some(Uint8Array::from(jpeg.as_slice()).buffer()),
+            Err(e) => web_sys::console::warn_1(&JsValue::from_str(&e.to_string())),
+        }
+    }
+    Read::Pixels { hash, px, thumb }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -881,6 +776,8 @@ async fn encode(
 /// What a worker told the page.
 pub enum WorkerEvent {
     Message(FromWorker, JsValue),
+    /// A message that does not fit the protocol (an old worker after an app update).
+    Unreadable(ProtocolError),
     /// The worker died (a trap, out of memory, or its script failed to load).
     Crashed(String),
 }
@@ -902,9 +799,10 @@ impl WorkerHandle {
                 let data = event.data();
                 match serde_wasm_bindgen::from_value::<FromWorker>(data.clone()) {
                     Ok(m) => on_event(WorkerEvent::Message(m, data)),
-                    Err(e) => web_sys::console::error_1(&JsValue::from_str(&format!(
-                        "clipseek: unreadable worker message: {e}"
-                    ))),
+                    Err(e) => on_event(WorkerEvent::Unreadable(ProtocolError::Unreadable {
+                        from: "encoder worker",
+                        detail: e.to_string(),
+                    })),
                 }
             })
         };

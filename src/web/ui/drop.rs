@@ -24,13 +24,17 @@ pub struct Picked {
     /// `folder/sub/name.jpg` for folders, `name.jpg` for loose files.
     pub path: String,
     pub file: File,
+    /// The folder it came in (an index into [`PickedSet::roots`]), `None` for a loose file.
+    /// Two dropped folders may share a name, so the path alone does not say.
+    pub folder: Option<usize>,
 }
 
 /// What one drop or pick gave.
 #[derive(Default)]
 pub struct PickedSet {
     pub files: Vec<Picked>,
-    /// Folders picked or dropped whole (their names, the first path component).
+    /// Folders picked or dropped whole (their names, the first path component; two may
+    /// have the same name).
     pub roots: Vec<String>,
 }
 
@@ -78,23 +82,24 @@ pub async fn walk(dropped: Dropped) -> Result<PickedSet, JsValue> {
                 .map(|file| Picked {
                     path: file.name(),
                     file,
+                    folder: None,
                 })
                 .collect();
             return Ok(set);
         }
         Dropped::Entries(entries) => entries,
     };
-    let mut dirs: Vec<FileSystemDirectoryEntry> = Vec::new();
-    let mut file_entries: Vec<FileSystemFileEntry> = Vec::new();
+    let mut dirs: Vec<(FileSystemDirectoryEntry, usize)> = Vec::new();
+    let mut file_entries: Vec<(FileSystemFileEntry, Option<usize>)> = Vec::new();
     for entry in entries {
         if entry.is_directory() {
             set.roots.push(entry.name());
-            dirs.push(entry.unchecked_into());
+            dirs.push((entry.unchecked_into(), set.roots.len() - 1));
         } else if entry.is_file() {
-            file_entries.push(entry.unchecked_into());
+            file_entries.push((entry.unchecked_into(), None));
         }
     }
-    while let Some(dir) = dirs.pop() {
+    while let Some((dir, folder)) = dirs.pop() {
         let reader = dir.create_reader();
         loop {
             let batch = read_entries(&reader).await?;
@@ -104,17 +109,17 @@ pub async fn walk(dropped: Dropped) -> Result<PickedSet, JsValue> {
             for entry in batch.iter() {
                 let entry: FileSystemEntry = entry.unchecked_into();
                 if entry.is_directory() {
-                    dirs.push(entry.unchecked_into());
+                    dirs.push((entry.unchecked_into(), folder));
                 } else if entry.is_file() {
-                    file_entries.push(entry.unchecked_into());
+                    file_entries.push((entry.unchecked_into(), Some(folder)));
                 }
             }
         }
     }
-    for entry in file_entries {
+    for (entry, folder) in file_entries {
         let path = entry.full_path().trim_start_matches('/').to_owned();
         let file = file_of(&entry).await?;
-        set.files.push(Picked { path, file });
+        set.files.push(Picked { path, file, folder });
     }
     Ok(set)
 }
@@ -154,18 +159,22 @@ pub fn from_input(input: &HtmlInputElement) -> PickedSet {
         let relative = prop(&file, "webkitRelativePath")
             .and_then(|p| p.as_string())
             .filter(|p| !p.is_empty());
-        let path = match relative {
+        let (path, folder) = match relative {
             Some(p) => {
-                if let Some((root, _)) = p.split_once('/') {
-                    if !set.roots.iter().any(|r| r == root) {
-                        set.roots.push(root.to_owned());
+                let folder = p.split_once('/').map(|(root, _)| {
+                    match set.roots.iter().position(|r| r == root) {
+                        Some(i) => i,
+                        None => {
+                            set.roots.push(root.to_owned());
+                            set.roots.len() - 1
+                        }
                     }
-                }
-                p
+                });
+                (p, folder)
             }
-            None => file.name(),
+            None => (file.name(), None),
         };
-        set.files.push(Picked { path, file });
+        set.files.push(Picked { path, file, folder });
     }
     set
 }

@@ -62,6 +62,8 @@ pub struct Dom {
     pub pause_button: HtmlButtonElement,
     pub cancel_button: HtmlButtonElement,
     pub clear_button: HtmlButtonElement,
+    /// "Forget N photos no longer in FOLDER".
+    pub forget_button: HtmlButtonElement,
     pub skipped_details: HtmlElement,
     pub skipped_summary: Element,
     pub skipped: Element,
@@ -112,6 +114,7 @@ impl Dom {
             pause_button: find(d, "pause-button")?,
             cancel_button: find(d, "cancel-button")?,
             clear_button: find(d, "clear-button")?,
+            forget_button: find(d, "forget-button")?,
             skipped_details: find(d, "skipped-details")?,
             skipped_summary: find(d, "skipped-summary")?,
             skipped: find(d, "skipped")?,

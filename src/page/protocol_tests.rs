@@ -1,0 +1,172 @@
+//! Round trips of the worker protocol (`page::protocol`) through serde_json.
+
+use super::*;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn round_trip_to(m: &ToWorker) -> Result<ToWorker, serde_json::Error> {
+    serde_json::from_str(&serde_json::to_string(m)?)
+}
+
+fn round_trip_from(m: &FromWorker) -> Result<FromWorker, serde_json::Error> {
+    serde_json::from_str(&serde_json::to_string(m)?)
+}
+
+#[test]
+fn load_round_trips() -> TestResult {
+    let m = ToWorker::Load {
+        model_key: "hub|m|main".into(),
+        tower: Tower::Vision,
+        backend: Backend::default(),
+        precision: PrecisionChoice::default(),
+    };
+    assert_eq!(round_trip_to(&m)?, m);
+    Ok(())
+}
+
+#[test]
+fn known_hashes_round_trip_as_32_bytes() -> TestResult {
+    let m = ToWorker::KnownHashes {
+        hashes: vec![[7; 32], [255; 32]],
+    };
+    assert_eq!(round_trip_to(&m)?, m);
+    Ok(())
+}
+
+#[test]
+fn a_short_hash_is_refused() {
+    let text = r#"{"kind":"known_hashes","hashes":[[1,2,3]]}"#;
+    assert!(serde_json::from_str::<ToWorker>(text).is_err());
+}
+
+#[test]
+fn encode_and_text_round_trip() -> TestResult {
+    let m = ToWorker::Encode {
+        job: JobId(9),
+        keys: vec![0, 1, 5],
+        thumbnails: true,
+        dedupe: false,
+    };
+    assert_eq!(round_trip_to(&m)?, m);
+    let t = ToWorker::Text {
+        job: JobId(u32::MAX),
+        text: "a dog on a beach".into(),
+    };
+    assert_eq!(round_trip_to(&t)?, t);
+    Ok(())
+}
+
+#[test]
+fn job_ids_are_plain_numbers_on_the_wire() -> TestResult {
+    let text = serde_json::to_string(&ToWorker::Text {
+        job: JobId(3),
+        text: "x".into(),
+    })?;
+    assert!(text.contains(r#""job":3"#), "{text}");
+    Ok(())
+}
+
+#[test]
+fn job_ids_wrap() {
+    assert_eq!(JobId(u32::MAX).next(), JobId(0));
+    assert_eq!(JobId(1).next(), JobId(2));
+}
+
+#[test]
+fn every_reply_round_trips() -> TestResult {
+    let replies = vec![
+        FromWorker::Started,
+        FromWorker::Loading { fraction: 0.5 },
+        FromWorker::Loaded {
+            model_id: "clip|abc".into(),
+            engine: EngineKind::Cpu,
+            detail: "the CPU".into(),
+            fallback: Some("no adapter".into()),
+        },
+        FromWorker::Switched {
+            engine: EngineKind::Cpu,
+            detail: "the CPU".into(),
+            reason: "device lost".into(),
+        },
+        FromWorker::Failed {
+            error: "no model".into(),
+        },
+        FromWorker::Texted {
+            job: JobId(2),
+            result: Ok(vec![0.25, -1.0]),
+        },
+        FromWorker::Texted {
+            job: JobId(3),
+            result: Err("too long".into()),
+        },
+    ];
+    for r in replies {
+        assert_eq!(round_trip_from(&r)?, r);
+    }
+    Ok(())
+}
+
+#[test]
+fn encoded_items_carry_a_result_each() -> TestResult {
+    let m = FromWorker::Encoded {
+        job: JobId(4),
+        items: vec![
+            ItemOut {
+                key: 0,
+                result: Ok(Photo::Embedded {
+                    hash: [1; 32],
+                    embedding: vec![0.5, 0.5],
+                    thumb: true,
+                }),
+            },
+            ItemOut {
+                key: 1,
+                result: Ok(Photo::Duplicate { hash: [2; 32] }),
+            },
+            ItemOut {
+                key: 2,
+                result: Err("The file could not be read.".into()),
+            },
+        ],
+    };
+    assert_eq!(round_trip_from(&m)?, m);
+    Ok(())
+}
+
+#[test]
+fn photo_hash_is_the_same_for_both_kinds() {
+    let e = Photo::Embedded {
+        hash: [3; 32],
+        embedding: Vec::new(),
+        thumb: false,
+    };
+    assert_eq!(e.hash(), &[3; 32]);
+    assert_eq!(Photo::Duplicate { hash: [4; 32] }.hash(), &[4; 32]);
+}
+
+#[test]
+fn an_old_workers_reply_does_not_parse() {
+    // The reply of the previous protocol: embedding and error as an Option pair, hex hash.
+    let old = r#"{"kind":"encoded","job":1,"items":[{"key":0,"hash":"00","embedding":null,"duplicate":false,"error":"x","thumb":false}]}"#;
+    assert!(serde_json::from_str::<FromWorker>(old).is_err());
+    let old_text = r#"{"kind":"texted","job":1,"embedding":[1.0],"error":null}"#;
+    assert!(serde_json::from_str::<FromWorker>(old_text).is_err());
+}
+
+#[test]
+fn an_unknown_kind_does_not_parse() {
+    assert!(serde_json::from_str::<FromWorker>(r#"{"kind":"hello"}"#).is_err());
+    assert!(serde_json::from_str::<ToWorker>(r#"{"kind":"hello"}"#).is_err());
+}
+
+#[test]
+fn the_unreadable_sentence_says_reload() {
+    let e = ProtocolError::Unreadable {
+        from: "photo encoder",
+        detail: "missing field `result`".into(),
+    };
+    let s = e.sentence();
+    assert!(s.starts_with("The photo encoder sent"));
+    assert!(s.ends_with("reload the page."));
+    assert!(e.to_string().contains("missing field"));
+}
