@@ -179,7 +179,7 @@ impl PackedActs {
             use core::arch::wasm32::i32x4_extract_lane as lane;
             let words = [lane::<0>(v), lane::<1>(v), lane::<2>(v), lane::<3>(v)];
             let half = words[j / 2];
-            (if j % 2 == 0 { half } else { half >> 16 }) as i16
+            (half >> (16 * (j % 2))) as i16
         }
         #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
         {
