@@ -333,6 +333,8 @@ mod tests {
         let layer = QuantLinear::new(&[0.0; 6], 2, 3, Some(&[1.0, 2.0]), ActivationBits::Twelve)?;
         assert_eq!(layer.forward(&[0.0; 3], 1)?, vec![1.0, 2.0]);
         assert!(layer.forward(&[], 0)?.is_empty());
+        let empty = QuantLinear::new(&[], 2, 0, Some(&[3.0, 4.0]), ActivationBits::Twelve)?;
+        assert_eq!(empty.forward(&[], 2)?, vec![3.0, 4.0, 3.0, 4.0]);
         assert!(matches!(
             layer.forward(&[0.0; 4], 1),
             Err(QuantError::Shape {
