@@ -206,6 +206,7 @@ fn int8_simd128_kernel_matches_the_references_on_odd_sizes() {
             (9, 768, 33),
             (50, 768, 11),
             (6, 3072, 3),
+            (5, 3072, 41),
         ] {
             for bits in [ActivationBits::Eight, ActivationBits::Twelve] {
                 let w = rng.vec(n * k, 0.2);

@@ -106,10 +106,8 @@ impl Linear {
         };
         let stage = "quantising weights";
         let (inputs, outputs) = weight_t.dims2().map_err(ce(stage))?;
-        let rows = weight_t
-            .t()
-            .and_then(|w| w.contiguous())
-            .and_then(|w| w.flatten_all())
+        let flat = weight_t
+            .flatten_all()
             .and_then(|w| w.to_vec1::<f32>())
             .map_err(ce(stage))?;
         let bias = bias
@@ -117,12 +115,11 @@ impl Linear {
             .map(|b| b.to_vec1::<f32>())
             .transpose()
             .map_err(ce(stage))?;
-        let q = QuantLinear::new(&rows, outputs, inputs, bias.as_deref(), activations).map_err(
-            |e| EncodeError::Compute {
+        let q = QuantLinear::from_transposed(&flat, inputs, outputs, bias.as_deref(), activations)
+            .map_err(|e| EncodeError::Compute {
                 stage,
                 message: e.to_string(),
-            },
-        )?;
+            })?;
         *self = Self::Int8(q);
         Ok(())
     }

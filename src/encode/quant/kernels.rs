@@ -225,7 +225,7 @@ pub fn quantize_row(row: &[f32], limit: i16, out: &mut [i16]) -> f32 {
 /// 1.5·2²³ leaves no fraction bits. Two adds where `f32::round` is a libm call on wasm32
 /// and on x86-64 without SSE4.1 (this runs once per activation of every layer).
 #[inline(always)]
-fn round_even(v: f32) -> f32 {
+pub(crate) fn round_even(v: f32) -> f32 {
     const MAGIC: f32 = 12_582_912.0;
     (v + MAGIC) - MAGIC
 }
@@ -254,38 +254,49 @@ pub fn gemm(
         return;
     }
     let per_row = acts.blocks * per_block();
-    let job = |(tile, (x, y)): (usize, (&[Lane], &mut [f32]))| {
-        let rows = y.len() / outputs;
-        let sx = &acts.scales[tile * MR..tile * MR + rows];
-        let epi = Epilogue {
-            sx,
-            sw: col_scales,
-            bias,
-            outputs,
+    // Column groups are taken in chunks of about CHUNK_BYTES of weights, each run over every
+    // row tile before the next: the chunk stays in cache while the tiles reuse it, instead of
+    // every tile streaming the whole matrix from memory.
+    let chunk = (CHUNK_BYTES / (NC * KB * acts.blocks)).max(1);
+    for g0 in (0..w.groups).step_by(chunk) {
+        let span = (g0, (g0 + chunk).min(w.groups));
+        let job = |(tile, (x, y)): (usize, (&[Lane], &mut [f32]))| {
+            let rows = y.len() / outputs;
+            let sx = &acts.scales[tile * MR..tile * MR + rows];
+            let epi = Epilogue {
+                sx,
+                sw: col_scales,
+                bias,
+                outputs,
+            };
+            match rows {
+                4 => tile_rows::<4>(x, per_row, w, span, &epi, y),
+                3 => tile_rows::<3>(x, per_row, w, span, &epi, y),
+                2 => tile_rows::<2>(x, per_row, w, span, &epi, y),
+                _ => tile_rows::<1>(x, per_row, w, span, &epi, y),
+            }
         };
-        match rows {
-            4 => tile_rows::<4>(x, per_row, w, &epi, y),
-            3 => tile_rows::<3>(x, per_row, w, &epi, y),
-            2 => tile_rows::<2>(x, per_row, w, &epi, y),
-            _ => tile_rows::<1>(x, per_row, w, &epi, y),
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            use rayon::prelude::*;
+            acts.data
+                .par_chunks(MR * per_row)
+                .zip(out.par_chunks_mut(MR * outputs))
+                .enumerate()
+                .for_each(job);
         }
-    };
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        use rayon::prelude::*;
+        #[cfg(target_arch = "wasm32")]
         acts.data
-            .par_chunks(MR * per_row)
-            .zip(out.par_chunks_mut(MR * outputs))
+            .chunks(MR * per_row)
+            .zip(out.chunks_mut(MR * outputs))
             .enumerate()
             .for_each(job);
     }
-    #[cfg(target_arch = "wasm32")]
-    acts.data
-        .chunks(MR * per_row)
-        .zip(out.chunks_mut(MR * outputs))
-        .enumerate()
-        .for_each(job);
 }
+
+/// Bytes of packed weights one pass over the row tiles works on (fits a core's L2 with the
+/// activations beside it).
+const CHUNK_BYTES: usize = 64 * 1024;
 
 /// What the tile writes: the scales and bias of the dequantising epilogue.
 struct Epilogue<'a> {
@@ -321,12 +332,13 @@ const fn per_block() -> usize {
     }
 }
 
-/// `R` rows (`x`: `R · per_row` lanes) against every packed group.
+/// `R` rows (`x`: `R · per_row` lanes) against packed groups `span.0..span.1`.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 fn tile_rows<const R: usize>(
     x: &[v128],
     per_row: usize,
     w: &PackedWeights,
+    span: (usize, usize),
     epi: &Epilogue<'_>,
     y: &mut [f32],
 ) {
@@ -337,8 +349,12 @@ fn tile_rows<const R: usize>(
         let (row, _) = x[r * per_row..(r + 1) * per_row].as_chunks::<2>();
         &row[..blocks]
     });
-    let (groups, _) = w.data.as_chunks::<NC>();
-    for (g, wg) in groups.chunks_exact(blocks).enumerate() {
+    let (all, _) = w.data.as_chunks::<NC>();
+    for (i, wg) in all[span.0 * blocks..span.1 * blocks]
+        .chunks_exact(blocks)
+        .enumerate()
+    {
+        let g = span.0 + i;
         let wg = &wg[..blocks];
         let mut acc = [[i32x4_splat(0); NC]; R];
         for b in 0..blocks {
@@ -371,12 +387,13 @@ fn tile_rows<const R: usize>(
     }
 }
 
-/// `R` rows (`x`: `R · per_row` i16) against every packed group, in plain Rust.
+/// `R` rows (`x`: `R · per_row` i16) against packed groups `span.0..span.1`, in plain Rust.
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 fn tile_rows<const R: usize>(
     x: &[i16],
     per_row: usize,
     w: &PackedWeights,
+    span: (usize, usize),
     epi: &Epilogue<'_>,
     y: &mut [f32],
 ) {
@@ -385,7 +402,12 @@ fn tile_rows<const R: usize>(
         let (row, _) = x[r * per_row..(r + 1) * per_row].as_chunks::<KB>();
         &row[..blocks]
     });
-    for (g, wg) in w.data.chunks_exact(blocks * NC * KB).enumerate() {
+    let group_len = blocks * NC * KB;
+    for (i, wg) in w.data[span.0 * group_len..span.1 * group_len]
+        .chunks_exact(group_len)
+        .enumerate()
+    {
+        let g = span.0 + i;
         let mut acc = [[[0i32; 4]; NC]; R];
         for (b, wb) in wg
             .as_chunks::<KB>()

@@ -75,17 +75,6 @@ impl QuantLinear {
                 got: weight.len(),
             });
         }
-        let bias = match bias {
-            Some(b) if b.len() != outputs => {
-                return Err(QuantError::Shape {
-                    what: "the bias",
-                    expected: outputs,
-                    got: b.len(),
-                })
-            }
-            Some(b) => b.to_vec(),
-            None => vec![0.0; outputs],
-        };
         let mut q = vec![0i8; outputs * inputs];
         let mut scales = Vec::with_capacity(outputs);
         for (row, (src, dst)) in weight
@@ -104,10 +93,71 @@ impl QuantLinear {
             }
             let inv = 127.0 / max;
             for (d, s) in dst.iter_mut().zip(src) {
-                *d = (s * inv).round().clamp(-127.0, 127.0) as i8;
+                *d = kernels::round_even((s * inv).clamp(-127.0, 127.0)) as i8;
             }
             scales.push(max / 127.0);
         }
+        Self::from_parts(q, scales, bias, outputs, inputs, activations)
+    }
+
+    /// [`Self::new`] from the transposed weight (`inputs × outputs`, row-major, as the f32
+    /// engine keeps it for its gemm): the same numbers, without a transposed copy in f32.
+    pub fn from_transposed(
+        weight_t: &[f32],
+        inputs: usize,
+        outputs: usize,
+        bias: Option<&[f32]>,
+        activations: ActivationBits,
+    ) -> Result<Self, QuantError> {
+        if weight_t.len() != outputs * inputs {
+            return Err(QuantError::Shape {
+                what: "the weight",
+                expected: outputs * inputs,
+                got: weight_t.len(),
+            });
+        }
+        let mut max = vec![0f32; outputs];
+        for row in weight_t.chunks_exact(outputs.max(1)) {
+            for (m, v) in max.iter_mut().zip(row) {
+                *m = m.max(v.abs());
+            }
+        }
+        if let Some(row) = max.iter().position(|m| !m.is_finite()) {
+            return Err(QuantError::NotFinite { row });
+        }
+        let inv: Vec<f32> = max
+            .iter()
+            .map(|m| if *m == 0.0 { 0.0 } else { 127.0 / m })
+            .collect();
+        let mut q = vec![0i8; outputs * inputs];
+        for (k, row) in weight_t.chunks_exact(outputs.max(1)).enumerate() {
+            for (o, (v, s)) in row.iter().zip(&inv).enumerate() {
+                q[o * inputs + k] = kernels::round_even((v * s).clamp(-127.0, 127.0)) as i8;
+            }
+        }
+        let scales = max.iter().map(|m| m / 127.0).collect();
+        Self::from_parts(q, scales, bias, outputs, inputs, activations)
+    }
+
+    fn from_parts(
+        q: Vec<i8>,
+        scales: Vec<f32>,
+        bias: Option<&[f32]>,
+        outputs: usize,
+        inputs: usize,
+        activations: ActivationBits,
+    ) -> Result<Self, QuantError> {
+        let bias = match bias {
+            Some(b) if b.len() != outputs => {
+                return Err(QuantError::Shape {
+                    what: "the bias",
+                    expected: outputs,
+                    got: b.len(),
+                })
+            }
+            Some(b) => b.to_vec(),
+            None => vec![0.0; outputs],
+        };
         Ok(Self {
             weights: PackedWeights::pack(&q, outputs, inputs),
             scales,
@@ -254,6 +304,8 @@ mod tests {
         (9, 768, 33),
         (50, 768, 64),
         (13, 3072, 7),
+        // Enough column groups at this width for several cache chunks.
+        (5, 3072, 41),
         (2, 5, 1),
     ];
 
@@ -300,6 +352,35 @@ mod tests {
             assert!(cos[1] >= 0.9995, "{rows}x{k}x{n}: 12-bit cos {}", cos[1]);
             assert!(cos[1] >= cos[0], "{rows}x{k}x{n}: {cos:?}");
         }
+        Ok(())
+    }
+
+    #[test]
+    fn the_transposed_weight_gives_the_same_layer() -> Result<(), QuantError> {
+        let mut rng = Rng(5);
+        let (k, n, rows) = (37, 11, 6);
+        let w = rng.vec(n * k, 0.3);
+        let wt: Vec<f32> = (0..k * n).map(|i| w[(i % n) * k + i / n]).collect();
+        let b = rng.vec(n, 0.1);
+        let x = rng.vec(rows * k, 2.0);
+        let a = QuantLinear::new(&w, n, k, Some(&b), ActivationBits::Twelve)?;
+        let t = QuantLinear::from_transposed(&wt, k, n, Some(&b), ActivationBits::Twelve)?;
+        assert_eq!(a.forward(&x, rows)?, t.forward(&x, rows)?);
+        for o in 0..n {
+            for j in 0..k {
+                assert_eq!(a.weights.get(o, j), t.weights.get(o, j));
+            }
+        }
+        assert!(matches!(
+            QuantLinear::from_transposed(
+                &[1.0, 0.0, f32::INFINITY, 0.0],
+                2,
+                2,
+                None,
+                ActivationBits::Eight
+            ),
+            Err(QuantError::NotFinite { row: 0 })
+        ));
         Ok(())
     }
 
