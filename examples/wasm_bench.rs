@@ -8,12 +8,15 @@
 //! - [`BenchModel`] embeds the benchmark's deterministic pixels and queries (the same
 //!   inputs as `benches/engine.rs` and `examples/make_synthetic_model.rs`, whose
 //!   `native-fingerprint.json` the harness compares against) and preprocesses JPEG bytes.
+//! - [`BenchLoader::finish_int8`] gives the same model with 8-bit linear layers, timed
+//!   beside the f32 one.
 //! - [`BenchIndex`] fills an `EmbeddingIndex` with random unit vectors and runs top-k.
 //!
 //! Only built for wasm32; natively this example is an empty cdylib.
 #![cfg(target_arch = "wasm32")]
 
 use clipseek::clip::{model_id, Clip, ModelJson, ModelSpec};
+use clipseek::encode::cpu::QuantOptions;
 use clipseek::index::{EmbeddingIndex, EntryMeta};
 use clipseek::model::weights::{SafetensorsHeader, WeightsBuilder};
 use wasm_bindgen::prelude::*;
@@ -126,6 +129,13 @@ impl BenchLoader {
         let clip = Clip::new(self.spec, weights, id)?;
         Ok(BenchModel::wrap(clip))
     }
+
+    /// [`Self::finish`] with the CPU engine's 8-bit linear layers (the app's `precision=int8`).
+    pub fn finish_int8(self) -> Result<BenchModel, JsError> {
+        let mut model = self.finish()?;
+        model.clip.encoder = model.clip.encoder.quantized(QuantOptions::default())?;
+        Ok(model)
+    }
 }
 
 /// A loaded model with the benchmark's inputs ready.
@@ -165,6 +175,11 @@ impl BenchModel {
 
     pub fn model_id(&self) -> String {
         self.clip.model_id.clone()
+    }
+
+    /// What the CPU engine's linear layers compute in (`f32` or `int8`).
+    pub fn precision(&self) -> String {
+        self.clip.encoder.precision().name().to_owned()
     }
 
     pub fn embedding_dim(&self) -> usize {

@@ -110,7 +110,7 @@ function compare(name, native, wasm) {
   return c;
 }
 
-function loadModel(wasm, dir) {
+function loadModel(wasm, dir, int8 = false) {
   const cfg = readFileSync(join(dir, 'config.json'));
   const pre = readFileSync(join(dir, 'preprocessor_config.json'));
   const tok = readFileSync(join(dir, 'tokenizer.json'));
@@ -134,7 +134,7 @@ function loadModel(wasm, dir) {
       while (got < sizes[i]) got += readSync(fd, view, got, sizes[i] - got, offsets[i] + got);
       loader.insert(names[i], view);
     }
-    return { model: loader.finish(), tensors: names.length, file_bytes: len };
+    return { model: int8 ? loader.finish_int8() : loader.finish(), tensors: names.length, file_bytes: len };
   } finally {
     closeSync(fd);
   }
@@ -147,7 +147,7 @@ function loadModel(wasm, dir) {
 // backend at 1 thread, no workers, as the peer harness sets it) and take turns: after each
 // engine's own warm-up, every round times one call of each engine, rotating the order, so that
 // load hits all of them alike; each round also yields per-round ratios to onnxruntime-web fp32.
-async function paired(a, model, say) {
+async function paired(a, ours, say) {
   const ortEntry = join(resolve(a['paired-ort']), 'node_modules/onnxruntime-web/dist/ort.node.min.mjs');
   const ort = await import(pathToFileURL(ortEntry).href);
   ort.env.wasm.numThreads = 1;
@@ -165,13 +165,7 @@ async function paired(a, model, say) {
   const ids = new BigInt64Array(77).fill(49407n);
   const mask = new BigInt64Array(77).fill(0n);
   [49406n, 320n, 1125n, 539n, 320n, 2368n, 49407n].forEach((v, i) => { ids[i] = v; mask[i] = 1n; });
-  const engines = [{
-    name: 'clipseek wasm f32',
-    b1: async () => model.embed_images(1),
-    b8: async () => model.embed_images(8),
-    text: async () => model.embed_text(LONG_QUERY),
-    text_short: async () => model.embed_text(SHORT_QUERY),
-  }];
+  const engines = [];
   const sessions = [];
   for (const [variant, suffix] of [['fp32', ''], ['int8', '_quantized']]) {
     const vs = await ort.InferenceSession.create(readFileSync(join(a.onnx, `vision_model${suffix}.onnx`)), opts);
@@ -188,7 +182,16 @@ async function paired(a, model, say) {
       text: () => ts.run(feeds),
     });
   }
-  const res = { onnxruntime_web: version, onnx_dir: resolve(a.onnx), rounds: a.rounds, warmup: a.warmup, shapes: {} };
+  const res = { onnxruntime_web: version, onnx_dir: resolve(a.onnx), ...(await alternate([...ours, ...engines], a, say, 'onnxruntime-web fp32')) };
+  for (const s of sessions) await s.release?.();
+  return res;
+}
+
+// Engines taking turns: after each engine's own warm-up, every round times one call of each,
+// rotating the order, so that the machine's load hits all of them alike; per-round ratios
+// are taken to the engine named `baseName`.
+async function alternate(engines, a, say, baseName) {
+  const res = { rounds: a.rounds, warmup: a.warmup, base: baseName, shapes: {} };
   for (const shape of ['b1', 'b8', 'text', 'text_short']) {
     const es = engines.filter((e) => e[shape]);
     const warm = shape.startsWith('text') ? a.warmup + 1 : a.warmup;
@@ -215,7 +218,7 @@ async function paired(a, model, say) {
       }
     }
     const div = shape === 'b8' ? 8 : 1;
-    const base = es.findIndex((e) => e.name === 'onnxruntime-web fp32');
+    const base = es.findIndex((e) => e.name === baseName);
     const row = {};
     es.forEach((e, k) => {
       const st = stats(ms[k].map((x) => x / div));
@@ -233,10 +236,25 @@ async function paired(a, model, say) {
       other_cores_busy_max: sorted.length ? +sorted[sorted.length - 1].toFixed(2) : null,
       engines: row,
     };
-    say(`paired ${shape}: ` + es.map((e) => `${e.name} ${row[e.name].median_ms} ms` + (row[e.name].median_of_round_ratios ? ` (${row[e.name].median_of_round_ratios}x)` : '')).join(', ') + `; other load median ${res.shapes[shape].other_cores_busy_median}`);
+    say(`alternating ${shape}: ` + es.map((e) => `${e.name} ${row[e.name].median_ms} ms` + (row[e.name].median_of_round_ratios ? ` (${row[e.name].median_of_round_ratios}x)` : '')).join(', ') + `; other load median ${res.shapes[shape].other_cores_busy_median}`);
   }
-  for (const s of sessions) await s.release?.();
   return res;
+}
+
+function ourEngine(name, model) {
+  return {
+    name,
+    b1: async () => model.embed_images(1),
+    b8: async () => model.embed_images(8),
+    text: async () => model.embed_text(LONG_QUERY),
+    text_short: async () => model.embed_text(SHORT_QUERY),
+  };
+}
+
+function cosine(x, y) {
+  let d = 0, nx = 0, ny = 0;
+  for (let i = 0; i < x.length; i++) { d += x[i] * y[i]; nx += x[i] * x[i]; ny += y[i] * y[i]; }
+  return d / Math.sqrt(nx * ny);
 }
 
 async function main() {
@@ -326,7 +344,37 @@ async function main() {
     say(`no ${jpegPath}: skipping the JPEG row (make_synthetic_model writes it)`);
   }
   out.memory.after_preprocess_bytes = wasm.memory_bytes();
-  if (a['paired-ort']) out.paired = await paired(a, model, say);
+
+  // --- the same model with 8-bit linear layers ---------------------------------------------
+  t = performance.now();
+  const q = loadModel(wasm, a.model, true).model;
+  out.int8 = { load: { ms: +(performance.now() - t).toFixed(1), precision: q.precision() }, vision: {}, text: {}, cos_to_f32: {} };
+  out.memory.after_int8_load_bytes = wasm.memory_bytes();
+  say(`loaded the int8 model in ${out.int8.load.ms} ms; wasm memory ${mib(out.memory.after_int8_load_bytes)} MiB`);
+  for (const b of [1, 8]) {
+    let emb;
+    const st = timeIt(() => { emb = q.embed_images(b); }, a.warmup, a.runs);
+    st.ms_per_image = +(st.median_ms / b).toFixed(2);
+    st.min_ms_per_image = +(st.min_ms / b).toFixed(2);
+    out.int8.vision[`b${b}`] = st;
+    const f = model.embed_images(b);
+    const d = model.embedding_dim();
+    let worst = 1;
+    for (let i = 0; i < b; i++) worst = Math.min(worst, cosine(emb.subarray(i * d, (i + 1) * d), f.subarray(i * d, (i + 1) * d)));
+    out.int8.cos_to_f32[`image_b${b}_min`] = +worst.toFixed(6);
+    say(`int8 vision b${b}: ${st.median_ms} ms median, ${st.ms_per_image} ms/img (min ${st.min_ms_per_image}), other load ${st.other_cores_busy}; cos to f32 ${worst.toFixed(6)}`);
+  }
+  for (const [key, text] of [['short', SHORT_QUERY], ['long77', LONG_QUERY]]) {
+    let emb;
+    const st = timeIt(() => { emb = q.embed_text(text); }, a.warmup + 1, Math.max(a.runs, 15));
+    out.int8.text[key] = st;
+    out.int8.cos_to_f32[`text_${key}`] = +cosine(emb, model.embed_text(text)).toFixed(6);
+    say(`int8 text ${key}: ${st.median_ms} ms median (min ${st.min_ms}), other load ${st.other_cores_busy}; cos to f32 ${out.int8.cos_to_f32[`text_${key}`]}`);
+  }
+  const ours = [ourEngine('clipseek wasm f32', model), ourEngine('clipseek wasm int8', q)];
+  if (a['paired-ort']) out.paired = await paired(a, ours, say);
+  else out.alternating = await alternate(ours, a, say, 'clipseek wasm f32');
+  q.free();
   model.free();
 
   // --- top-k ----------------------------------------------------------------------------

@@ -153,3 +153,108 @@ fn nothing_possible_exits_1_with_one_line() -> TestResult {
     assert!(err.contains("not a clipseek index"), "{err}");
     Ok(())
 }
+
+/// `--precision int8` on `embed`, `index` and `search`: the 8-bit engine's numbers (close to
+/// the reference, not bit-identical to f32's), the same ranking up to near-ties, and an
+/// unknown precision refused by the argument parser.
+#[test]
+fn precision_int8_embeds_indexes_and_searches() -> TestResult {
+    let model = fixtures().join("tiny-clip");
+    let model = model.to_str().ok_or("path")?;
+    let img = fixtures().join("images/landscape.jpg");
+    let img = img.to_str().ok_or("path")?;
+    let r = reference("reference/tiny.json")?;
+    let text = "a photo of a cat";
+    let want = &r
+        .texts
+        .iter()
+        .find(|t| t.text == text)
+        .ok_or("text")?
+        .embedding;
+    let mut by_precision = Vec::new();
+    for precision in ["f32", "int8"] {
+        let mut got = Vec::new();
+        for (flag, value, key) in [("--image", img, "images"), ("--text", text, "texts")] {
+            let (code, v, err) = clipseek(&[
+                "embed",
+                "--model",
+                model,
+                "--precision",
+                precision,
+                "--json",
+                flag,
+                value,
+            ])?;
+            assert_eq!(code, 0, "{err}");
+            let e: Vec<f32> = serde_json::from_value(v[key][0]["embedding"].clone())?;
+            got.push(e);
+        }
+        assert!(cosine(&got[1], want) >= 0.999, "{precision}: text cos");
+        by_precision.push((got[0].clone(), got[1].clone()));
+    }
+    let (f32s, int8) = (&by_precision[0], &by_precision[1]);
+    assert!(cosine(&f32s.0, &int8.0) >= 0.999);
+    assert!(
+        f32s.0 != int8.0 && f32s.1 != int8.1,
+        "int8 gave f32's numbers"
+    );
+
+    let dir = tempfile::tempdir()?;
+    let index = dir.path().join("int8.idx");
+    let index = index.to_str().ok_or("path")?;
+    let images = fixtures().join("images");
+    let images = images.to_str().ok_or("path")?;
+    let (code, v, _) = clipseek(&[
+        "index",
+        "--model",
+        model,
+        "--precision",
+        "int8",
+        "--json",
+        "--out",
+        index,
+        images,
+    ])?;
+    assert_eq!((code, v["indexed"].as_u64()), (0, Some(28)));
+    let query = "kids on their bikes";
+    let (code, v, _) = clipseek(&[
+        "search",
+        "--model",
+        model,
+        "--precision",
+        "int8",
+        "--index",
+        index,
+        "--json",
+        "--top-k",
+        "28",
+        query,
+    ])?;
+    assert_eq!(code, 0);
+    let ours: Vec<String> = v["queries"][0]["matches"]
+        .as_array()
+        .ok_or("matches")?
+        .iter()
+        .filter_map(|m| m["path"].as_str())
+        .map(|p| p.rsplit('/').next().unwrap_or(p).to_owned())
+        .collect();
+    let rk = r
+        .rankings
+        .iter()
+        .find(|k| k.text == query)
+        .ok_or("ranking")?;
+    assert!(same_ranking(&ours, &rk.files, &rk.scores, 1e-2), "{ours:?}");
+
+    let (code, _, err) = clipseek(&[
+        "embed",
+        "--model",
+        model,
+        "--precision",
+        "f16",
+        "--text",
+        "x",
+    ])?;
+    assert_eq!(code, 2, "clap refuses an unknown value");
+    assert!(err.contains("f32") && err.contains("int8"), "{err}");
+    Ok(())
+}

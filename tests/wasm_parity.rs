@@ -1,9 +1,13 @@
 //! The browser build computes the same numbers: the tiny-model parity checks compiled to
 //! wasm32 (+simd128) and run by wasm-bindgen-test (Node). Fixtures are embedded with
-//! `include_bytes!` since wasm has no file system.
+//! `include_bytes!` since wasm has no file system. The 8-bit path is checked here too: its
+//! `simd128` kernel against the integer reference and f32 on odd sizes, and the int8
+//! engine's embeddings against transformers' f32.
 #![cfg(target_arch = "wasm32")]
 
 use clipseek::clip::{Clip, ModelJson};
+use clipseek::encode::cpu::QuantOptions;
+use clipseek::encode::quant::{ActivationBits, QuantLinear};
 use wasm_bindgen_test::wasm_bindgen_test;
 
 const CONFIG: &[u8] = include_bytes!("fixtures/tiny-clip/config.json");
@@ -145,6 +149,133 @@ fn text_embeddings_match_on_wasm() {
                 if cos < bar {
                     return Err(format!("{:?}: cos {cos} < {bar}", t.text));
                 }
+            }
+        }
+        Ok(())
+    });
+}
+
+/// Reference pixels (transformers' CLIPProcessor output) for the 8-bit engine's check.
+const PIXELS: &[(&str, &[u8])] = &[
+    (
+        "landscape.jpg",
+        include_bytes!("fixtures/reference/pixels/landscape.jpg.f32"),
+    ),
+    (
+        "cmyk.jpg",
+        include_bytes!("fixtures/reference/pixels/cmyk.jpg.f32"),
+    ),
+    (
+        "exif-6.jpg",
+        include_bytes!("fixtures/reference/pixels/exif-6.jpg.f32"),
+    ),
+    (
+        "rgba.png",
+        include_bytes!("fixtures/reference/pixels/rgba.png.f32"),
+    ),
+];
+
+/// SplitMix64 numbers in [-1, 1).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f32 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+
+    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.next() * scale).collect()
+    }
+}
+
+#[wasm_bindgen_test]
+fn int8_simd128_kernel_matches_the_references_on_odd_sizes() {
+    run(|| {
+        let mut rng = Rng(3);
+        for (rows, k, n) in [
+            (1, 1, 1),
+            (3, 17, 5),
+            (4, 32, 4),
+            (5, 31, 3),
+            (7, 100, 9),
+            (9, 768, 33),
+            (50, 768, 11),
+            (6, 3072, 3),
+            (5, 3072, 41),
+        ] {
+            for bits in [ActivationBits::Eight, ActivationBits::Twelve] {
+                let w = rng.vec(n * k, 0.2);
+                let b = rng.vec(n, 0.5);
+                let x = rng.vec(rows * k, 3.0);
+                let layer =
+                    QuantLinear::new(&w, n, k, Some(&b), bits).map_err(|e| e.to_string())?;
+                let fast = layer.forward(&x, rows).map_err(|e| e.to_string())?;
+                let slow = layer.forward_scalar(&x, rows).map_err(|e| e.to_string())?;
+                for (i, (a, s)) in fast.iter().zip(&slow).enumerate() {
+                    if (a - s).abs() > 1e-5 * (1.0 + s.abs()) {
+                        return Err(format!(
+                            "{rows}x{k}x{n} {bits:?} at {i}: kernel {a}, integer reference {s}"
+                        ));
+                    }
+                }
+                // Against plain f32 arithmetic: the quantisation error only.
+                let mut want = vec![0f32; rows * n];
+                for r in 0..rows {
+                    for o in 0..n {
+                        let dot: f64 = (0..k)
+                            .map(|j| f64::from(x[r * k + j]) * f64::from(w[o * k + j]))
+                            .sum();
+                        want[r * n + o] = dot as f32 + b[o];
+                    }
+                }
+                let c = cosine(&fast, &want);
+                let bar = if k == 1 { 0.99 } else { 0.999 };
+                if c < bar {
+                    return Err(format!("{rows}x{k}x{n} {bits:?}: cos {c} to f32"));
+                }
+            }
+        }
+        Ok(())
+    });
+}
+
+#[wasm_bindgen_test]
+fn int8_embeddings_match_transformers_f32_on_wasm() {
+    run(|| {
+        let mut c = clip(WEIGHTS)?;
+        c.encoder = c
+            .encoder
+            .quantized(QuantOptions::default())
+            .map_err(|e| e.to_string())?;
+        let r = reference()?;
+        for (name, bytes) in PIXELS {
+            let want = r
+                .images
+                .iter()
+                .find(|i| i.file == *name)
+                .ok_or(format!("{name} not in the reference"))?;
+            let pixels: Vec<f32> = bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            let e = c.embed_pixels(&pixels, 1).map_err(|e| e.to_string())?;
+            let cos = cosine(e.row(0), &want.embedding);
+            if cos < 0.999 {
+                return Err(format!("{name}: int8 cos {cos}"));
+            }
+        }
+        for t in &r.texts {
+            let e = c
+                .embed_texts(&[t.text.as_str()])
+                .map_err(|e| e.to_string())?;
+            let cos = cosine(e.row(0), &t.embedding);
+            if cos < 0.999 {
+                return Err(format!("{:?}: int8 cos {cos}", t.text));
             }
         }
         Ok(())

@@ -20,8 +20,9 @@ mod cli {
     use std::process::ExitCode;
     use std::time::Instant;
 
-    use clap::{Args, Parser, Subcommand};
+    use clap::{Args, Parser, Subcommand, ValueEnum};
     use clipseek::clip::Clip;
+    use clipseek::encode::cpu::QuantOptions;
     use clipseek::files::load_model_dir;
     use clipseek::index::{EmbeddingIndex, EntryMeta};
     use indicatif::{ProgressBar, ProgressStyle};
@@ -50,11 +51,23 @@ mod cli {
         Embed(EmbedArgs),
     }
 
+    /// The numbers the CPU engine computes its linear layers in.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+    enum Precision {
+        /// 32-bit floats throughout.
+        F32,
+        /// 8-bit weights (per-channel scales), activations quantised per token.
+        Int8,
+    }
+
     #[derive(Args)]
     struct IndexArgs {
         /// Model folder in the Hugging Face layout.
         #[arg(long)]
         model: PathBuf,
+        /// Numbers of the linear layers.
+        #[arg(long, value_enum, default_value_t = Precision::F32)]
+        precision: Precision,
         /// Images encoded together.
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
         batch: u32,
@@ -73,6 +86,8 @@ mod cli {
     struct SearchArgs {
         #[arg(long)]
         model: PathBuf,
+        #[arg(long, value_enum, default_value_t = Precision::F32)]
+        precision: Precision,
         #[arg(long)]
         index: PathBuf,
         #[arg(long, default_value_t = 10)]
@@ -88,6 +103,8 @@ mod cli {
     struct EmbedArgs {
         #[arg(long)]
         model: PathBuf,
+        #[arg(long, value_enum, default_value_t = Precision::F32)]
+        precision: Precision,
         #[arg(long)]
         json: bool,
         #[arg(long, num_args = 1..)]
@@ -112,8 +129,15 @@ mod cli {
         }
     }
 
-    fn load(model: &Path) -> Result<Clip, String> {
-        load_model_dir(model).map_err(|e| e.to_string())
+    fn load(model: &Path, precision: Precision) -> Result<Clip, String> {
+        let mut clip = load_model_dir(model).map_err(|e| e.to_string())?;
+        if precision == Precision::Int8 {
+            clip.encoder = clip
+                .encoder
+                .quantized(QuantOptions::default())
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(clip)
     }
 
     fn print_json(v: &Value) -> Result<(), String> {
@@ -221,7 +245,7 @@ mod cli {
 
     fn index(a: IndexArgs) -> Result<(), String> {
         let started = Instant::now();
-        let clip = load(&a.model)?;
+        let clip = load(&a.model, a.precision)?;
         let mut skipped: Vec<(String, String)> = Vec::new();
         let files = collect(&a.paths, &mut skipped);
         let mut idx = match std::fs::read(&a.out) {
@@ -316,7 +340,7 @@ mod cli {
     }
 
     fn search(a: SearchArgs) -> Result<(), String> {
-        let clip = load(&a.model)?;
+        let clip = load(&a.model, a.precision)?;
         let bytes = std::fs::read(&a.index)
             .map_err(|e| format!("cannot read {}: {e}", a.index.display()))?;
         let idx = EmbeddingIndex::from_bytes(&bytes, Some(&clip.model_id))
@@ -369,7 +393,7 @@ mod cli {
     }
 
     fn embed(a: EmbedArgs) -> Result<(), String> {
-        let clip = load(&a.model)?;
+        let clip = load(&a.model, a.precision)?;
         let mut images = Vec::new();
         let mut skipped = Vec::new();
         for p in &a.image {

@@ -8,9 +8,16 @@
 //! variance of the centred values) for stability. Texts are run only up to the last end
 //! token of the batch: with causal attention the pooled position never sees later ones.
 //! It holds no I/O; weights arrive already checked from `model::weights`.
+//!
+//! In [`CpuPrecision::Int8`] every linear layer of both towers (q/k/v/out projections,
+//! fc1, fc2, the patch embedding as a linear over patches, and the two projections) runs
+//! through `encode::quant`: i8 weights with per-output-channel scales, activations
+//! quantised per token; embeddings, layer norms, softmax and the attention products stay
+//! in f32.
 
 use candle_core::{DType, Device, Tensor, D};
 
+use super::quant::{ActivationBits, QuantLinear};
 use super::{l2_normalize_rows, Embeddings, EncodeError, Encoder};
 use crate::model::config::{Activation, ClipConfig};
 use crate::model::tokenizer::TokenIds;
@@ -30,10 +37,51 @@ fn tensor(weights: &mut ClipWeights, name: &str) -> Result<Tensor, EncodeError> 
     Tensor::from_vec(t.data, t.shape, &Device::Cpu).map_err(ce("loading weights"))
 }
 
-/// `y = x W^T + b`, with `W^T` stored contiguous for the gemm.
-struct Linear {
-    weight_t: Tensor,
-    bias: Option<Tensor>,
+/// The numbers the CPU engine's linear layers compute in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CpuPrecision {
+    #[default]
+    F32,
+    /// 8-bit weights, activations quantised per token ([`QuantOptions::default`]).
+    Int8,
+}
+
+impl CpuPrecision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::Int8 => "int8",
+        }
+    }
+}
+
+/// Which layers go to 8 bits, and how wide the activations are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuantOptions {
+    pub activations: ActivationBits,
+    /// The patch embedding (a linear over 3·P·P pixels) in 8 bits too.
+    pub patch: bool,
+    /// The visual and text projections in 8 bits too.
+    pub projections: bool,
+}
+
+impl Default for QuantOptions {
+    fn default() -> Self {
+        Self {
+            activations: ActivationBits::Twelve,
+            patch: true,
+            projections: true,
+        }
+    }
+}
+
+/// `y = x W^T + b`: `W^T` stored contiguous for candle's gemm, or quantised.
+enum Linear {
+    F32 {
+        weight_t: Tensor,
+        bias: Option<Tensor>,
+    },
+    Int8(QuantLinear),
 }
 
 impl Linear {
@@ -48,15 +96,52 @@ impl Linear {
         } else {
             None
         };
-        Ok(Self { weight_t, bias })
+        Ok(Self::F32 { weight_t, bias })
+    }
+
+    /// Replaces f32 weights by their 8-bit quantisation (already 8-bit: unchanged).
+    fn quantize(&mut self, activations: ActivationBits) -> Result<(), EncodeError> {
+        let Self::F32 { weight_t, bias } = self else {
+            return Ok(());
+        };
+        let stage = "quantising weights";
+        let (inputs, outputs) = weight_t.dims2().map_err(ce(stage))?;
+        let flat = weight_t
+            .flatten_all()
+            .and_then(|w| w.to_vec1::<f32>())
+            .map_err(ce(stage))?;
+        let bias = bias
+            .as_ref()
+            .map(|b| b.to_vec1::<f32>())
+            .transpose()
+            .map_err(ce(stage))?;
+        let q = QuantLinear::from_transposed(&flat, inputs, outputs, bias.as_deref(), activations)
+            .map_err(|e| EncodeError::Compute {
+                stage,
+                message: e.to_string(),
+            })?;
+        *self = Self::Int8(q);
+        Ok(())
     }
 
     /// `x`: `[rows, in]` → `[rows, out]`.
     fn forward(&self, x: &Tensor) -> CResult<Tensor> {
-        let y = x.matmul(&self.weight_t)?;
-        match &self.bias {
-            Some(b) => y.broadcast_add(b),
-            None => Ok(y),
+        match self {
+            Self::F32 { weight_t, bias } => {
+                let y = x.matmul(weight_t)?;
+                match bias {
+                    Some(b) => y.broadcast_add(b),
+                    None => Ok(y),
+                }
+            }
+            Self::Int8(q) => {
+                let (rows, _) = x.dims2()?;
+                let data = x.flatten_all()?.to_vec1::<f32>()?;
+                let y = q
+                    .forward(&data, rows)
+                    .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+                Tensor::from_vec(y, (rows, q.outputs()), x.device())
+            }
         }
     }
 }
@@ -119,6 +204,20 @@ impl Layer {
             fc2: Linear::load(weights, &format!("{prefix}.mlp.fc2"), true)?,
         })
     }
+
+    fn quantize(&mut self, activations: ActivationBits) -> Result<(), EncodeError> {
+        for lin in [
+            &mut self.q,
+            &mut self.k,
+            &mut self.v,
+            &mut self.out,
+            &mut self.fc1,
+            &mut self.fc2,
+        ] {
+            lin.quantize(activations)?;
+        }
+        Ok(())
+    }
 }
 
 /// A stack of pre-LN transformer layers shared by both towers.
@@ -141,6 +240,12 @@ impl LayerStack {
             .map(|i| Layer::load(weights, &format!("{prefix}.{i}"), eps))
             .collect::<Result<_, _>>()?;
         Ok(Self { layers, heads, act })
+    }
+
+    fn quantize(&mut self, activations: ActivationBits) -> Result<(), EncodeError> {
+        self.layers
+            .iter_mut()
+            .try_for_each(|l| l.quantize(activations))
     }
 
     /// `x`: `[batch, seq, hidden]`; `mask`: additive `[seq, seq]` or none.
@@ -212,9 +317,51 @@ pub struct CpuEncoder {
     context: usize,
     vocab_size: usize,
     projection_dim: usize,
+    precision: CpuPrecision,
 }
 
 impl CpuEncoder {
+    /// [`Self::new`], then [`Self::quantized`] with the default options for `Int8`.
+    pub fn new_with(
+        config: &ClipConfig,
+        weights: ClipWeights,
+        precision: CpuPrecision,
+    ) -> Result<Self, EncodeError> {
+        let f32 = Self::new(config, weights)?;
+        match precision {
+            CpuPrecision::F32 => Ok(f32),
+            CpuPrecision::Int8 => f32.quantized(QuantOptions::default()),
+        }
+    }
+
+    /// Turns the linear layers into 8-bit ones, one at a time (each f32 weight is dropped
+    /// once its 8-bit copy exists, so the peak is the f32 engine plus one layer).
+    pub fn quantized(mut self, options: QuantOptions) -> Result<Self, EncodeError> {
+        let bits = options.activations;
+        if let Some(v) = self.vision.as_mut() {
+            v.encoder.quantize(bits)?;
+            if options.patch {
+                v.patch.quantize(bits)?;
+            }
+            if options.projections {
+                v.projection.quantize(bits)?;
+            }
+        }
+        if let Some(t) = self.text.as_mut() {
+            t.encoder.quantize(bits)?;
+            if options.projections {
+                t.projection.quantize(bits)?;
+            }
+        }
+        self.precision = CpuPrecision::Int8;
+        Ok(self)
+    }
+
+    /// What the linear layers compute in.
+    pub fn precision(&self) -> CpuPrecision {
+        self.precision
+    }
+
     /// Builds the towers the weights hold (consumed to avoid a second copy).
     pub fn new(config: &ClipConfig, mut weights: ClipWeights) -> Result<Self, EncodeError> {
         let towers = weights.towers();
@@ -237,6 +384,7 @@ impl CpuEncoder {
             context: config.text_config.max_position_embeddings,
             vocab_size: config.text_config.vocab_size,
             projection_dim: config.projection_dim,
+            precision: CpuPrecision::F32,
         })
     }
 
@@ -248,7 +396,7 @@ impl CpuEncoder {
             .and_then(|p| p.t()?.contiguous())
             .map_err(ce("loading weights"))?;
         Ok(VisionTower {
-            patch: Linear {
+            patch: Linear::F32 {
                 weight_t: patch_w,
                 bias: None,
             },

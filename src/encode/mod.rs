@@ -1,7 +1,7 @@
 //! Engines that turn preprocessed images and token ids into L2-normalised CLIP embeddings.
 //!
 //! One trait, several engines: [`cpu::CpuEncoder`] (candle; multi-threaded natively,
-//! `+simd128` on wasm32) and [`gpu::GpuEncoder`] (WGSL kernels through wgpu: WebGPU in the
+//! `+simd128` on wasm32; optionally 8-bit through [`quant`]) and [`gpu::GpuEncoder`] (WGSL kernels through wgpu: WebGPU in the
 //! browser, Vulkan / Metal / DX12 natively). Engines take pixels and ids, never
 //! bytes or strings: decoding and tokenizing live in `model`. The forward pass mirrors
 //! transformers' `CLIPModel.get_image_features` / `get_text_features` followed by L2
@@ -9,6 +9,7 @@
 
 pub mod cpu;
 pub mod gpu;
+pub mod quant;
 
 use crate::model::tokenizer::TokenIds;
 
@@ -164,19 +165,26 @@ impl Backend {
     }
 }
 
-/// The numbers the WebGPU engine computes in (the page's `precision` URL parameter); the CPU
-/// engine always computes in f32.
+/// The numbers the engines compute in (the page's `precision` URL parameter). `int8` is the
+/// CPU engine's 8-bit path; the WebGPU engine has no 8-bit kernels and chooses under
+/// `int8` as under `auto` (use `backend=cpu` to be sure of the 8-bit path).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum PrecisionChoice {
-    /// f16 when the adapter has `shader-f16`, else f32.
+    /// WebGPU: f16 when the adapter has `shader-f16`, else f32. CPU: [`AUTO_CPU`].
     #[default]
     #[serde(rename = "auto")]
     Auto,
     #[serde(rename = "f32")]
     F32,
+    /// WebGPU in f16; the CPU engine has no f16 path and computes in f32.
     #[serde(rename = "f16")]
     F16,
+    #[serde(rename = "int8")]
+    Int8,
 }
+
+/// What `precision=auto` gives on the CPU engine.
+pub const AUTO_CPU: cpu::CpuPrecision = cpu::CpuPrecision::F32;
 
 impl PrecisionChoice {
     /// Reads the URL parameter (absent or empty: `auto`).
@@ -185,12 +193,9 @@ impl PrecisionChoice {
             None | Some("") | Some("auto") => Ok(Self::Auto),
             Some("f32") => Ok(Self::F32),
             Some("f16") => Ok(Self::F16),
-            Some("int8") => Err(
-                "8-bit precision is not available in clipseek yet; use precision=auto, f32 or f16."
-                    .into(),
-            ),
+            Some("int8") => Ok(Self::Int8),
             Some(other) => Err(format!(
-                "The precision \"{other}\" is unknown; use precision=auto, f32 or f16."
+                "The precision \"{other}\" is unknown; use precision=auto, f32, f16 or int8."
             )),
         }
     }
@@ -198,9 +203,18 @@ impl PrecisionChoice {
     /// What the GPU engine is asked for (`None`: its own choice).
     pub fn gpu(self) -> Option<gpu::Precision> {
         match self {
-            Self::Auto => None,
+            Self::Auto | Self::Int8 => None,
             Self::F32 => Some(gpu::Precision::F32),
             Self::F16 => Some(gpu::Precision::F16),
+        }
+    }
+
+    /// What the CPU engine computes in.
+    pub fn cpu(self) -> cpu::CpuPrecision {
+        match self {
+            Self::Auto => AUTO_CPU,
+            Self::F32 | Self::F16 => cpu::CpuPrecision::F32,
+            Self::Int8 => cpu::CpuPrecision::Int8,
         }
     }
 }
@@ -265,10 +279,13 @@ mod tests {
             PrecisionChoice::from_param(Some("f32")).map(PrecisionChoice::gpu),
             Ok(Some(gpu::Precision::F32))
         );
-        assert!(PrecisionChoice::from_param(Some("int8"))
-            .err()
-            .unwrap_or_default()
-            .contains("not available"));
+        assert_eq!(
+            PrecisionChoice::from_param(Some("int8")).map(PrecisionChoice::cpu),
+            Ok(cpu::CpuPrecision::Int8)
+        );
+        assert_eq!(PrecisionChoice::Int8.gpu(), None);
+        assert_eq!(PrecisionChoice::F16.cpu(), cpu::CpuPrecision::F32);
+        assert_eq!(PrecisionChoice::Auto.cpu(), AUTO_CPU);
         assert!(PrecisionChoice::from_param(Some("bf16"))
             .err()
             .unwrap_or_default()

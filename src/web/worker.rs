@@ -368,7 +368,7 @@ async fn compute(state: &Rc<RefCell<WorkerState>>, input: &Input) -> Result<Embe
         "clipseek: moving to the CPU engine: {reason}"
     )));
     let reloaded = match open(&request.model_key).await {
-        Ok(o) => cpu_engine(&o, request.tower, |_| {}).await,
+        Ok(o) => cpu_engine(&o, request.tower, request.precision, |_| {}).await,
         Err(e) => Err(e),
     };
     let cpu = reloaded.map_err(|e| {
@@ -468,10 +468,12 @@ fn towers_of(tower: Tower) -> Towers {
     }
 }
 
-/// The tower on the CPU engine, read from the opened cache.
+/// The tower on the CPU engine, read from the opened cache, in the precision asked for
+/// (`int8`: 8-bit weights; `auto`: `encode::AUTO_CPU`).
 async fn cpu_engine(
     o: &Opened,
     tower: Tower,
+    precision: PrecisionChoice,
     on_progress: impl FnMut(f64),
 ) -> Result<CpuEncoder, String> {
     let weights = load_weights(
@@ -483,7 +485,7 @@ async fn cpu_engine(
     )
     .await
     .map_err(|e| e.to_string())?;
-    CpuEncoder::new(&o.config, weights).map_err(|e| e.to_string())
+    CpuEncoder::new_with(&o.config, weights, precision.cpu()).map_err(|e| e.to_string())
 }
 
 /// Why the WebGPU engine could not be built: what went wrong, and the error.
@@ -580,7 +582,7 @@ async fn load(request: &LoadRequest, mut on_progress: impl FnMut(f64)) -> Result
     let mut fallback = None;
     let (encoder, detail) = match request.backend {
         Backend::Cpu => {
-            let cpu = cpu_engine(&o, request.tower, &mut on_progress).await?;
+            let cpu = cpu_engine(&o, request.tower, request.precision, &mut on_progress).await?;
             (Enc::Cpu(cpu), CPU_DETAIL.to_owned())
         }
         Backend::Auto | Backend::WebGpu => match gpu_engine(&o, request, &mut on_progress).await {
@@ -591,7 +593,8 @@ async fn load(request: &LoadRequest, mut on_progress: impl FnMut(f64)) -> Result
             Err(GpuLoadError { what, error }) => {
                 fallback = Some(gpu_failure(request.backend, &what, &error)?);
                 // The weights went to the failed engine: read them again.
-                let cpu = cpu_engine(&o, request.tower, &mut on_progress).await?;
+                let cpu =
+                    cpu_engine(&o, request.tower, request.precision, &mut on_progress).await?;
                 (Enc::Cpu(cpu), CPU_DETAIL.to_owned())
             }
         },

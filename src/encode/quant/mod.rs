@@ -1,0 +1,441 @@
+//! 8-bit linear layers for the CPU engine: weights quantised once at load to i8 with one
+//! symmetric scale per output channel (`sw[o] = max_k |W[o][k]| / 127`), activations
+//! quantised per call, per row (token), symmetrically to `±limit` with `sx[r] = max_k
+//! |x[r][k]| / limit`, and `y = (Σ_k qx·qw) · sx · sw + b` computed in i32 by
+//! [`kernels::gemm`].
+//!
+//! The activation range is a choice ([`ActivationBits`]): 8 bits (±127) or 12 bits
+//! (±2047). The kernels multiply i16 by i16 either way, so the wider one costs nothing in
+//! time; it is the default because CLIP's residual stream has outlier channels that set a
+//! token's scale and leave the other channels few levels at 8 bits. The limit is lowered
+//! further when a layer is so wide that `limit · 127 · inputs` would overflow i32
+//! ([`kernels::max_activation`]). Symmetric per-channel weights and per-token activations
+//! follow the usual dynamic-quantisation recipe (as in LLM.int8()'s vector-wise
+//! quantisation, without its outlier decomposition). This module does no model logic:
+//! which layers are quantised is `encode::cpu`'s choice.
+
+pub mod kernels;
+
+use kernels::{max_activation, PackedActs, PackedWeights};
+
+/// How wide the quantised activations are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ActivationBits {
+    /// ±127, the range of an i8.
+    Eight,
+    /// ±2047: the same cost in these kernels, 16× finer steps.
+    #[default]
+    Twelve,
+}
+
+impl ActivationBits {
+    pub fn limit(self) -> i16 {
+        match self {
+            Self::Eight => 127,
+            Self::Twelve => 2047,
+        }
+    }
+}
+
+/// Why a quantised layer could not be built or run.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum QuantError {
+    #[error("{what} has {got} values; {expected} were expected")]
+    Shape {
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    #[error("weight row {row} holds a value that is not finite")]
+    NotFinite { row: usize },
+}
+
+/// `y = x Wᵀ + b` with W in i8 (per-output-channel scales) and x quantised per row.
+#[derive(Debug, Clone)]
+pub struct QuantLinear {
+    weights: PackedWeights,
+    scales: Vec<f32>,
+    bias: Vec<f32>,
+    limit: i16,
+}
+
+impl QuantLinear {
+    /// Quantises row-major `weight` (`outputs × inputs`, as PyTorch stores a Linear).
+    pub fn new(
+        weight: &[f32],
+        outputs: usize,
+        inputs: usize,
+        bias: Option<&[f32]>,
+        activations: ActivationBits,
+    ) -> Result<Self, QuantError> {
+        if weight.len() != outputs * inputs {
+            return Err(QuantError::Shape {
+                what: "the weight",
+                expected: outputs * inputs,
+                got: weight.len(),
+            });
+        }
+        let mut q = vec![0i8; outputs * inputs];
+        let mut scales = Vec::with_capacity(outputs);
+        for (row, (src, dst)) in weight
+            .chunks_exact(inputs.max(1))
+            .zip(q.chunks_exact_mut(inputs.max(1)))
+            .enumerate()
+            .take(outputs)
+        {
+            let max = src.iter().fold(0f32, |m, v| m.max(v.abs()));
+            if !max.is_finite() {
+                return Err(QuantError::NotFinite { row });
+            }
+            if max == 0.0 {
+                scales.push(0.0);
+                continue;
+            }
+            let inv = 127.0 / max;
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = kernels::round_even((s * inv).clamp(-127.0, 127.0)) as i8;
+            }
+            scales.push(max / 127.0);
+        }
+        Self::from_parts(q, scales, bias, outputs, inputs, activations)
+    }
+
+    /// [`Self::new`] from the transposed weight (`inputs × outputs`, row-major, as the f32
+    /// engine keeps it for its gemm): the same numbers, without a transposed copy in f32.
+    pub fn from_transposed(
+        weight_t: &[f32],
+        inputs: usize,
+        outputs: usize,
+        bias: Option<&[f32]>,
+        activations: ActivationBits,
+    ) -> Result<Self, QuantError> {
+        if weight_t.len() != outputs * inputs {
+            return Err(QuantError::Shape {
+                what: "the weight",
+                expected: outputs * inputs,
+                got: weight_t.len(),
+            });
+        }
+        let mut max = vec![0f32; outputs];
+        for row in weight_t.chunks_exact(outputs.max(1)) {
+            for (m, v) in max.iter_mut().zip(row) {
+                *m = m.max(v.abs());
+            }
+        }
+        if let Some(row) = max.iter().position(|m| !m.is_finite()) {
+            return Err(QuantError::NotFinite { row });
+        }
+        let inv: Vec<f32> = max
+            .iter()
+            .map(|m| if *m == 0.0 { 0.0 } else { 127.0 / m })
+            .collect();
+        let mut q = vec![0i8; outputs * inputs];
+        for (k, row) in weight_t.chunks_exact(outputs.max(1)).enumerate() {
+            for (o, (v, s)) in row.iter().zip(&inv).enumerate() {
+                q[o * inputs + k] = kernels::round_even((v * s).clamp(-127.0, 127.0)) as i8;
+            }
+        }
+        let scales = max.iter().map(|m| m / 127.0).collect();
+        Self::from_parts(q, scales, bias, outputs, inputs, activations)
+    }
+
+    fn from_parts(
+        q: Vec<i8>,
+        scales: Vec<f32>,
+        bias: Option<&[f32]>,
+        outputs: usize,
+        inputs: usize,
+        activations: ActivationBits,
+    ) -> Result<Self, QuantError> {
+        let bias = match bias {
+            Some(b) if b.len() != outputs => {
+                return Err(QuantError::Shape {
+                    what: "the bias",
+                    expected: outputs,
+                    got: b.len(),
+                })
+            }
+            Some(b) => b.to_vec(),
+            None => vec![0.0; outputs],
+        };
+        Ok(Self {
+            weights: PackedWeights::pack(&q, outputs, inputs),
+            scales,
+            bias,
+            limit: max_activation(activations.limit(), inputs),
+        })
+    }
+
+    pub fn inputs(&self) -> usize {
+        self.weights.inputs()
+    }
+
+    pub fn outputs(&self) -> usize {
+        self.weights.outputs()
+    }
+
+    /// Bytes of the packed i8 weights (scales and bias not counted).
+    pub fn weight_bytes(&self) -> usize {
+        self.weights.bytes()
+    }
+
+    /// The activation limit in use (after the overflow bound).
+    pub fn activation_limit(&self) -> i16 {
+        self.limit
+    }
+
+    /// `x`: `rows × inputs`, row-major → `rows × outputs`.
+    pub fn forward(&self, x: &[f32], rows: usize) -> Result<Vec<f32>, QuantError> {
+        let mut acts = PackedActs::default();
+        let mut out = vec![0f32; rows * self.outputs()];
+        self.forward_into(x, rows, &mut acts, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Self::forward`] into caller-held buffers (`acts` is reused between calls).
+    pub fn forward_into(
+        &self,
+        x: &[f32],
+        rows: usize,
+        acts: &mut PackedActs,
+        out: &mut [f32],
+    ) -> Result<(), QuantError> {
+        if x.len() != rows * self.inputs() {
+            return Err(QuantError::Shape {
+                what: "the input",
+                expected: rows * self.inputs(),
+                got: x.len(),
+            });
+        }
+        if out.len() != rows * self.outputs() {
+            return Err(QuantError::Shape {
+                what: "the output",
+                expected: rows * self.outputs(),
+                got: out.len(),
+            });
+        }
+        acts.fill(x, rows, self.inputs(), self.limit);
+        kernels::gemm(acts, &self.weights, &self.scales, &self.bias, out);
+        Ok(())
+    }
+
+    /// The same numbers computed one product at a time in i64 from the packed values: the
+    /// reference the kernels are tested against (they must agree to float rounding of the
+    /// epilogue only).
+    pub fn forward_scalar(&self, x: &[f32], rows: usize) -> Result<Vec<f32>, QuantError> {
+        if x.len() != rows * self.inputs() {
+            return Err(QuantError::Shape {
+                what: "the input",
+                expected: rows * self.inputs(),
+                got: x.len(),
+            });
+        }
+        let mut acts = PackedActs::default();
+        acts.fill(x, rows, self.inputs(), self.limit);
+        let (n, k) = (self.outputs(), self.inputs());
+        let mut out = vec![0f32; rows * n];
+        for r in 0..rows {
+            for o in 0..n {
+                let acc: i64 = (0..k)
+                    .map(|j| i64::from(acts.get(r, j)) * i64::from(self.weights.get(o, j)))
+                    .sum();
+                out[r * n + o] = acc as f32 * (acts.scales()[r] * self.scales[o]) + self.bias[o];
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SplitMix64 numbers in [-1, 1).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> f32 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        }
+
+        fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+            (0..n).map(|_| self.next() * scale).collect()
+        }
+    }
+
+    fn f32_reference(x: &[f32], w: &[f32], b: &[f32], rows: usize, k: usize) -> Vec<f32> {
+        let n = b.len();
+        let mut y = vec![0f32; rows * n];
+        for r in 0..rows {
+            for o in 0..n {
+                let s: f64 = (0..k)
+                    .map(|j| f64::from(x[r * k + j]) * f64::from(w[o * k + j]))
+                    .sum();
+                y[r * n + o] = s as f32 + b[o];
+            }
+        }
+        y
+    }
+
+    fn cosine(a: &[f32], b: &[f32]) -> f64 {
+        let dot: f64 = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| f64::from(*x) * f64::from(*y))
+            .sum();
+        let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+        let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+        dot / (na * nb).max(f64::MIN_POSITIVE)
+    }
+
+    /// Sizes on and off every multiple the kernels use (4 rows, 2 channels, 16 inputs).
+    const SIZES: &[(usize, usize, usize)] = &[
+        (1, 1, 1),
+        (1, 16, 2),
+        (3, 17, 5),
+        (4, 32, 4),
+        (5, 31, 3),
+        (7, 100, 9),
+        (9, 768, 33),
+        (50, 768, 64),
+        (13, 3072, 7),
+        // Enough column groups at this width for several cache chunks.
+        (5, 3072, 41),
+        (2, 5, 1),
+    ];
+
+    #[test]
+    fn the_kernel_equals_the_integer_reference_on_odd_sizes() -> Result<(), QuantError> {
+        let mut rng = Rng(7);
+        for &(rows, k, n) in SIZES {
+            for bits in [ActivationBits::Eight, ActivationBits::Twelve] {
+                let w = rng.vec(n * k, 0.2);
+                let b = rng.vec(n, 0.5);
+                let x = rng.vec(rows * k, 3.0);
+                let layer = QuantLinear::new(&w, n, k, Some(&b), bits)?;
+                let fast = layer.forward(&x, rows)?;
+                let slow = layer.forward_scalar(&x, rows)?;
+                for (i, (a, s)) in fast.iter().zip(&slow).enumerate() {
+                    assert!(
+                        (a - s).abs() <= 1e-5 * (1.0 + s.abs()),
+                        "{rows}x{k}x{n} {bits:?} at {i}: kernel {a}, reference {s}"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_kernel_is_close_to_f32_and_wider_activations_are_closer() -> Result<(), QuantError> {
+        let mut rng = Rng(11);
+        for &(rows, k, n) in SIZES.iter().filter(|s| s.1 >= 16) {
+            let w = rng.vec(n * k, 0.1);
+            let b = rng.vec(n, 0.1);
+            let mut x = rng.vec(rows * k, 1.0);
+            // An outlier channel, as CLIP's residual stream has.
+            for r in 0..rows {
+                x[r * k + k / 3] = 40.0;
+            }
+            let want = f32_reference(&x, &w, &b, rows, k);
+            let mut cos = Vec::new();
+            for bits in [ActivationBits::Eight, ActivationBits::Twelve] {
+                let y = QuantLinear::new(&w, n, k, Some(&b), bits)?.forward(&x, rows)?;
+                cos.push(cosine(&y, &want));
+            }
+            assert!(cos[0] >= 0.99, "{rows}x{k}x{n}: 8-bit cos {}", cos[0]);
+            assert!(cos[1] >= 0.9995, "{rows}x{k}x{n}: 12-bit cos {}", cos[1]);
+            assert!(cos[1] >= cos[0], "{rows}x{k}x{n}: {cos:?}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_transposed_weight_gives_the_same_layer() -> Result<(), QuantError> {
+        let mut rng = Rng(5);
+        let (k, n, rows) = (37, 11, 6);
+        let w = rng.vec(n * k, 0.3);
+        let wt: Vec<f32> = (0..k * n).map(|i| w[(i % n) * k + i / n]).collect();
+        let b = rng.vec(n, 0.1);
+        let x = rng.vec(rows * k, 2.0);
+        let a = QuantLinear::new(&w, n, k, Some(&b), ActivationBits::Twelve)?;
+        let t = QuantLinear::from_transposed(&wt, k, n, Some(&b), ActivationBits::Twelve)?;
+        assert_eq!(a.forward(&x, rows)?, t.forward(&x, rows)?);
+        for o in 0..n {
+            for j in 0..k {
+                assert_eq!(a.weights.get(o, j), t.weights.get(o, j));
+            }
+        }
+        assert!(matches!(
+            QuantLinear::from_transposed(
+                &[1.0, 0.0, f32::INFINITY, 0.0],
+                2,
+                2,
+                None,
+                ActivationBits::Eight
+            ),
+            Err(QuantError::NotFinite { row: 0 })
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn the_activation_limit_keeps_every_sum_inside_i32() {
+        assert_eq!(max_activation(2047, 768), 2047);
+        assert_eq!(max_activation(2047, 3072), 2047);
+        let wide = max_activation(2047, 20_000);
+        assert!(wide < 2047);
+        let padded = 20_000usize.div_ceil(kernels::KB) * kernels::KB;
+        assert!(i64::from(wide) * 127 * padded as i64 <= i64::from(i32::MAX));
+    }
+
+    #[test]
+    fn extreme_values_saturate_without_overflow() -> Result<(), QuantError> {
+        // Every activation and weight at its limit: the largest sum the kernel can see.
+        let (rows, k, n) = (5, 3072, 3);
+        let w = vec![-1.0f32; n * k];
+        let x = vec![1.0f32; rows * k];
+        let layer = QuantLinear::new(&w, n, k, None, ActivationBits::Twelve)?;
+        let y = layer.forward(&x, rows)?;
+        assert!(
+            y.iter().all(|v| (v + k as f32).abs() <= 1e-2 * k as f32),
+            "{y:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn zero_rows_shapes_and_bad_weights() -> Result<(), QuantError> {
+        let layer = QuantLinear::new(&[0.0; 6], 2, 3, Some(&[1.0, 2.0]), ActivationBits::Twelve)?;
+        assert_eq!(layer.forward(&[0.0; 3], 1)?, vec![1.0, 2.0]);
+        assert!(layer.forward(&[], 0)?.is_empty());
+        let empty = QuantLinear::new(&[], 2, 0, Some(&[3.0, 4.0]), ActivationBits::Twelve)?;
+        assert_eq!(empty.forward(&[], 2)?, vec![3.0, 4.0, 3.0, 4.0]);
+        assert!(matches!(
+            layer.forward(&[0.0; 4], 1),
+            Err(QuantError::Shape {
+                expected: 3,
+                got: 4,
+                ..
+            })
+        ));
+        assert!(matches!(
+            QuantLinear::new(&[0.0, f32::INFINITY], 2, 1, None, ActivationBits::Eight),
+            Err(QuantError::NotFinite { row: 1 })
+        ));
+        assert!(matches!(
+            QuantLinear::new(&[0.0; 6], 2, 3, Some(&[1.0]), ActivationBits::Eight),
+            Err(QuantError::Shape {
+                expected: 2,
+                got: 1,
+                ..
+            })
+        ));
+        Ok(())
+    }
+}
