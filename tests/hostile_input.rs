@@ -431,6 +431,70 @@ fn absurd_declared_sizes_are_refused_before_decoding() -> TestResult {
     Ok(())
 }
 
+/// `palette.gif` with its logical screen set to `w` x `h` (the frame stays as it is).
+fn gif_screen(gif: &[u8], w: u16, h: u16) -> Vec<u8> {
+    let mut out = gif.to_vec();
+    if let Some(screen) = out.get_mut(6..10) {
+        screen[..2].copy_from_slice(&w.to_le_bytes());
+        screen[2..].copy_from_slice(&h.to_le_bytes());
+    }
+    out
+}
+
+#[test]
+fn a_gif_screen_far_larger_than_its_frame_is_refused_before_it_is_allocated() -> TestResult {
+    let p = Preprocessor::new(PreprocessConfig::default());
+    let gif = std::fs::read(fixtures().join("images/palette.gif"))?;
+    // 13000 x 13000 is under the pixel limit (179 Mpx) but would take 1.16 GB to decode
+    // (an RGBA canvas of the whole screen, then RGB): refused from the header, at once.
+    let start = Instant::now();
+    let r = p.decode(&gif_screen(&gif, 13_000, 13_000));
+    assert!(
+        matches!(
+            r,
+            Err(PreprocessError::TooLarge {
+                width: 13_000,
+                height: 13_000,
+                max_pixels
+            }) if max_pixels < 13_000 * 13_000
+        ),
+        "{r:?}"
+    );
+    let elapsed = start.elapsed().as_secs_f64();
+    assert!(elapsed < 0.5, "{elapsed} s: the canvas was allocated");
+    // Seeded screens: above the GIF limit refused at once, small ones decoded at their
+    // screen size (PIL's canvas); never a panic.
+    let mut rng = Rng::new(0x6109);
+    for case in 0..24 {
+        let big = case % 2 == 0;
+        let (w, h) = if big {
+            (
+                9_000 + rng.below(56_000) as u16,
+                9_000 + rng.below(56_000) as u16,
+            )
+        } else {
+            (1 + rng.below(600) as u16, 1 + rng.below(600) as u16)
+        };
+        let bytes = gif_screen(&gif, w, h);
+        let start = Instant::now();
+        let r = no_panic(&format!("gif screen {w}x{h}"), || p.decode(&bytes))?;
+        let elapsed = start.elapsed().as_secs_f64();
+        if big {
+            assert!(
+                matches!(r, Err(PreprocessError::TooLarge { .. })),
+                "{w}x{h}: {r:?}"
+            );
+            assert!(elapsed < 0.2, "{w}x{h}: {elapsed} s");
+        } else {
+            match r {
+                Ok(rgb) => assert_eq!(rgb.dimensions(), (u32::from(w), u32::from(h))),
+                Err(e) => assert!(!e.to_string().is_empty(), "{w}x{h}"),
+            }
+        }
+    }
+    Ok(())
+}
+
 #[test]
 fn a_jpeg_too_short_for_its_declared_size_is_refused_before_decoding() -> TestResult {
     // 169 Mpx is under PIL's limit, so the size alone is accepted; but 15 KB cannot code

@@ -293,6 +293,20 @@ fn png_color_type(bytes: &[u8]) -> Option<u8> {
     (bytes.get(12..16)? == b"IHDR").then(|| bytes.get(25).copied())?
 }
 
+/// Bytes per pixel of a GIF's logical screen that decoding it takes: the `image` crate
+/// composes the first frame on an RGBA canvas of the whole screen (4), then it becomes RGB
+/// (3), however small the frame. A JPEG or 8-bit PNG takes 3 to 4.
+const GIF_BYTES_PER_PIXEL: u64 = 7;
+
+/// The most logical-screen pixels a GIF may declare under a limit of `max_pixels`: as many
+/// as fit in the memory an 8-bit RGB image at the limit takes (3 bytes a pixel). At the
+/// default limit that is 76.7 Mpx, about 537 MB to decode, which fits one wasm32 worker
+/// (4 GiB of linear memory, never given back) beside the model; a 13000 x 13000 screen
+/// around a tiny frame (1.16 GB to decode) is refused from its header.
+pub(super) fn gif_max_pixels(max_pixels: u64) -> u64 {
+    max_pixels.saturating_mul(3) / GIF_BYTES_PER_PIXEL
+}
+
 /// PIL draws the first GIF frame on a canvas filled with palette index `transparency`
 /// (or 0 when the frame has none); the `image` crate leaves black outside the frame.
 /// Repaint that area with PIL's colour. Does nothing when the frame covers the canvas.

@@ -254,11 +254,15 @@ impl Preprocessor {
                 message: format!("it declares a size of {width}x{height} pixels"),
             });
         }
-        if u64::from(width) * u64::from(height) > self.max_pixels {
+        let max_pixels = match format {
+            Format::Gif => gif_max_pixels(self.max_pixels),
+            _ => self.max_pixels,
+        };
+        if u64::from(width) * u64::from(height) > max_pixels {
             return Err(PreprocessError::TooLarge {
                 width,
                 height,
-                max_pixels: self.max_pixels,
+                max_pixels,
             });
         }
         if format == Format::Jpeg && !jpeg_data_can_hold(bytes) {
