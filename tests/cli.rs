@@ -258,3 +258,133 @@ fn precision_int8_embeds_indexes_and_searches() -> TestResult {
     assert!(err.contains("f32") && err.contains("int8"), "{err}");
     Ok(())
 }
+
+/// `clipseek index` killed in the middle of a run keeps what it finished (the journal
+/// beside the index file), and the next run finishes without encoding those again: the
+/// finished photos are overwritten with garbage of the same size and date before the
+/// re-run, so any photo it read again would be skipped as undecodable.
+#[test]
+fn an_index_run_killed_midway_is_finished_by_the_next_without_redoing_anything() -> TestResult {
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir()?;
+    let photos = dir.path().join("photos");
+    std::fs::create_dir_all(photos.join("nested"))?;
+    let n = 1200usize;
+    for i in 0..n {
+        let sub = if i % 3 == 0 { "nested/" } else { "" };
+        let jpeg = clipseek::model::synthetic::varied_photo_jpeg(48, 40, i as u64)?;
+        std::fs::write(photos.join(format!("{sub}p{i:04}.jpg")), jpeg)?;
+    }
+    let model = fixtures().join("tiny-clip");
+    let index = dir.path().join("photos.idx");
+    let journal = dir.path().join("photos.idx.journal");
+    let args = [
+        "index",
+        "--model",
+        model.to_str().ok_or("path")?,
+        "--json",
+        "--batch",
+        "4",
+        "--out",
+        index.to_str().ok_or("path")?,
+        photos.to_str().ok_or("path")?,
+    ];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_clipseek"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let model_id = clipseek::files::load_model_dir(&model)?.model_id;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut finished = Vec::new();
+    while Instant::now() < deadline {
+        if let Ok(bytes) = std::fs::read(&journal) {
+            if let Ok(replay) = clipseek::index::journal::read_journal(&bytes, &model_id) {
+                if replay.records.len() >= 40 {
+                    child.kill()?;
+                    break;
+                }
+            }
+        }
+        if child.try_wait()?.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let status = child.wait()?;
+    assert!(
+        !status.success(),
+        "the run ended by itself before it could be killed (make the test photos more)"
+    );
+    assert!(!index.exists(), "a killed first run has no index file yet");
+    let replay = clipseek::index::journal::read_journal(&std::fs::read(&journal)?, &model_id)?;
+    let kept = replay.records.len();
+    assert!(kept >= 40 && kept < n, "{kept} of {n} kept");
+    for (meta, _) in &replay.records {
+        // Same size and date, other bytes: undecodable if it is read again.
+        let file = std::fs::OpenOptions::new().write(true).open(&meta.path)?;
+        let modified = file.metadata()?.modified()?;
+        std::io::Write::write_all(&mut &file, &vec![0x55u8; meta.size_bytes as usize])?;
+        file.set_modified(modified)?;
+        finished.push(meta.path.clone());
+    }
+
+    let (code, v, err) = clipseek(&args)?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["indexed"], n, "{v}");
+    assert_eq!(
+        v["skipped"].as_array().map(Vec::len),
+        Some(0),
+        "photos finished before the kill were read again: {v}"
+    );
+    assert!(err.contains(&format!("{kept} images")), "{err}");
+    assert!(
+        !journal.exists(),
+        "the journal is removed once the index holds it"
+    );
+    let idx = clipseek::index::EmbeddingIndex::from_bytes(&std::fs::read(&index)?, None)?;
+    assert_eq!(idx.len(), n);
+    assert!(finished.iter().all(|p| idx.entry_by_path(p).is_some()));
+    Ok(())
+}
+
+/// An index file that cannot be read, or was made with another model, is refused with a
+/// sentence saying how to go on, and left byte for byte as it was.
+#[test]
+fn an_unreadable_index_file_is_refused_never_replaced() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let model = fixtures().join("tiny-clip");
+    let image = fixtures().join("images/square.jpg");
+    let index = dir.path().join("photos.idx");
+    let args = [
+        "index",
+        "--model",
+        model.to_str().ok_or("path")?,
+        "--out",
+        index.to_str().ok_or("path")?,
+        image.to_str().ok_or("path")?,
+    ];
+    let mut damaged = clipseek::index::EmbeddingIndex::new("someone-else", 4).to_bytes();
+    for (name, bytes) in [
+        ("not an index", b"my notes, not an index".to_vec()),
+        ("another model", damaged.clone()),
+        ("damaged", {
+            let last = damaged.len() - 1;
+            damaged[last] ^= 1;
+            damaged.clone()
+        }),
+    ] {
+        std::fs::write(&index, &bytes)?;
+        let (code, _, err) = clipseek(&args)?;
+        assert_eq!(code, 1, "{name}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{name}: {err}");
+        assert!(err.contains("is left as it is"), "{name}: {err}");
+        assert!(err.contains("--out"), "{name}: {err}");
+        assert!(
+            std::fs::read(&index)? == bytes,
+            "{name}: the file was changed"
+        );
+    }
+    Ok(())
+}

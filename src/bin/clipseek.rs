@@ -4,7 +4,10 @@
 //! against text queries, `embed` prints embeddings. The contract (arguments, `--json`
 //! shapes, exit status) is in DESIGN.md. A bad image never stops a run: it is reported
 //! under `skipped`. Exit status 1 only when nothing could be done (bad model folder,
-//! unreadable index), with one line on stderr.
+//! unreadable index), with one line on stderr. `index` never replaces an index file it
+//! cannot read (it says so and stops), keeps what an interrupted run finished (a journal
+//! beside the index file, appended and synced per batch, replayed by the next run), and
+//! syncs the new index file and its folder around the atomic rename.
 
 #[cfg(target_arch = "wasm32")]
 fn main() {}
@@ -24,6 +27,7 @@ mod cli {
     use clipseek::clip::Clip;
     use clipseek::encode::cpu::QuantOptions;
     use clipseek::files::load_model_dir;
+    use clipseek::index::journal::{journal_record, journal_start, read_journal};
     use clipseek::index::{EmbeddingIndex, EntryMeta};
     use indicatif::{ProgressBar, ProgressStyle};
     use rayon::prelude::*;
@@ -248,16 +252,8 @@ mod cli {
         let clip = load(&a.model, a.precision)?;
         let mut skipped: Vec<(String, String)> = Vec::new();
         let files = collect(&a.paths, &mut skipped);
-        let mut idx = match std::fs::read(&a.out) {
-            Ok(bytes) => match EmbeddingIndex::from_bytes(&bytes, Some(&clip.model_id)) {
-                Ok(idx) => idx,
-                Err(e) => {
-                    eprintln!("clipseek: starting a new index ({e})");
-                    EmbeddingIndex::new(clip.model_id.clone(), clip.embedding_dim())
-                }
-            },
-            Err(_) => EmbeddingIndex::new(clip.model_id.clone(), clip.embedding_dim()),
-        };
+        let mut idx = existing_index(&a.out, &clip)?;
+        let mut journal = Journal::open(&a.out, &clip, &mut idx)?;
         let mut indexed = 0usize;
         let mut todo = Vec::new();
         for f in files {
@@ -292,12 +288,18 @@ mod cli {
                 }
                 match clip.embed_pixels(&pixels, ok.len()) {
                     Ok(emb) => {
+                        let mut records = Vec::new();
                         for (i, x) in ok.into_iter().enumerate() {
+                            let record = journal_record(&x.meta, emb.row(i));
                             match idx.upsert(x.meta, emb.row(i)) {
-                                Ok(_) => indexed += 1,
+                                Ok(_) => {
+                                    indexed += 1;
+                                    records.extend(record);
+                                }
                                 Err(e) => skipped.push((x.path, e.to_string())),
                             }
                         }
+                        journal.append(&records)?;
                     }
                     Err(e) => {
                         for x in ok {
@@ -310,6 +312,7 @@ mod cli {
         }
         bar.finish_and_clear();
         write_atomically(&a.out, &idx.to_bytes())?;
+        journal.finish()?;
         let seconds = started.elapsed().as_secs_f64();
         if a.json {
             let skipped: Vec<Value> = skipped
@@ -330,13 +333,136 @@ mod cli {
         }
     }
 
+    /// The index in `out`, or a new one when there is no such file. A file that cannot be
+    /// read, is not a clipseek index or was made with another model is refused, never
+    /// replaced: it may be someone's only copy.
+    fn existing_index(out: &Path, clip: &Clip) -> Result<EmbeddingIndex, String> {
+        let bytes = match std::fs::read(out) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(EmbeddingIndex::new(
+                    clip.model_id.clone(),
+                    clip.embedding_dim(),
+                ))
+            }
+            Err(e) => return Err(format!("cannot read {}: {e}", out.display())),
+        };
+        EmbeddingIndex::from_bytes(&bytes, Some(&clip.model_id)).map_err(|e| {
+            format!(
+                "{} is left as it is: {e}. Give another --out, or move that file away to start a new index there.",
+                out.display()
+            )
+        })
+    }
+
+    /// `PATH` with `suffix` appended to its file name.
+    fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    }
+
+    /// The journal beside the index file (`OUT.journal`, see `clipseek::index::journal`):
+    /// what an interrupted run finished is replayed from it; each batch is appended and
+    /// synced; it is removed once the index file holding it is in place.
+    struct Journal {
+        path: PathBuf,
+        file: std::fs::File,
+    }
+
+    impl Journal {
+        fn open(out: &Path, clip: &Clip, idx: &mut EmbeddingIndex) -> Result<Self, String> {
+            use std::io::{Seek, SeekFrom, Write};
+            let path = with_suffix(out, ".journal");
+            let fail = |e: std::io::Error| format!("cannot use {}: {e}", path.display());
+            let mut keep = 0u64;
+            match std::fs::read(&path) {
+                Ok(bytes) => match read_journal(&bytes, &clip.model_id) {
+                    Ok(replay) => {
+                        let n = replay.records.len();
+                        for (meta, embedding) in replay.records {
+                            let shown = meta.path.clone();
+                            if let Err(e) = idx.upsert(meta, &embedding) {
+                                eprintln!("clipseek: {shown} from an interrupted run: {e}");
+                            }
+                        }
+                        if n > 0 {
+                            eprintln!(
+                                "clipseek: resuming an interrupted run: {n} images from {} kept",
+                                path.display()
+                            );
+                        }
+                        keep = replay.valid_bytes as u64;
+                    }
+                    Err(e) => eprintln!(
+                        "clipseek: not using {} ({e}); starting it again",
+                        path.display()
+                    ),
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(fail(e)),
+            }
+            let mut file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(fail)?;
+            if keep == 0 {
+                file.set_len(0).map_err(fail)?;
+                file.write_all(&journal_start(&clip.model_id, clip.embedding_dim()))
+                    .map_err(fail)?;
+            } else {
+                // Drop a record cut short by the interruption, then append after the rest.
+                file.set_len(keep).map_err(fail)?;
+                file.seek(SeekFrom::Start(keep)).map_err(fail)?;
+            }
+            file.sync_all().map_err(fail)?;
+            sync_dir(&path).map_err(fail)?;
+            Ok(Self { path, file })
+        }
+
+        /// Appends records and syncs them: once this returns they survive a kill.
+        fn append(&mut self, records: &[u8]) -> Result<(), String> {
+            use std::io::Write;
+            if records.is_empty() {
+                return Ok(());
+            }
+            self.file
+                .write_all(records)
+                .and_then(|()| self.file.sync_data())
+                .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+        }
+
+        /// The index file holds everything: the journal goes.
+        fn finish(self) -> Result<(), String> {
+            drop(self.file);
+            std::fs::remove_file(&self.path)
+                .and_then(|()| sync_dir(&self.path))
+                .map_err(|e| format!("cannot remove {}: {e}", self.path.display()))
+        }
+    }
+
+    /// Syncs the folder holding `path`, so that a rename or removal in it is durable.
+    fn sync_dir(path: &Path) -> std::io::Result<()> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(dir)?.sync_all()
+    }
+
+    /// Writes `bytes` to a temporary file beside `path`, syncs it, renames it over `path`
+    /// and syncs the folder: after a crash `path` is the old file or the new one, whole.
     fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        std::fs::write(&tmp, bytes)
+        use std::io::Write;
+        let tmp = with_suffix(path, ".tmp");
+        let written = std::fs::File::create(&tmp)
+            .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
             .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+            .and_then(|()| sync_dir(path));
+        written.map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
 
     fn search(a: SearchArgs) -> Result<(), String> {
