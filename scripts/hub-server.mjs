@@ -2,7 +2,8 @@
 // the hub layout, `/<org>/<model>/resolve/<revision>/<file>`, with what the app's download
 // code relies on (HEAD, Range, ETag, X-Linked-*, CORS, an optional redirect to a "CDN"
 // path) and switches that make the network misbehave on purpose (cut a connection, corrupt
-// bytes, go offline, slow down). Node only, no packages.
+// bytes, stall a connection, answer an error status, go offline, slow down). Node only, no
+// packages.
 //
 //   node scripts/hub-server.mjs --model test/tiny-clip=tests/fixtures/tiny-clip \
 //        [--model ORG/NAME=DIR ...] [--port N=0] [--host H=127.0.0.1] [--redirect]
@@ -174,6 +175,12 @@ export async function startHub(options) {
    * - {type:"corrupt", file, start, end, count?: 1, xor?: 0xff}: the next `count` GETs whose
    *   served range overlaps file bytes [start, end) have those bytes XORed (headers, sizes
    *   and ETags stay those of the true file).
+   * - {type:"stall", file, afterBytes?: N, at?: OFFSET, count?: 1}: like "cut", but the
+   *   connection stays open and silent after those bytes (headers sent, no more body, no
+   *   end) until the client gives up and closes it.
+   * - {type:"status", file, status: 500..599 | 4xx, count?: 1}: the next `count` GETs of
+   *   the file are answered with that status and an empty body (headers as for the file's
+   *   errors: CORS, no ETag).
    * - {type:"offline", mode?: "reset" | "503"}: every non-control request is refused: the
    *   connection is reset, or answered 503. Removed by clearing faults.
    * - {type:"delay", msPer64KiB, file?}: sleep that long after each 64 KiB of body sent
@@ -188,6 +195,22 @@ export async function startHub(options) {
         if (!spec.file) throw new Error("cut: 'file' is required");
         if (!Number.isInteger(spec.afterBytes ?? spec.at) || (spec.afterBytes ?? spec.at) < 0) {
           throw new Error("cut: needs a non-negative integer 'afterBytes' or 'at'");
+        }
+        fault.remaining = spec.count ?? 1;
+        fault.applied = 0;
+        break;
+      case "stall":
+        if (!spec.file) throw new Error("stall: 'file' is required");
+        if (!Number.isInteger(spec.afterBytes ?? spec.at) || (spec.afterBytes ?? spec.at) < 0) {
+          throw new Error("stall: needs a non-negative integer 'afterBytes' or 'at'");
+        }
+        fault.remaining = spec.count ?? 1;
+        fault.applied = 0;
+        break;
+      case "status":
+        if (!spec.file) throw new Error("status: 'file' is required");
+        if (!Number.isInteger(spec.status) || spec.status < 400 || spec.status > 599) {
+          throw new Error("status: needs an integer 'status' between 400 and 599");
         }
         fault.remaining = spec.count ?? 1;
         fault.applied = 0;
@@ -210,7 +233,7 @@ export async function startHub(options) {
         fault.msPer64KiB = Number(spec.msPer64KiB);
         break;
       default:
-        throw new Error(`unknown fault type '${spec.type}' (cut, corrupt, offline, delay)`);
+        throw new Error(`unknown fault type '${spec.type}' (cut, stall, status, corrupt, offline, delay)`);
     }
     faults.push(fault);
     return fault;
@@ -229,7 +252,7 @@ export async function startHub(options) {
    * socket), ranges (the Range header of every GET, null when none), statuses}; `requests`
    * lists every hub request: {id, method, via ("resolve"|"cdn"), model, revision, file,
    * key, range, ifRange, status, bytes, start, end (file offsets served, end inclusive),
-   * startedAt, endedAt (ms since epoch), completed, cut, corrupted, error, userAgent}.
+   * startedAt, endedAt (ms since epoch), completed, cut, stalled, corrupted, error, userAgent}.
    * Control requests are not counted.
    */
   function stats() {
@@ -423,6 +446,17 @@ export async function startHub(options) {
       return res.end();
     }
 
+    // An error status instead of the file (GETs only, taken in order).
+    const failing = req.method === "GET" && faults.find((f) => f.type === "status" && f.remaining > 0 && targets(f, record.key, file));
+    if (failing) {
+      failing.remaining--;
+      failing.applied++;
+      record.status = failing.status;
+      record.error = `status ${failing.status} (fault ${failing.id})`;
+      faults = faults.filter((f) => !(f.type === "status" && f.remaining <= 0));
+      return sendText(req, res, failing.status, `test fault: HTTP ${failing.status}\n`);
+    }
+
     // Conditional requests.
     const ifNoneMatch = req.headers["if-none-match"];
     if (ifNoneMatch && ifNoneMatch.split(",").map((s) => s.trim().replace(/^W\//, "")).includes(etag)) {
@@ -464,7 +498,7 @@ export async function startHub(options) {
     const delay = faults.filter((f) => f.type === "delay" && targets(f, record.key, file)).at(-1);
     let cutAfter = Infinity; // body bytes
     const cut = faults.find((f) => {
-      if (f.type !== "cut" || f.remaining <= 0 || !targets(f, record.key, file)) return false;
+      if ((f.type !== "cut" && f.type !== "stall") || f.remaining <= 0 || !targets(f, record.key, file)) return false;
       if (f.at !== undefined) return f.at >= start && f.at <= end;
       return true;
     });
@@ -482,7 +516,7 @@ export async function startHub(options) {
       corrupt.applied++;
       record.corrupted = [Math.max(corrupt.start, start), Math.min(corrupt.end, end + 1)];
     }
-    faults = faults.filter((f) => !((f.type === "cut" || f.type === "corrupt") && f.remaining <= 0));
+    faults = faults.filter((f) => !((f.type === "cut" || f.type === "stall" || f.type === "corrupt") && f.remaining <= 0));
 
     const handle = await open(info.path, "r");
     try {
@@ -524,6 +558,13 @@ export async function startHub(options) {
               res.on("close", done);
             });
           }
+        }
+        if (cutNow && cut.type === "stall") {
+          // Silent from here on, the connection kept open until the client lets go.
+          record.stalled = true;
+          record.error = `stalled after ${sent} body bytes (fault ${cut.id})`;
+          if (!res.destroyed) await new Promise((ok) => res.once("close", ok));
+          return;
         }
         if (cutNow) {
           record.cut = true;
@@ -616,6 +657,7 @@ export async function startHub(options) {
       endedAt: null,
       completed: false,
       cut: false,
+      stalled: false,
       corrupted: null,
       error: null,
       userAgent: req.headers["user-agent"] ?? null,

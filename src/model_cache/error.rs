@@ -15,6 +15,18 @@ pub enum DownloadError {
         detail: String,
         saved: String,
     },
+    #[error("The model hub at {hub} kept answering with an error (HTTP {status}: it is busy or down). {saved} of the model are saved and will not be fetched again; press Retry later.")]
+    HubFailing {
+        hub: String,
+        status: u16,
+        saved: String,
+    },
+    #[error("The hub says {file} is {size}, more than any CLIP model's file can be ({limit} at most), so it was not downloaded; the hub or the model link is wrong.")]
+    TooLarge {
+        file: String,
+        size: String,
+        limit: String,
+    },
     #[error("This page's security policy does not allow connecting to {hub}. A mirror must be on this page's own site or listed under connect-src in index.html.")]
     Blocked { hub: String },
     #[error("The hub has no {file} for {model} at revision {revision}.")]

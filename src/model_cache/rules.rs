@@ -1,7 +1,9 @@
 //! The download's decisions, each a plain function of what was seen: how an HTTP status is
-//! taken, whether a ranged answer is the file we were downloading, the file's size and
-//! published SHA-256 from an answer's headers, when to retry and how long to wait, which
-//! stored chunks a resumed download keeps, and what a failed verification leads to.
+//! taken, whether a ranged answer is the file we were downloading (entity tag, published
+//! SHA-256 and size), the file's size and published SHA-256 from an answer's headers and
+//! whether that size is believable, when a silent connection counts as stalled, when to
+//! retry and how long to wait, which stored chunks a resumed download keeps, and what a
+//! failed verification leads to.
 //!
 //! Nothing here does I/O; the engine ([`super::download`]) asks and acts. Reference:
 //! RFC 9110 (status codes, Range, Content-Range, entity tags) and huggingface_hub's
@@ -10,7 +12,7 @@
 use std::ops::Range;
 
 use super::chunker::{ChunkLayout, ContentRange};
-use super::store::StoredChunk;
+use super::store::{FileManifest, StoredChunk};
 use crate::hub::{parse_hex32, sha256_from_etag, WEIGHTS_FILE};
 
 /// Consecutive failed attempts before giving up and showing Retry.
@@ -19,6 +21,20 @@ pub const MAX_TRIES: u32 = 5;
 pub const FIRST_BACKOFF_MS: f64 = 1000.0;
 /// Progress reports at most this often.
 pub const PROGRESS_EVERY_MS: f64 = 120.0;
+/// A connection that sends nothing (no answer, or no byte of its body) for this long is
+/// given up and the download resumed from its last stored chunk. huggingface_hub waits
+/// 10 s by default; a little more here, since a stall costs only a Range request.
+pub const STALL_MS: f64 = 15_000.0;
+/// The largest weights file believed. The largest CLIP checkpoints in the hub layout
+/// (ViT-bigG/14 in f32) are about 10 GB; the page could not hold more anyway. A size above
+/// this is a lying or broken hub, refused before anything is allocated for it.
+pub const MAX_WEIGHTS_BYTES: u64 = 16 << 30;
+/// The largest JSON file believed (CLIP's tokenizer.json is 2-4 MB; multilingual ones
+/// about 20 MB).
+pub const MAX_SMALL_BYTES: u64 = 64 << 20;
+/// A file is cut into at most this many chunks: a larger chunk size is used rather than
+/// more chunks (bounds the bookkeeping a stored manifest can ask for).
+pub const MAX_CHUNKS: u64 = 1 << 16;
 
 /// The headers of an answer the rules look at.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -81,6 +97,45 @@ pub fn size_from_headers(h: &Headers) -> Option<u64> {
         })
 }
 
+/// Whether `size_bytes` is believable for `file`: `Err(limit)` when it is larger than any
+/// such file of a CLIP checkpoint could be.
+pub fn believable_size(file: &str, size_bytes: u64) -> Result<(), u64> {
+    let limit = if file == WEIGHTS_FILE {
+        MAX_WEIGHTS_BYTES
+    } else {
+        MAX_SMALL_BYTES
+    };
+    if size_bytes > limit {
+        Err(limit)
+    } else {
+        Ok(())
+    }
+}
+
+/// The chunk size for a file of `size_bytes` when `wanted` was asked for: `wanted`, or
+/// larger when it would cut the file into more than [`MAX_CHUNKS`] chunks.
+pub fn chunk_bytes(size_bytes: u64, wanted: u64) -> u64 {
+    wanted.max(1).max(size_bytes.div_ceil(MAX_CHUNKS))
+}
+
+/// Whether a stored manifest can be resumed: a believable size, at most [`MAX_CHUNKS`]
+/// chunks. Anything else (written by a broken hub or an older version) is started over.
+pub fn manifest_resumable(file: &str, m: &FileManifest) -> bool {
+    believable_size(file, m.size_bytes).is_ok()
+        && ChunkLayout::new(m.size_bytes, m.chunk_bytes).count() <= MAX_CHUNKS
+}
+
+/// Whether two manifests describe the same file on the hub: the same size, entity tag
+/// (when both have one) and published SHA-256 (when both have one). A verification that
+/// fails for the same file means corrupt bytes; for another file, that the hub changed it.
+pub fn same_file(a: &FileManifest, b: &FileManifest) -> bool {
+    let sha = match (a.sha256.as_deref(), b.sha256.as_deref()) {
+        (Some(x), Some(y)) => parse_hex32(x) == parse_hex32(y),
+        _ => true,
+    };
+    a.size_bytes == b.size_bytes && !etag_changed(a.etag.as_deref(), b.etag.as_deref()) && sha
+}
+
 /// The SHA-256 the hub published for this answer's file: `X-Linked-Etag`, else `ETag`,
 /// when either is 64 hex digits.
 pub fn expected_sha256(h: &Headers) -> Option<[u8; 32]> {
@@ -114,15 +169,34 @@ pub enum RangedVerdict {
     Status(u16),
 }
 
+/// Whether the answer says the file is another one than `started` describes: its entity
+/// tag, its published SHA-256 (`X-Linked-Etag`) or its `X-Linked-Size` differ. Each is
+/// compared only when both sides have it.
+pub fn answer_changed(started: &FileManifest, h: &Headers) -> bool {
+    let sha = match (
+        started.sha256.as_deref().and_then(parse_hex32),
+        expected_sha256(h),
+    ) {
+        (Some(a), Some(b)) => a != b,
+        _ => false,
+    };
+    let size = h
+        .x_linked_size
+        .as_deref()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n != started.size_bytes);
+    etag_changed(started.etag.as_deref(), h.etag.as_deref()) || sha || size
+}
+
 pub fn ranged_answer(
     status: u16,
     h: &Headers,
     layout: &ChunkLayout,
     run: &Range<u64>,
-    etag: Option<&str>,
+    started: &FileManifest,
 ) -> RangedVerdict {
     let bytes = layout.bytes_of(run);
-    let changed = etag_changed(etag, h.etag.as_deref());
+    let changed = answer_changed(started, h);
     match status {
         206 => {
             let fits = match h.content_range.as_deref().and_then(ContentRange::parse) {
@@ -333,59 +407,155 @@ mod tests {
         assert!(!etag_changed(Some("\"a\""), None));
     }
 
+    fn started(etag: Option<&str>, sha: Option<&str>) -> FileManifest {
+        FileManifest {
+            url: String::new(),
+            size_bytes: 100,
+            etag: etag.map(str::to_owned),
+            sha256: sha.map(str::to_owned),
+            chunk_bytes: 10,
+            state: crate::model_cache::store::FileState::Downloading,
+            refetched: false,
+        }
+    }
+
     #[test]
     fn ranged_answers() {
+        let none = started(None, None);
         let l = ChunkLayout::new(100, 10);
         let run = 3..5;
         let ok = h(&[("content-range", "bytes 30-49/100"), ("etag", "\"e\"")]);
         assert_eq!(
-            ranged_answer(206, &ok, &l, &run, Some("\"e\"")),
+            ranged_answer(206, &ok, &l, &run, &started(Some("\"e\""), None)),
             RangedVerdict::Use { skip: 0 }
         );
         assert_eq!(
-            ranged_answer(206, &ok, &l, &run, Some("\"f\"")),
+            ranged_answer(206, &ok, &l, &run, &started(Some("\"f\""), None)),
             RangedVerdict::Changed
         );
         let moved = h(&[("content-range", "bytes 31-49/100")]);
         assert_eq!(
-            ranged_answer(206, &moved, &l, &run, None),
+            ranged_answer(206, &moved, &l, &run, &none),
             RangedVerdict::Changed
         );
         let resized = h(&[("content-range", "bytes 30-49/120")]);
         assert_eq!(
-            ranged_answer(206, &resized, &l, &run, None),
+            ranged_answer(206, &resized, &l, &run, &none),
             RangedVerdict::Changed
         );
         // Without Content-Range (not exposed by CORS) the length decides.
         let len_ok = h(&[("content-length", "20")]);
         assert_eq!(
-            ranged_answer(206, &len_ok, &l, &run, None),
+            ranged_answer(206, &len_ok, &l, &run, &none),
             RangedVerdict::Use { skip: 0 }
         );
         let len_bad = h(&[("content-length", "21")]);
         assert_eq!(
-            ranged_answer(206, &len_bad, &l, &run, None),
+            ranged_answer(206, &len_bad, &l, &run, &none),
             RangedVerdict::Changed
         );
         assert_eq!(
-            ranged_answer(206, &Headers::default(), &l, &run, None),
+            ranged_answer(206, &Headers::default(), &l, &run, &none),
             RangedVerdict::Use { skip: 0 }
         );
         // Range ignored: the whole file, of which the first 30 bytes are skipped.
         let whole = h(&[("content-length", "100")]);
         assert_eq!(
-            ranged_answer(200, &whole, &l, &run, None),
+            ranged_answer(200, &whole, &l, &run, &none),
             RangedVerdict::Use { skip: 30 }
         );
         let other = h(&[("content-length", "99")]);
         assert_eq!(
-            ranged_answer(200, &other, &l, &run, None),
+            ranged_answer(200, &other, &l, &run, &none),
             RangedVerdict::Changed
         );
         assert_eq!(
-            ranged_answer(503, &whole, &l, &run, None),
+            ranged_answer(503, &whole, &l, &run, &none),
             RangedVerdict::Status(503)
         );
+    }
+
+    #[test]
+    fn an_answer_for_another_file_is_a_change_even_with_the_same_size_and_no_etag() {
+        let a = "a".repeat(64);
+        let b = "b".repeat(64);
+        let l = ChunkLayout::new(100, 10);
+        let run = 3..5;
+        let was_a = started(None, Some(&a));
+        // The published hash moved: the same bytes count, another file.
+        let now_b = h(&[
+            ("content-range", "bytes 30-49/100"),
+            ("x-linked-etag", &format!("\"{b}\"")),
+        ]);
+        assert!(answer_changed(&was_a, &now_b));
+        assert_eq!(
+            ranged_answer(206, &now_b, &l, &run, &was_a),
+            RangedVerdict::Changed
+        );
+        let still_a = h(&[
+            ("content-range", "bytes 30-49/100"),
+            ("x-linked-etag", &format!("\"{}\"", a.to_uppercase())),
+        ]);
+        assert_eq!(
+            ranged_answer(206, &still_a, &l, &run, &was_a),
+            RangedVerdict::Use { skip: 0 }
+        );
+        // X-Linked-Size says another size even where Content-Range is hidden.
+        let resized = h(&[("content-length", "20"), ("x-linked-size", "101")]);
+        assert!(answer_changed(&was_a, &resized));
+        assert!(!answer_changed(
+            &was_a,
+            &h(&[("content-length", "20"), ("x-linked-size", "100")])
+        ));
+        // Nothing to compare: not a change.
+        assert!(!answer_changed(&started(None, None), &now_b));
+    }
+
+    #[test]
+    fn sizes_beyond_any_checkpoint_are_not_believed_and_chunks_are_bounded() {
+        assert_eq!(believable_size(WEIGHTS_FILE, MAX_WEIGHTS_BYTES), Ok(()));
+        assert_eq!(
+            believable_size(WEIGHTS_FILE, MAX_WEIGHTS_BYTES + 1),
+            Err(MAX_WEIGHTS_BYTES)
+        );
+        assert_eq!(
+            believable_size("tokenizer.json", 1 << 40),
+            Err(MAX_SMALL_BYTES)
+        );
+        assert_eq!(chunk_bytes(1000, 256), 256);
+        assert_eq!(
+            chunk_bytes(MAX_WEIGHTS_BYTES, 1024),
+            MAX_WEIGHTS_BYTES / MAX_CHUNKS
+        );
+        assert_eq!(chunk_bytes(0, 0), 1);
+        let mut m = started(None, None);
+        assert!(manifest_resumable(WEIGHTS_FILE, &m));
+        m.size_bytes = u64::MAX;
+        assert!(!manifest_resumable(WEIGHTS_FILE, &m));
+        m.size_bytes = MAX_WEIGHTS_BYTES;
+        m.chunk_bytes = 1;
+        assert!(!manifest_resumable(WEIGHTS_FILE, &m));
+    }
+
+    #[test]
+    fn the_same_file_is_known_by_size_tag_and_hash() {
+        let a = "a".repeat(64);
+        let one = started(Some("\"x\""), Some(&a));
+        assert!(same_file(&one, &one.clone()));
+        let mut other = one.clone();
+        other.sha256 = Some("b".repeat(64));
+        assert!(!same_file(&one, &other));
+        let mut other = one.clone();
+        other.size_bytes += 1;
+        assert!(!same_file(&one, &other));
+        let mut other = one.clone();
+        other.etag = Some("W/\"y\"".into());
+        assert!(!same_file(&one, &other));
+        // What one side does not know does not tell them apart.
+        let mut unknown = one.clone();
+        unknown.etag = None;
+        unknown.sha256 = None;
+        assert!(same_file(&one, &unknown));
     }
 
     #[test]

@@ -46,6 +46,22 @@ pub(super) enum Fault {
     Cut(usize),
     /// Byte `at` of the file arrives flipped.
     Corrupt(usize),
+    /// The body stops after this many bytes of the answer, the connection left open.
+    Stall(usize),
+    /// The request is never answered (no status, no headers).
+    Hang,
+    /// The answer claims the file has this many bytes (Content-Range total and
+    /// Content-Length), whatever it holds.
+    Claim(u64),
+}
+
+/// Something done while the hub is answering: once `after` bytes of `url`'s bodies were
+/// handed out, before the piece that reached it is (a person pressing a button while a
+/// request is in flight, the hub replacing a file).
+pub(super) struct Hook {
+    pub(super) url: String,
+    pub(super) after: usize,
+    pub(super) run: Box<dyn FnOnce()>,
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +88,7 @@ pub(super) struct HubState {
     pub(super) sent: BTreeMap<String, usize>,
     pub(super) ignore_range: bool,
     pub(super) aborted: u32,
+    pub(super) hook: Option<Hook>,
 }
 
 #[derive(Clone, Default)]
@@ -129,6 +146,15 @@ impl FakeHub {
             .push_back(fault);
     }
 
+    /// Runs `run` once `after` bytes of `file` were handed out (see [`Hook`]).
+    pub(super) fn when_sent(&self, file: &str, after: usize, run: impl FnOnce() + 'static) {
+        self.0.borrow_mut().hook = Some(Hook {
+            url: source().url(file),
+            after,
+            run: Box::new(run),
+        });
+    }
+
     pub(super) fn requests(&self, file: &str) -> Vec<Request> {
         self.0
             .borrow()
@@ -168,6 +194,7 @@ pub(super) struct FakeAnswer {
     body: Vec<u8>,
     pos: usize,
     cut: Option<usize>,
+    stall: Option<usize>,
 }
 
 /// Fills `answer` as the hub serves `served` for `range` (none: the whole file).
@@ -218,9 +245,22 @@ impl Hub for FakeHub {
     type Answer = FakeAnswer;
 
     async fn get(&self, url: &str, range: Option<&str>) -> Result<FakeAnswer, String> {
-        let mut s = self.0.borrow_mut();
-        let fault = s.faults.get_mut(url).and_then(VecDeque::pop_front);
+        let fault = self
+            .0
+            .borrow_mut()
+            .faults
+            .get_mut(url)
+            .and_then(VecDeque::pop_front);
         let file = url.rsplit('/').next().unwrap_or_default().to_owned();
+        if fault == Some(Fault::Hang) {
+            self.0.borrow_mut().log.push(Request {
+                file,
+                range: range.map(str::to_owned),
+                status: 0,
+            });
+            return std::future::pending().await;
+        }
+        let mut s = self.0.borrow_mut();
         let mut answer = FakeAnswer {
             hub: self.clone(),
             url: url.to_owned(),
@@ -229,6 +269,7 @@ impl Hub for FakeHub {
             body: vec![],
             pos: 0,
             cut: None,
+            stall: None,
         };
         if fault == Some(Fault::Network) {
             s.log.push(Request {
@@ -248,6 +289,17 @@ impl Hub for FakeHub {
                 answer.body.clear();
             }
             Some(Fault::Cut(n)) => answer.cut = Some(n),
+            Some(Fault::Stall(n)) => answer.stall = Some(n),
+            Some(Fault::Claim(n)) => {
+                answer
+                    .headers
+                    .retain(|(k, _)| *k != "content-range" && *k != "content-length");
+                answer.headers.push((
+                    "content-range",
+                    format!("bytes 0-{}/{n}", n.saturating_sub(1)),
+                ));
+                answer.headers.push(("content-length", n.to_string()));
+            }
             _ => {}
         }
         s.log.push(Request {
@@ -279,7 +331,14 @@ impl Answer for FakeAnswer {
         if self.cut.is_some_and(|c| self.pos >= c) {
             return Err("network error".into());
         }
-        let limit = self.cut.unwrap_or(usize::MAX).min(self.body.len());
+        if self.stall.is_some_and(|c| self.pos >= c) {
+            return std::future::pending().await;
+        }
+        let limit = self
+            .cut
+            .or(self.stall)
+            .unwrap_or(usize::MAX)
+            .min(self.body.len());
         if self.pos >= self.body.len() {
             return Ok(None);
         }
@@ -288,13 +347,24 @@ impl Answer for FakeAnswer {
             .min(self.body.len());
         let piece = self.body.get(self.pos..end).unwrap_or_default().to_vec();
         self.pos = end;
-        *self
-            .hub
-            .0
-            .borrow_mut()
-            .sent
-            .entry(self.url.clone())
-            .or_default() += piece.len();
+        let hook = {
+            let mut s = self.hub.0.borrow_mut();
+            let sent = s.sent.entry(self.url.clone()).or_default();
+            *sent += piece.len();
+            let sent = *sent;
+            let due = s
+                .hook
+                .as_ref()
+                .is_some_and(|h| h.url == self.url && sent >= h.after);
+            if due {
+                s.hook.take()
+            } else {
+                None
+            }
+        };
+        if let Some(hook) = hook {
+            (hook.run)();
+        }
         Ok(Some(piece))
     }
 

@@ -279,6 +279,13 @@ fn corrupt_twice_is_a_checksum_error_and_nothing_is_verified() -> Result<(), Str
         block_on(open_verified(&store))?,
         Err(DownloadError::NotVerified)
     ));
+    // The corrupt bytes are not kept: once the hub serves the file right, Retry works
+    // (it used to fail on the stored bytes forever).
+    assert!(block_on(store.chunks(WEIGHTS_FILE))?
+        .map_err(|e| e.to_string())?
+        .is_empty());
+    assert_eq!(download(&hub, &env, &store)?.result, Ok(()));
+    assert_verified(&store)?;
     Ok(())
 }
 
@@ -496,7 +503,17 @@ fn server_errors_back_off_then_give_up_offline_and_blocked_stop_at_once() -> Res
     }
     let run = download(&hub, &env, &store)?;
     assert!(
-        matches!(&run.result, Err(DownloadError::Unreachable { detail, .. }) if detail == "HTTP 503")
+        matches!(
+            &run.result,
+            Err(DownloadError::HubFailing { status: 503, .. })
+        ),
+        "{:?}",
+        run.result
+    );
+    let said = run.result.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        said.contains("kept answering with an error (HTTP 503"),
+        "{said}"
     );
     assert_eq!(*env.0.sleeps.borrow(), vec![1000.0, 2000.0, 4000.0, 8000.0]);
 
@@ -531,6 +548,15 @@ fn a_full_store_is_a_quota_error_naming_the_model_size() -> Result<(), String> {
             needed: format_bytes(WEIGHTS.len() as f64)
         })
     );
+    // Nothing half-stored is taken for a model: two chunks are kept, nothing is verified.
+    assert!(matches!(
+        block_on(open_verified(&store))?,
+        Err(DownloadError::NotVerified)
+    ));
+    assert!(matches!(
+        block_on(cache_state(&store))?,
+        Ok(CacheState::Partial { stored_bytes, .. }) if stored_bytes == 2 * (256 << 10)
+    ));
     // Room again: Retry goes on from the two saved chunks.
     store.limit_writes(None);
     let sent_before = hub.sent(WEIGHTS_FILE);
@@ -585,5 +611,294 @@ fn each_cut_that_saved_chunks_starts_the_backoff_again() -> Result<(), String> {
     assert_eq!(download(&hub, &env, &store)?.result, Ok(()));
     assert_verified(&store)?;
     assert_eq!(*env.0.sleeps.borrow(), vec![1000.0; 6]);
+    Ok(())
+}
+
+/// Tests of issue 10's download faults: silent connections, failing servers, files
+/// replaced on the hub, lying sizes, and a model removed while a request is in flight.
+type TestDownload = Download<MemoryChunkStore, FakeHub, FakeEnv>;
+
+fn shared_download(hub: &FakeHub, env: &FakeEnv, store: &MemoryChunkStore) -> Rc<TestDownload> {
+    Rc::new(Download::with_parts(
+        source(),
+        store.clone(),
+        hub.clone(),
+        env.clone(),
+        Box::new(|_: &Progress| {}),
+    ))
+}
+
+const CHUNK: usize = 256 << 10;
+
+#[test]
+fn a_connection_that_goes_silent_is_given_up_after_the_stall_time_and_resumed() -> Result<(), String>
+{
+    let (hub, env, store) = (FakeHub::tiny(true), FakeEnv::default(), store());
+    let stall_at = WEIGHTS.len() * 4 / 10;
+    hub.fault(WEIGHTS_FILE, Fault::Stall(stall_at));
+    let run = download(&hub, &env, &store)?;
+    assert_eq!(run.result, Ok(()));
+    assert_verified(&store)?;
+    assert_eq!(
+        starts(&hub.requests(WEIGHTS_FILE)),
+        vec![0, stall_at / CHUNK * CHUNK],
+        "resumed at the first chunk not stored"
+    );
+    // The stall time, then the first backoff; the silent request was aborted.
+    assert_eq!(
+        *env.0.sleeps.borrow(),
+        vec![crate::model_cache::rules::STALL_MS, 1000.0]
+    );
+    assert_eq!(hub.0.borrow().aborted, 1);
+    assert!(hub.sent(WEIGHTS_FILE) < WEIGHTS.len() + CHUNK);
+    assert!(run
+        .progress
+        .iter()
+        .any(|p| matches!(p.phase, Phase::Retrying { .. })));
+    Ok(())
+}
+
+#[test]
+fn a_request_never_answered_is_given_up_too_and_five_in_a_row_say_so() -> Result<(), String> {
+    let (hub, env, store) = (FakeHub::tiny(true), FakeEnv::default(), store());
+    hub.fault("config.json", Fault::Hang);
+    assert_eq!(download(&hub, &env, &store)?.result, Ok(()));
+    assert_verified(&store)?;
+    assert_eq!(hub.requests("config.json").len(), 2);
+
+    let (hub, env, store) = (FakeHub::tiny(true), FakeEnv::default(), self::store());
+    for _ in 0..5 {
+        hub.fault(WEIGHTS_FILE, Fault::Hang);
+    }
+    let run = download(&hub, &env, &store)?;
+    let said = match &run.result {
+        Err(e @ DownloadError::Unreachable { detail, .. }) if detail.contains("no answer") => {
+            e.to_string()
+        }
+        other => return Err(format!("expected Unreachable (no answer), got {other:?}")),
+    };
+    assert!(said.contains("press Retry"), "{said}");
+    assert_eq!(hub.0.borrow().aborted, 5);
+    Ok(())
+}
+
+#[test]
+fn server_errors_in_the_middle_of_the_weights_back_off_and_resume_or_say_the_hub_fails(
+) -> Result<(), String> {
+    let (hub, env, store) = (FakeHub::tiny(true), FakeEnv::default(), store());
+    let cut_at = WEIGHTS.len() / 2;
+    hub.fault(WEIGHTS_FILE, Fault::Cut(cut_at));
+    hub.fault(WEIGHTS_FILE, Fault::Status(503));
+    hub.fault(WEIGHTS_FILE, Fault::Status(500));
+    assert_eq!(download(&hub, &env, &store)?.result, Ok(()));
+    assert_verified(&store)?;
+    let resume = cut_at / CHUNK * CHUNK;
+    assert_eq!(
+        starts(&hub.requests(WEIGHTS_FILE)),
+        vec![0, resume, resume, resume]
+    );
+    assert_eq!(*env.0.sleeps.borrow(), vec![1000.0, 2000.0, 4000.0]);
+
+    // Bounded: after the cut, four 503s in a row end it, keeping what was saved.
+    let (hub, env, store) = (FakeHub::tiny(true), FakeEnv::default(), self::store());
+    hub.fault(WEIGHTS_FILE, Fault::Cut(cut_at));
+    for _ in 0..4 {
+        hub.fault(WEIGHTS_FILE, Fault::Status(503));
+    }
+    let run = download(&hub, &env, &store)?;
+    assert_eq!(
+        run.result,
+        Err(DownloadError::HubFailing {
+            hub: "http://127.0.0.1:9".into(),
+            status: 503,
+            saved: format_bytes(resume as f64),
+        })
+    );
+    assert_eq!(*env.0.sleeps.borrow(), vec![1000.0, 2000.0, 4000.0, 8000.0]);
+    assert_eq!(download(&hub, &env, &store)?.result, Ok(()));
+    assert_verified(&store)?;
+    Ok(())
+}
+
+/// The tiny weights with one byte of tensor data changed: the same size, another file.
+fn weights_v2() -> Vec<u8> {
+    let mut v2 = WEIGHTS.to_vec();
+    let at = v2.len() - 1000;
+    if let Some(b) = v2.get_mut(at) {
+        *b ^= 0x5a;
+    }
+    v2
+}
+
+/// The store holds exactly `bytes` as the verified weights.
+fn assert_stored_weights(store: &MemoryChunkStore, bytes: &[u8]) -> Result<(), String> {
+    let model = block_on(open_verified(store))?.map_err(|e| e.to_string())?;
+    let got = block_on(model.weights.read(0..bytes.len() as u64))?.map_err(|e| e.to_string())?;
+    assert!(
+        got == bytes,
+        "the stored weights are not the expected version"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_file_replaced_on_the_hub_with_the_same_size_and_no_etag_is_noticed_by_its_published_hash(
+) -> Result<(), String> {
+    let (hub, env, store) = (FakeHub::tiny(true), FakeEnv::default(), store());
+    // No ETag at all: only X-Linked-Etag (the SHA-256) tells the versions apart.
+    hub.serve(WEIGHTS_FILE, WEIGHTS.to_vec(), None, true);
+    let v2 = weights_v2();
+    let replaced = v2.clone();
+    let hub2 = hub.clone();
+    hub.when_sent(WEIGHTS_FILE, WEIGHTS.len() * 3 / 10, move || {
+        hub2.serve(WEIGHTS_FILE, replaced, None, true);
+    });
+    hub.fault(WEIGHTS_FILE, Fault::Cut(WEIGHTS.len() * 4 / 10));
+    let run = download(&hub, &env, &store)?;
+    assert_eq!(run.result, Ok(()));
+    assert_stored_weights(&store, &v2)?;
+    let manifest = block_on(store.manifest(WEIGHTS_FILE))?.map_err(|e| e.to_string())?;
+    assert_eq!(
+        manifest.and_then(|m| m.sha256),
+        Some(to_hex(&Sha256::digest(&v2)))
+    );
+    // The resume saw the new hash and started over: no new byte was checked against the
+    // old hash (no failed verification).
+    let s = starts(&hub.requests(WEIGHTS_FILE));
+    assert_eq!(s.first(), Some(&0));
+    assert_eq!(s.last(), Some(&0), "{s:?}");
+    assert_eq!(run.progress.last().map(|p| p.verify_failures), Some(0));
+    Ok(())
+}
+
+#[test]
+fn a_file_replaced_on_the_hub_whose_hash_only_the_api_gives_is_checked_against_its_new_hash(
+) -> Result<(), String> {
+    let (hub, env, store) = (FakeHub::tiny(false), FakeEnv::default(), store());
+    hub.serve(WEIGHTS_FILE, WEIGHTS.to_vec(), None, false);
+    let api = |bytes: &[u8]| Served {
+        bytes: format!(
+            r#"{{"siblings":[{{"rfilename":"model.safetensors","lfs":{{"sha256":"{}"}}}}]}}"#,
+            to_hex(&Sha256::digest(bytes))
+        )
+        .into_bytes(),
+        etag: None,
+        linked_sha: false,
+    };
+    hub.0
+        .borrow_mut()
+        .files
+        .insert(source().info_url(), api(WEIGHTS));
+    let v2 = weights_v2();
+    let (hub2, replaced) = (hub.clone(), v2.clone());
+    hub.when_sent(WEIGHTS_FILE, WEIGHTS.len() * 3 / 10, move || {
+        hub2.0
+            .borrow_mut()
+            .files
+            .insert(source().info_url(), api(&replaced));
+        hub2.serve(WEIGHTS_FILE, replaced, None, false);
+    });
+    hub.fault(WEIGHTS_FILE, Fault::Cut(WEIGHTS.len() * 4 / 10));
+    let run = download(&hub, &env, &store)?;
+    // Old and new bytes mixed fail the old hash once; the hub is asked again what the file
+    // is, and the new file is verified against the new hash (it used to end in a
+    // checksum error that every Retry repeated).
+    assert_eq!(run.result, Ok(()));
+    assert_stored_weights(&store, &v2)?;
+    assert_eq!(run.progress.last().map(|p| p.verify_failures), Some(1));
+    assert!(env
+        .0
+        .warnings
+        .borrow()
+        .iter()
+        .any(|w| w.contains("changed on the hub")));
+    let manifest = block_on(store.manifest(WEIGHTS_FILE))?.map_err(|e| e.to_string())?;
+    assert_eq!(manifest.map(|m| m.refetched), Some(false));
+    Ok(())
+}
+
+#[test]
+fn an_absurd_size_is_refused_before_anything_is_stored_and_a_stored_one_is_started_over(
+) -> Result<(), String> {
+    let (hub, env, store) = (FakeHub::tiny(true), FakeEnv::default(), store());
+    hub.fault(WEIGHTS_FILE, Fault::Claim(1 << 50));
+    let run = download(&hub, &env, &store)?;
+    let said = match &run.result {
+        Err(e @ DownloadError::TooLarge { file, .. }) if file == WEIGHTS_FILE => e.to_string(),
+        other => return Err(format!("expected TooLarge, got {other:?}")),
+    };
+    assert!(
+        said.contains("more than any CLIP model's file can be"),
+        "{said}"
+    );
+    assert_eq!(
+        block_on(store.manifest(WEIGHTS_FILE))?.map_err(|e| e.to_string())?,
+        None
+    );
+    // The next visit is an ordinary download.
+    assert_eq!(download(&hub, &env, &store)?.result, Ok(()));
+    assert_verified(&store)?;
+
+    // A small file claiming a terabyte is not read at all.
+    let (hub, env, store) = (FakeHub::tiny(true), FakeEnv::default(), self::store());
+    hub.fault("tokenizer.json", Fault::Claim(1 << 40));
+    let run = download(&hub, &env, &store)?;
+    assert!(
+        matches!(&run.result, Err(DownloadError::TooLarge { file, .. }) if file == "tokenizer.json"),
+        "{:?}",
+        run.result
+    );
+    assert!(hub.sent("tokenizer.json") == 0);
+
+    // A manifest stored by a broken hub (or an older version) asking for 2^50 bytes in
+    // 1-byte chunks: started over, nothing allocated for it (this used to abort the page
+    // on every visit).
+    let (hub, env, store) = (FakeHub::tiny(true), FakeEnv::default(), self::store());
+    let absurd = FileManifest {
+        url: source().url(WEIGHTS_FILE),
+        size_bytes: 1 << 50,
+        etag: None,
+        sha256: None,
+        chunk_bytes: 1,
+        state: FileState::Downloading,
+        refetched: false,
+    };
+    block_on(store.put_manifest(WEIGHTS_FILE, &absurd))?.map_err(|e| e.to_string())?;
+    assert_eq!(download(&hub, &env, &store)?.result, Ok(()));
+    assert_verified(&store)?;
+    assert!(env
+        .0
+        .warnings
+        .borrow()
+        .iter()
+        .any(|w| w.contains("cannot be resumed")));
+    Ok(())
+}
+
+#[test]
+fn stop_and_remove_is_not_undone_by_a_request_in_flight() -> Result<(), String> {
+    for (file, after) in [(WEIGHTS_FILE, WEIGHTS.len() / 3), ("tokenizer.json", 1)] {
+        let (hub, env, store) = (FakeHub::tiny(true), FakeEnv::default(), store());
+        let d = shared_download(&hub, &env, &store);
+        let (weak, removed) = (Rc::downgrade(&d), store.clone());
+        let remove_worked = Rc::new(std::cell::Cell::new(false));
+        let worked = remove_worked.clone();
+        // "Stop and remove" while a piece is on its way: the page cancels the download,
+        // then removes the model; the piece still arrives.
+        hub.when_sent(file, after, move || {
+            if let Some(d) = weak.upgrade() {
+                d.cancel();
+            }
+            worked.set(matches!(block_on(removed.remove_model()), Ok(Ok(()))));
+        });
+        assert_eq!(block_on(d.run())?, Err(DownloadError::Cancelled), "{file}");
+        assert!(remove_worked.get(), "{file}: the removal failed");
+        assert_eq!(
+            block_on(cache_state(&store))?,
+            Ok(CacheState::Empty),
+            "{file}: something was stored after the model was removed"
+        );
+        assert!(hub.0.borrow().hook.is_none(), "{file}: the hook never ran");
+    }
     Ok(())
 }

@@ -342,7 +342,55 @@ describe("faults", () => {
     assert.ok(Date.now() - fast < 150, "other files are not delayed");
   });
 
+  test("stall: the body stops after N bytes, the connection stays open until the client closes it", async () => {
+    hub.control.setFault({ type: "stall", file: "model.safetensors", afterBytes: 70_000 });
+    const controller = new AbortController();
+    const r = await fetch(`${base}/model.safetensors`, { signal: controller.signal });
+    assert.equal(r.status, 200);
+    const reader = r.body.getReader();
+    let got = 0;
+    while (got < 70_000) {
+      const { value, done } = await reader.read();
+      assert.equal(done, false, "the stalled answer must not end");
+      got += value.length;
+    }
+    assert.equal(got, 70_000);
+    // Nothing more arrives for a while, and the connection is not closed either.
+    const next = reader.read().then(() => "more", () => "error");
+    const silent = await Promise.race([next, new Promise((ok) => setTimeout(() => ok("silent"), 400))]);
+    assert.equal(silent, "silent");
+    let stats = hub.control.stats();
+    assert.equal(stats.requests[0].stalled, true);
+    assert.equal(stats.requests[0].endedAt, null, "still open");
+    controller.abort();
+    assert.equal(await next, "error");
+    await new Promise((ok) => setTimeout(ok, 100));
+    stats = hub.control.stats();
+    assert.ok(stats.requests[0].endedAt !== null, "closed once the client let go");
+    // The next GET is whole.
+    assert.deepEqual(await bytes(await fetch(`${base}/model.safetensors`)), weights);
+  });
+
+  test("status: the next K GETs of the file answer that status, then the file again", async () => {
+    hub.control.setFault({ type: "status", file: "model.safetensors", status: 503, count: 2 });
+    for (let i = 0; i < 2; i++) {
+      const r = await fetch(`${base}/model.safetensors`, { headers: { Range: "bytes=10-" } });
+      assert.equal(r.status, 503);
+      assert.equal(r.headers.get("access-control-allow-origin"), "*");
+      await r.arrayBuffer();
+    }
+    const config = await fetch(`${base}/config.json`);
+    assert.equal(config.status, 200, "other files are not affected");
+    await config.arrayBuffer();
+    const r = await fetch(`${base}/model.safetensors`, { headers: { Range: "bytes=10-" } });
+    assert.equal(r.status, 206);
+    assert.deepEqual(await bytes(r), weights.subarray(10));
+    assert.deepEqual(hub.control.faults(), []);
+  });
+
   test("bad fault specs are refused", () => {
+    assert.throws(() => hub.control.setFault({ type: "stall", file: "x" }), /afterBytes/);
+    assert.throws(() => hub.control.setFault({ type: "status", file: "x", status: 200 }), /status/);
     assert.throws(() => hub.control.setFault({ type: "melt" }), /unknown fault/);
     assert.throws(() => hub.control.setFault({ type: "cut", file: "x" }), /afterBytes/);
     assert.throws(() => hub.control.setFault({ type: "corrupt", file: "x", start: 5, end: 5 }), /start < end/);

@@ -27,7 +27,7 @@ impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
         }
         let headers = answer.headers();
         let expected = rules::expected_sha256(&headers);
-        let bytes = answer.bytes().await.map_err(Failure::Transient)?;
+        let bytes = self.small_body(file, &mut answer).await?;
         let sha: [u8; 32] = Sha256::digest(&bytes).into();
         let len = bytes.len() as u64;
         let mut manifest = FileManifest {
@@ -43,6 +43,8 @@ impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
             // Fetched again once by the retry loop; a second mismatch is an error.
             let previous = self.store.manifest(file).await?;
             if previous.is_some_and(|m| m.refetched) {
+                // Nothing of it is kept: a later Retry starts clean.
+                self.store.reset_file(file).await?;
                 return Err(Failure::Fatal(DownloadError::Checksum {
                     file: file.into(),
                 }));
@@ -50,7 +52,7 @@ impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
             self.verification_failed(format!("{file} did not match its SHA-256 checksum"), None);
             manifest.state = FileState::Downloading;
             manifest.refetched = true;
-            self.store.put_manifest(file, &manifest).await?;
+            self.write()?.put_manifest(file, &manifest).await?;
             return Err(Failure::Transient("checksum mismatch".into()));
         }
         let blob = self
@@ -63,7 +65,7 @@ impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
             sha256: to_hex(&sha),
             len,
         };
-        self.store.put_whole(file, &chunk, &manifest).await?;
+        self.write()?.put_whole(file, &chunk, &manifest).await?;
         Ok(())
     }
 
@@ -73,6 +75,8 @@ impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
         let mut job: Option<Job<S::Blob>> = None;
         let mut tries = Tries::default();
         let mut changes = Changes::default();
+        // The file as it was when its verification failed: the next start compares.
+        let mut failed_as: Option<FileManifest> = None;
         loop {
             self.check_cancelled()?;
             if job.is_none() {
@@ -82,6 +86,13 @@ impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
                         self.report(Phase::Verifying, total, Some(total), true);
                         return Ok(());
                     }
+                    Some(m) if !rules::manifest_resumable(file, &m) => {
+                        self.env.warn(&format!(
+                            "clipseek: the stored download of {file} cannot be resumed (size {} in chunks of {} bytes); starting it again",
+                            m.size_bytes, m.chunk_bytes
+                        ));
+                        self.store.reset_file(file).await?;
+                    }
                     Some(m) => job = Some(self.resume_job(m).await?),
                     None => {}
                 }
@@ -89,7 +100,15 @@ impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
             let saved_before = job.as_ref().map_or(0, Job::stored_bytes);
             let outcome = match job.as_mut() {
                 Some(j) => self.advance(j).await,
-                None => self.start_job(&mut job).await,
+                None => {
+                    let started = self
+                        .start_job(&mut job, failed_as.as_ref(), &mut changes)
+                        .await;
+                    if job.is_some() {
+                        failed_as = None;
+                    }
+                    started
+                }
             };
             match outcome {
                 Ok(()) => {
@@ -99,7 +118,11 @@ impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
                     }
                     match self.complete(j).await? {
                         Completed::Verified => return Ok(()),
-                        Completed::Again(next) => job = next.map(|j| *j),
+                        Completed::Again => job = None,
+                        Completed::Refetch(was) => {
+                            failed_as = Some(*was);
+                            job = None;
+                        }
                     }
                 }
                 Err(Failure::Fatal(e)) => return Err(e),
@@ -114,50 +137,58 @@ impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
                     let saved = job.as_ref().map_or(0, Job::stored_bytes);
                     let n = tries.failed(saved > saved_before);
                     let total = job.as_ref().map(|j| j.layout.size_bytes);
-                    self.give_up_or_wait(n, detail, saved, total).await?;
+                    self.give_up_or_wait(n, detail, None, saved, total).await?;
+                }
+                Err(Failure::Server(status)) => {
+                    let saved = job.as_ref().map_or(0, Job::stored_bytes);
+                    let n = tries.failed(saved > saved_before);
+                    let total = job.as_ref().map(|j| j.layout.size_bytes);
+                    let detail = format!("HTTP {status}");
+                    self.give_up_or_wait(n, detail, Some(status), saved, total)
+                        .await?;
                 }
             }
         }
     }
 
     /// Verifies a complete file and marks it verified, or starts it again once.
-    pub(super) async fn complete(
-        &self,
-        j: &mut Job<S::Blob>,
-    ) -> Result<Completed<S::Blob>, DownloadError> {
+    pub(super) async fn complete(&self, j: &mut Job<S::Blob>) -> Result<Completed, DownloadError> {
         match self.verify(j).await {
             Ok(()) => {
                 j.manifest.state = FileState::Verified;
-                self.store.put_manifest(WEIGHTS_FILE, &j.manifest).await?;
+                self.write()?
+                    .put_manifest(WEIGHTS_FILE, &j.manifest)
+                    .await?;
                 let total = j.layout.size_bytes;
                 self.report(Phase::Verifying, total, Some(total), true);
                 Ok(Completed::Verified)
             }
-            Err(Failure::Changed) => match rules::after_bad_file(j.manifest.refetched) {
-                VerifyVerdict::Corrupt => Err(DownloadError::Checksum {
-                    file: WEIGHTS_FILE.into(),
-                }),
-                VerifyVerdict::RefetchOnce => {
-                    // Corrupt: drop every chunk and fetch the file once more.
-                    self.verification_failed(
-                        "model.safetensors did not pass verification (its SHA-256 checksum or header did not match)".into(),
-                        Some(j.layout.size_bytes),
-                    );
-                    let mut manifest = j.manifest.clone();
-                    manifest.refetched = true;
-                    self.store.reset_file(WEIGHTS_FILE).await?;
-                    self.store.put_manifest(WEIGHTS_FILE, &manifest).await?;
-                    Ok(Completed::Again(Some(Box::new(
-                        self.resume_job(manifest).await?,
-                    ))))
+            Err(Failure::Changed) => {
+                // Whatever comes next, these bytes are of no use: drop them all, so that
+                // neither a Retry nor a later visit checks them again.
+                self.store.reset_file(WEIGHTS_FILE).await?;
+                match rules::after_bad_file(j.manifest.refetched) {
+                    VerifyVerdict::Corrupt => Err(DownloadError::Checksum {
+                        file: WEIGHTS_FILE.into(),
+                    }),
+                    VerifyVerdict::RefetchOnce => {
+                        self.verification_failed(
+                            "model.safetensors did not pass verification (its SHA-256 checksum or header did not match)".into(),
+                            Some(j.layout.size_bytes),
+                        );
+                        // Fetched again from a fresh start, which asks the hub what the
+                        // file is now: if it changed, the new file has its own hash.
+                        Ok(Completed::Refetch(Box::new(j.manifest.clone())))
+                    }
                 }
-            },
+            }
             Err(Failure::Fatal(e)) => Err(e),
-            Err(Failure::Transient(detail)) => {
+            Err(failure @ (Failure::Transient(_) | Failure::Server(_))) => {
                 self.env.warn(&format!(
-                    "clipseek: {WEIGHTS_FILE} is not complete after all ({detail}); taking stock of what is stored"
+                    "clipseek: {WEIGHTS_FILE} is not complete after all ({}); taking stock of what is stored",
+                    failure.describe()
                 ));
-                Ok(Completed::Again(None))
+                Ok(Completed::Again)
             }
         }
     }
@@ -189,11 +220,14 @@ impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
     pub(super) async fn published_sha256(&self) -> Option<[u8; 32]> {
         let url = self.source.info_url();
         let found = async {
-            let mut answer = self.hub.get(&url, None).await?;
+            let mut answer = self.request(&url, None).await.map_err(|f| f.describe())?;
             if !(200..300).contains(&answer.status()) {
                 return Err(format!("HTTP {}", answer.status()));
             }
-            let json = answer.bytes().await?;
+            let json = self
+                .small_body("api.json", &mut answer)
+                .await
+                .map_err(|f| f.describe())?;
             published_sha256(&json, WEIGHTS_FILE)
                 .ok_or_else(|| format!("it lists no SHA-256 for {WEIGHTS_FILE}"))
         }
@@ -210,7 +244,15 @@ impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
     }
 
     /// The first request of a new download: `bytes=0-`, whose answer says the size.
-    pub(super) async fn start_job(&self, job: &mut Option<Job<S::Blob>>) -> Result<(), Failure> {
+    /// `failed_as`: the file as it was when its verification failed in this session; the
+    /// same file again is marked `refetched` (a second failure is corrupt), another one
+    /// means the hub replaced it (counted in `changes`).
+    pub(super) async fn start_job(
+        &self,
+        job: &mut Option<Job<S::Blob>>,
+        failed_as: Option<&FileManifest>,
+        changes: &mut Changes,
+    ) -> Result<(), Failure> {
         let file = WEIGHTS_FILE;
         let url = self.source.url(file);
         let mut answer = self.request(&url, Some("bytes=0-")).await?;
@@ -219,26 +261,45 @@ impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
             return Err(self.status_failure(file, status).await);
         }
         let headers = answer.headers();
-        let size = rules::size_from_headers(&headers).ok_or_else(|| {
-            Failure::Fatal(DownloadError::BadFile {
+        let Some(size) = rules::size_from_headers(&headers) else {
+            answer.release().await;
+            return Err(Failure::Fatal(DownloadError::BadFile {
                 file: file.into(),
                 message: "the hub did not say how large it is".into(),
-            })
-        })?;
+            }));
+        };
+        if let Err(limit) = rules::believable_size(file, size) {
+            answer.release().await;
+            return Err(Failure::Fatal(super::too_large_error(file, size, limit)));
+        }
         let sha256 = match rules::expected_sha256(&headers) {
             Some(s) => Some(s),
             None => self.published_sha256().await,
         };
-        let manifest = FileManifest {
+        let mut manifest = FileManifest {
             url,
             size_bytes: size,
             etag: headers.etag,
             sha256: sha256.map(|s| to_hex(&s)),
-            chunk_bytes: self.source.chunk_bytes_for(size),
+            chunk_bytes: rules::chunk_bytes(size, self.source.chunk_bytes_for(size)),
             state: FileState::Downloading,
             refetched: false,
         };
-        self.store.put_manifest(file, &manifest).await?;
+        if let Some(was) = failed_as {
+            manifest.refetched = rules::same_file(was, &manifest);
+            if !manifest.refetched {
+                self.env.warn(&format!(
+                    "clipseek: {file} changed on the hub while it was downloading; downloading the new one"
+                ));
+                if !changes.changed() {
+                    answer.release().await;
+                    return Err(Failure::Fatal(DownloadError::Unstable {
+                        file: file.into(),
+                    }));
+                }
+            }
+        }
+        self.write()?.put_manifest(file, &manifest).await?;
         let mut new_job = self.resume_job(manifest).await?;
         let run = 0..new_job.layout.count();
         let result = self.consume(&mut new_job, &mut answer, run, 0).await;

@@ -13,7 +13,16 @@
 //! chunk is stored the moment it is complete, and a partial chunk is never stored. A
 //! dropped connection is retried with backoff (1, 2, 4, 8 s; the count starts again
 //! whenever a chunk was saved), then reported with a Retry button; a reload or a closed
-//! tab resumes from the stored chunks, so only missing chunks are fetched.
+//! tab resumes from the stored chunks, so only missing chunks are fetched. A connection
+//! that goes silent (no answer, or no byte of its body, for `rules::STALL_MS`) is aborted
+//! and counts as a dropped one ([`Watchdog`]); a hub answering 5xx is retried the same way
+//! and then named as failing rather than unreachable. Sizes beyond any CLIP checkpoint
+//! (`rules::believable_size`) are refused before anything is allocated or stored, and a
+//! stored manifest asking for one is started over.
+//!
+//! Cancelling ("Stop and remove") is checked before every store write ([`Download::write`]):
+//! a request still in flight when the model was removed can finish, but it never stores
+//! anything again.
 //!
 //! Verified before anything may load it (only `verified` files are ever read by
 //! [`super::open_verified`]): every chunk present with its exact length, so the total
@@ -26,7 +35,11 @@
 //! more, rather than refetch everything while comparing per-chunk hashes: the hub
 //! publishes only a whole-file hash, so our per-chunk hashes (of what we received) cannot
 //! say which chunk was bad. A second mismatch is an error in words: a hub that serves a
-//! corrupt file will not heal by retrying. Every decision is a function in
+//! corrupt file will not heal by retrying; the file's chunks are then dropped, so a later
+//! Retry starts clean rather than failing on the same bytes forever. Before fetching again
+//! the hub is asked afresh what the file is (size, entity tag, published SHA-256): when
+//! that changed, the file was replaced on the hub, and the new file is checked against its
+//! own hash, never the old one. Every decision is a function in
 //! [`super::rules`]; this module only sequences them (`fetch`: the files; `stream`: a
 //! run of chunks and the final check). It must not name the browser.
 
@@ -34,6 +47,9 @@ mod fetch;
 mod stream;
 
 use std::cell::{Cell, RefCell};
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
+use std::task::Poll;
 
 use sha2::Sha256;
 
@@ -47,12 +63,26 @@ use crate::hub::{format_bytes, ModelSource, JSON_FILES, PYTORCH_FILE};
 
 /// Why one attempt failed, and whether to try again.
 enum Failure {
-    /// The network or the server failed: retry with backoff.
+    /// The network failed: retry with backoff.
     Transient(String),
+    /// The hub answered a status worth another try (5xx, 408, 429): retry with backoff.
+    Server(u16),
     /// The file on the hub is not the one we were downloading: start over.
     Changed,
     /// No retry will help.
     Fatal(DownloadError),
+}
+
+impl Failure {
+    /// The failure in words, for a warning.
+    fn describe(&self) -> String {
+        match self {
+            Failure::Transient(detail) => detail.clone(),
+            Failure::Server(status) => format!("HTTP {status}"),
+            Failure::Changed => "the file changed on the hub".into(),
+            Failure::Fatal(e) => e.to_string(),
+        }
+    }
 }
 
 impl From<DownloadError> for Failure {
@@ -85,10 +115,12 @@ impl<B> Job<B> {
 }
 
 /// What finishing a complete weights file led to.
-enum Completed<B> {
+enum Completed {
     Verified,
-    /// Go on with this job (`None`: take stock from storage again).
-    Again(Option<Box<Job<B>>>),
+    /// Take stock from storage again.
+    Again,
+    /// Corrupt or replaced on the hub: start this file afresh (it was as given).
+    Refetch(Box<FileManifest>),
 }
 
 /// Downloads a model into its store.
@@ -142,6 +174,13 @@ impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
         }
     }
 
+    /// The store, for a write: refused once the download was cancelled, so that a request
+    /// that was still in flight when the model was removed cannot store it again.
+    fn write(&self) -> Result<&S, DownloadError> {
+        self.check_cancelled()?;
+        Ok(&self.store)
+    }
+
     fn report(&self, phase: Phase, done: u64, total: Option<u64>, force: bool) {
         let now = self.env.now_ms();
         let progress = self
@@ -189,18 +228,24 @@ impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
                 }
                 Err(Failure::Transient(detail)) => {
                     let n = tries.failed(false);
-                    self.give_up_or_wait(n, detail, 0, None).await?;
+                    self.give_up_or_wait(n, detail, None, 0, None).await?;
+                }
+                Err(Failure::Server(status)) => {
+                    let n = tries.failed(false);
+                    self.give_up_or_wait(n, format!("HTTP {status}"), Some(status), 0, None)
+                        .await?;
                 }
             }
         }
     }
 
-    /// After the `tries`-th failure in a row: an error once there were too many, else a
-    /// backoff wait.
+    /// After the `tries`-th failure in a row (`status`: the hub's answer, when it was one):
+    /// an error once there were too many, else a backoff wait.
     async fn give_up_or_wait(
         &self,
         tries: u32,
         detail: String,
+        status: Option<u16>,
         saved_bytes: u64,
         total: Option<u64>,
     ) -> Result<(), DownloadError> {
@@ -215,10 +260,17 @@ impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
         match verdict {
             RetryVerdict::Blocked => Err(DownloadError::Blocked { hub: hub.clone() }),
             RetryVerdict::Offline => Err(DownloadError::Offline),
-            RetryVerdict::GiveUp => Err(DownloadError::Unreachable {
-                hub: hub.clone(),
-                detail,
-                saved: format_bytes(saved_bytes as f64),
+            RetryVerdict::GiveUp => Err(match status {
+                Some(status) => DownloadError::HubFailing {
+                    hub: hub.clone(),
+                    status,
+                    saved: format_bytes(saved_bytes as f64),
+                },
+                None => DownloadError::Unreachable {
+                    hub: hub.clone(),
+                    detail,
+                    saved: format_bytes(saved_bytes as f64),
+                },
             }),
             RetryVerdict::Wait { attempt, wait_ms } => {
                 let phase = Phase::Retrying {
@@ -233,11 +285,58 @@ impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
         }
     }
 
-    /// Starts a request (following redirects), with a `Range` header if given.
+    /// Starts a request (following redirects), with a `Range` header if given; a hub that
+    /// does not answer within `rules::STALL_MS` is given up (the request aborted).
     async fn request(&self, url: &str, range: Option<&str>) -> Result<H::Answer, Failure> {
-        let answer = self.hub.get(url, range).await.map_err(Failure::Transient)?;
+        let answer = Watchdog::new(&self.env)
+            .wait(self.hub.get(url, range))
+            .await;
+        let Some(answer) = answer else {
+            self.hub.abort();
+            return Err(Failure::Transient(stalled("no answer")));
+        };
+        let answer = answer.map_err(Failure::Transient)?;
         self.check_cancelled()?;
         Ok(answer)
+    }
+
+    /// The next piece of `answer`'s body, unless the connection stays silent for
+    /// `rules::STALL_MS` (then the request is aborted: a transient failure).
+    async fn next_piece(
+        &self,
+        watchdog: &mut Watchdog<'_, E>,
+        answer: &mut H::Answer,
+    ) -> Result<Option<Vec<u8>>, Failure> {
+        match watchdog.wait(answer.next_piece()).await {
+            Some(piece) => piece.map_err(Failure::Transient),
+            None => {
+                self.hub.abort();
+                Err(Failure::Transient(stalled("no data")))
+            }
+        }
+    }
+
+    /// The whole body of a small file's answer, refused (unread) when it says or turns out
+    /// larger than any such file can be.
+    async fn small_body(&self, file: &str, answer: &mut H::Answer) -> Result<Vec<u8>, Failure> {
+        let said = answer
+            .header("content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let mut watchdog = Watchdog::new(&self.env);
+        let mut out = Vec::new();
+        let mut too_large =
+            said.and_then(|n| rules::believable_size(file, n).err().map(|l| (n, l)));
+        while too_large.is_none() {
+            let Some(piece) = self.next_piece(&mut watchdog, answer).await? else {
+                return Ok(out);
+            };
+            out.extend_from_slice(&piece);
+            let got = out.len() as u64;
+            too_large = rules::believable_size(file, got).err().map(|l| (got, l));
+        }
+        answer.release().await;
+        let (size, limit) = too_large.unwrap_or_default();
+        Err(Failure::Fatal(too_large_error(file, size, limit)))
     }
 
     /// Turns an unsuccessful HTTP status into a failure.
@@ -257,7 +356,7 @@ impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
                 status,
             }),
             StatusVerdict::Changed => Failure::Changed,
-            StatusVerdict::Transient => Failure::Transient(format!("HTTP {status}")),
+            StatusVerdict::Transient => Failure::Server(status),
             StatusVerdict::Other => Failure::Fatal(DownloadError::Http {
                 file: file.into(),
                 status,
@@ -287,6 +386,67 @@ impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
             file: file.into(),
             model: self.source.model.clone(),
             revision: self.source.revision.clone(),
+        }
+    }
+}
+
+fn stalled(what: &str) -> String {
+    format!("{what} from the hub for {:.0} s", rules::STALL_MS / 1000.0)
+}
+
+fn too_large_error(file: &str, size_bytes: u64, limit_bytes: u64) -> DownloadError {
+    DownloadError::TooLarge {
+        file: file.into(),
+        size: format_bytes(size_bytes as f64),
+        limit: format_bytes(limit_bytes as f64),
+    }
+}
+
+/// Waits for futures (an answer, the next piece of a body) unless the connection stays
+/// silent for [`rules::STALL_MS`]. One timer serves a whole stream: it is set once and,
+/// when it fires while pieces still arrive, set again for what is left of the current
+/// wait, so a fast stream costs one timer per `STALL_MS`, not one per piece. The future
+/// waited for is always polled before the timer (with a clock that never waits, as in
+/// the native tests, only a future that never comes times out).
+pub(super) struct Watchdog<'a, E: Env> {
+    env: &'a E,
+    timer: Option<Pin<Box<dyn Future<Output = ()> + 'a>>>,
+}
+
+impl<'a, E: Env> Watchdog<'a, E> {
+    pub(super) fn new(env: &'a E) -> Self {
+        Self { env, timer: None }
+    }
+
+    /// `fut`'s output, or `None` when `rules::STALL_MS` passed without it.
+    pub(super) async fn wait<T>(&mut self, fut: impl Future<Output = T>) -> Option<T> {
+        let env = self.env;
+        let started = env.now_ms();
+        let mut fut = pin!(fut);
+        loop {
+            let timer = self
+                .timer
+                .get_or_insert_with(|| Box::pin(env.sleep_ms(rules::STALL_MS)));
+            let first = poll_fn(|cx| {
+                if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+                    return Poll::Ready(Some(v));
+                }
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(None),
+                    Poll::Pending => Poll::Pending,
+                }
+            })
+            .await;
+            if first.is_some() {
+                return first;
+            }
+            // The timer fired: was it this wait that lasted, or an earlier one's timer?
+            let left = rules::STALL_MS - (env.now_ms() - started);
+            if left <= 0.0 {
+                self.timer = None;
+                return None;
+            }
+            self.timer = Some(Box::pin(env.sleep_ms(left)));
         }
     }
 }

@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use sha2::{Digest, Sha256};
 
-use super::{Download, DownloadError, Failure, Job};
+use super::{Download, DownloadError, Failure, Job, Watchdog};
 use crate::hub::{format_bytes, to_hex, WEIGHTS_FILE};
 use crate::model::config::ClipConfig;
 use crate::model::weights::{SafetensorsHeader, Towers};
@@ -87,7 +87,7 @@ impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
             &answer.headers(),
             &job.layout,
             &run,
-            job.manifest.etag.as_deref(),
+            &job.manifest,
         );
         match verdict {
             RangedVerdict::Use { skip } => self.consume(job, &mut answer, run, skip).await,
@@ -106,14 +106,17 @@ impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
         run: Range<u64>,
         skip: u64,
     ) -> Result<(), Failure> {
-        let mut result = self.stream_into(job, answer, run, skip).await;
+        let mut watchdog = Watchdog::new(&self.env);
+        let mut result = self
+            .stream_into(job, answer, run, skip, &mut watchdog)
+            .await;
         if result.is_ok() {
             // Normally the answer ends exactly here; reading its end (rather than
             // cancelling) lets the request finish cleanly.
-            match answer.next_piece().await {
+            match self.next_piece(&mut watchdog, answer).await {
                 Ok(None) => return result,
                 Ok(Some(_)) => {}
-                Err(e) => result = Err(Failure::Transient(e)),
+                Err(e) => result = Err(e),
             }
         }
         // More bytes than asked for, or a failure: let go of the connection.
@@ -127,16 +130,16 @@ impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
         answer: &mut H::Answer,
         run: Range<u64>,
         skip: u64,
+        watchdog: &mut Watchdog<'_, E>,
     ) -> Result<(), Failure> {
         let total = job.layout.size_bytes;
         let mut cut = Assembler::new(job.layout, run, skip);
         let mut stored = job.stored_bytes();
         while !cut.is_done() {
             self.check_cancelled()?;
-            let piece = answer
-                .next_piece()
-                .await
-                .map_err(Failure::Transient)?
+            let piece = self
+                .next_piece(watchdog, answer)
+                .await?
                 .ok_or_else(|| Failure::Transient("the connection closed early".into()))?;
             for chunk in cut.feed(&piece) {
                 stored += chunk.bytes.len() as u64;
@@ -169,7 +172,7 @@ impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
             len: cut.bytes.len() as u64,
         };
         let total = job.layout.size_bytes;
-        self.store
+        self.write()?
             .put_chunk(WEIGHTS_FILE, &chunk)
             .await
             .map_err(|e| match e {
