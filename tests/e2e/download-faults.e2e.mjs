@@ -6,6 +6,15 @@
 //   fetches them again, and is never ready with the corrupt bytes; results equal the CLI;
 // - the same behind a CDN redirect whose answers carry no SHA-256 (as the real hub's):
 //   the hash comes from the hub's API (`api/models/.../revision/...?blobs=true`).
+// Issue 10 (download faults), each with a hub switch:
+// - c5: the connection goes silent at 40 % but stays open: after the stall time (15 s)
+//   the page gives it up and resumes with a Range request;
+// - c6: the hub answers 503: bounded backoff, a plain sentence when it gives up, Retry
+//   resumes; 503s in the middle are ridden out;
+// - c7: the origin's quota is too small (DevTools `Storage.overrideQuotaForOrigin`): a
+//   plain message, never ready with half a model, Retry once there is room goes on;
+// - c8: "Stop and remove the download" while a request is in flight: nothing of the
+//   model is left in IndexedDB afterwards.
 
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -35,6 +44,53 @@ const KEY = `${MODEL}/model.safetensors`;
 const WEIGHTS = join(MODELS[MODEL], "model.safetensors");
 
 /** The hub's GETs of model.safetensors, oldest first. */
+/** Counts the model cache's records in the page's IndexedDB. */
+async function cachedRecords(page) {
+  return page.evaluate(
+    () =>
+      new Promise((ok, fail) => {
+        const open = indexedDB.open("clipseek");
+        open.onerror = () => fail(open.error);
+        open.onsuccess = () => {
+          const db = open.result;
+          const stores = ["model-files", "model-chunks"].filter((n) => db.objectStoreNames.contains(n));
+          if (stores.length === 0) return ok({ files: 0, chunks: 0 });
+          const tx = db.transaction(stores, "readonly");
+          const out = { files: 0, chunks: 0 };
+          for (const [name, key] of [["model-files", "files"], ["model-chunks", "chunks"]]) {
+            if (!stores.includes(name)) continue;
+            const req = tx.objectStore(name).count();
+            req.onsuccess = () => (out[key] = req.result);
+          }
+          tx.oncomplete = () => {
+            db.close();
+            ok(out);
+          };
+          tx.onerror = () => fail(tx.error);
+        };
+      }),
+  );
+}
+
+/** The #status text and state now. */
+async function statusNow(page) {
+  return page.evaluate(() => {
+    const s = document.getElementById("status");
+    return { state: s?.dataset.state ?? null, text: (s?.textContent ?? "").trim().replace(/\s+/g, " ") };
+  });
+}
+
+/** Waits until #status is in `state`; returns its text. */
+async function waitState(b, hub, state, timeoutMs) {
+  const deadline = Date.now() + ms(timeoutMs);
+  for (;;) {
+    const s = await statusNow(b.page);
+    if (s.state === state) return s.text;
+    if (Date.now() > deadline) throw new Error(`#status never reached data-state=${state} (now ${s.state}: "${s.text}")\n${await describe(b, hub)}`);
+    await sleep(100);
+  }
+}
+
 const weightGets = (hub) => hub.control.stats().requests.filter((q) => q.key === KEY && q.method === "GET");
 
 function requestLines(gets) {
@@ -196,6 +252,135 @@ export const tests = [
       expect(reported, "the page never reported the failed verification", rec.trace.map((e) => `${e.state}: ${e.text}`).slice(-12).join("\n"));
       t.log(`${api.length} API request(s); ${gets.length} GETs of the weights`);
       await expectRightResults(b, hub);
+    },
+  },
+  {
+    name: "c5. a connection that goes silent at 40 % (kept open) is given up after the stall time and resumed (Range)",
+    timeoutMs: 240_000,
+    async run(t) {
+      const size = (await stat(WEIGHTS)).size;
+      const { hub, site } = await startServers(t);
+      hub.control.setFault({ type: "delay", file: "model.safetensors", msPer64KiB: 5 });
+      hub.control.setFault({ type: "stall", file: KEY, at: Math.floor(size * 0.4) });
+      const b = await openBrowser(t);
+      await load(b, appUrl(site, hub, { model: MODEL }));
+      await waitModelReady(b, hub, { tolerateError: false, timeout: ms(120_000) });
+      const gets = weightGets(hub);
+      const stalled = gets.filter((q) => q.stalled);
+      expect(stalled.length === 1, `test setup: the stall applied to ${stalled.length} GETs`, requestLines(gets));
+      const [s] = stalled;
+      expect(s.endedAt !== null, "the page never let go of the silent connection", requestLines(gets));
+      const waited = s.endedAt - s.startedAt;
+      expect(waited >= 14_000 && waited < 60_000, `the silent connection was given up after ${waited} ms (expected the 15 s stall time)`, requestLines(gets));
+      const after = gets.filter((q) => q.startedAt >= s.endedAt - 50 && q.status === 206 && q.start > 0);
+      expect(after.length > 0, "no Range request resumed the download after the stall", requestLines(gets));
+      const { served } = expectResumed(hub, size, "after the stall");
+      t.log(`stalled connection given up after ${waited} ms; served ${served} bytes of ${size}`);
+    },
+  },
+  {
+    name: "c6. 503s: ridden out with bounded backoff; five in a row say the hub is failing, and Retry goes on",
+    timeoutMs: 240_000,
+    async run(t) {
+      const { hub, site } = await startServers(t);
+      // Two 503s, then the file (cut at 40 %), then the rest with Range.
+      const size = (await stat(WEIGHTS)).size;
+      hub.control.setFault({ type: "status", file: KEY, status: 503, count: 2 });
+      hub.control.setFault({ type: "cut", file: KEY, at: Math.floor(size * 0.4) });
+      const b = await openBrowser(t);
+      await load(b, appUrl(site, hub, { model: MODEL }));
+      await waitModelReady(b, hub, { tolerateError: false, timeout: ms(120_000) });
+      let gets = weightGets(hub);
+      expect(gets.filter((q) => q.status === 503).length === 2, "test setup: two 503 answers expected", requestLines(gets));
+      const rec = await recorded(b.page);
+      expect(rec.trace.some((e) => /trying again/i.test(e.text)), "the page never said it was trying again", rec.trace.map((e) => e.text).slice(-8).join("\n"));
+      expectResumed(hub, size, "after the 503s");
+
+      // A fresh profile: five 503s in a row (1 + 2 + 4 + 8 s of backoff), then a sentence.
+      const { hub: hub2, site: site2 } = await startServers(t);
+      hub2.control.setFault({ type: "status", file: KEY, status: 503, count: 5 });
+      const b2 = await openBrowser(t);
+      const started = Date.now();
+      await load(b2, appUrl(site2, hub2, { model: MODEL }));
+      const text = await waitState(b2, hub2, "error", 60_000);
+      const took = Date.now() - started;
+      expect(/kept answering with an error \(HTTP 503/.test(text), `the page's words for a failing hub: "${text}"`);
+      expect(took >= 14_000, `gave up after ${took} ms: the backoff (1 + 2 + 4 + 8 s) was not waited`);
+      gets = weightGets(hub2);
+      expect(gets.length === 5, `expected exactly 5 GETs before giving up, saw ${gets.length}`, requestLines(gets));
+      expect(await b2.page.locator("#retry-button").isVisible(), "no Retry button after the hub failed");
+      await b2.page.locator("#retry-button").click();
+      await waitModelReady(b2, hub2, { tolerateError: false, timeout: ms(120_000) });
+      t.log(`gave up after ${took} ms with "${text}"; Retry finished the download`);
+    },
+  },
+  {
+    name: "c7. quota exceeded: a plain message, never ready with half a model; Retry once there is room goes on from what was saved",
+    timeoutMs: 240_000,
+    async run(t) {
+      const size = (await stat(WEIGHTS)).size;
+      const { hub, site } = await startServers(t);
+      // First a refused config.json, so that the page settles (service worker, app
+      // shell) before the quota is set relative to what it already uses.
+      hub.control.setFault({ type: "status", file: "config.json", status: 403, count: 1 });
+      const b = await openBrowser(t);
+      await load(b, appUrl(site, hub, { model: MODEL }));
+      await waitState(b, hub, "error", 60_000);
+      await sleep(2_000);
+      const { usage } = await b.page.evaluate(() => navigator.storage.estimate());
+      const cdp = await b.page.context().newCDPSession(b.page);
+      const origin = new URL(site.url).origin;
+      // Room for the JSON files (3.6 MB) and part of the weights (6.5 MB), not all.
+      await cdp.send("Storage.overrideQuotaForOrigin", { origin, quotaSize: usage + 6_500_000 });
+      await b.page.locator("#retry-button").click();
+      const text = await waitState(b, hub, "error", 60_000).then(async (first) => {
+        // The first error may still be the refused config.json's.
+        if (/no room left/.test(first)) return first;
+        await sleep(500);
+        return waitState(b, hub, "error", 60_000);
+      });
+      expect(/no room left to store the model/.test(text), `the page's words for a full disk: "${text}"`);
+      let rec = await recorded(b.page);
+      expect(!rec.states.some((s) => s.state === "ready"), "the page was ready with part of the model");
+      const stored = await cachedRecords(b.page);
+      expect(stored.chunks > 0, `test setup: no chunk was stored before the quota hit (${JSON.stringify(stored)})`);
+      const servedBefore = hub.control.stats().files[KEY]?.bytes ?? 0;
+      // Space again: Retry goes on.
+      await cdp.send("Storage.overrideQuotaForOrigin", { origin });
+      await b.page.locator("#retry-button").click();
+      await waitModelReady(b, hub, { tolerateError: false, timeout: ms(120_000), expectDownload: false });
+      const served = hub.control.stats().files[KEY]?.bytes ?? 0;
+      expect(served < size * 1.6, `Retry fetched ${served - servedBefore} more bytes (${served} in all for ${size}): what was saved before the quota hit was fetched again`, requestLines(weightGets(hub)));
+      rec = await recorded(b.page);
+      t.log(`quota error: "${text}"; ${stored.chunks} chunks kept; ${served} bytes served in all`);
+      await expectRightResults(b, hub);
+    },
+  },
+  {
+    name: "c8. \"Stop and remove\" while a request is in flight leaves nothing of the model in IndexedDB",
+    timeoutMs: 240_000,
+    async run(t) {
+      const size = (await stat(WEIGHTS)).size;
+      const { hub, site } = await startServers(t);
+      // ~100 pieces x 40 ms: the download takes about 4 s.
+      hub.control.setFault({ type: "delay", file: "model.safetensors", msPer64KiB: 40 });
+      const b = await openBrowser(t);
+      await load(b, appUrl(site, hub, { model: MODEL }));
+      const deadline = Date.now() + ms(60_000);
+      while ((hub.control.stats().files[KEY]?.bytes ?? 0) < size * 0.3) {
+        if (Date.now() > deadline) throw new Error(`the download did not reach 30 % within 60 s\n${await describe(b, hub)}`);
+        await sleep(20);
+      }
+      const button = b.page.locator("#remove-model-button");
+      expect(/stop and remove/i.test((await button.textContent()) ?? ""), `the button says "${await button.textContent()}"`);
+      await button.click();
+      // Whatever was in flight has had time to arrive and be (wrongly) stored.
+      await sleep(2_000);
+      const left = await cachedRecords(b.page);
+      expect(left.files === 0 && left.chunks === 0, `after "Stop and remove", IndexedDB still holds ${left.files} model files and ${left.chunks} chunks`);
+      const s = await statusNow(b.page);
+      expect(s.state !== "downloading" && s.state !== "ready", `after "Stop and remove" the page is ${s.state}: "${s.text}"`);
+      t.log(`removed at ${hub.control.stats().files[KEY]?.bytes} of ${size} bytes; nothing left`);
     },
   },
 ];
