@@ -255,6 +255,7 @@ export const tests = [
     },
   },
   {
+    realAppOnly: true,
     name: "c5. a connection that goes silent at 40 % (kept open) is given up after the stall time and resumed (Range)",
     timeoutMs: 240_000,
     async run(t) {
@@ -279,6 +280,7 @@ export const tests = [
     },
   },
   {
+    realAppOnly: true,
     name: "c6. 503s: ridden out with bounded backoff; five in a row say the hub is failing, and Retry goes on",
     timeoutMs: 240_000,
     async run(t) {
@@ -315,6 +317,7 @@ export const tests = [
     },
   },
   {
+    realAppOnly: true,
     name: "c7. quota exceeded: a plain message, never ready with half a model; Retry once there is room goes on from what was saved",
     timeoutMs: 240_000,
     async run(t) {
@@ -357,6 +360,7 @@ export const tests = [
     },
   },
   {
+    realAppOnly: true,
     name: "c8. \"Stop and remove\" while a request is in flight leaves nothing of the model in IndexedDB",
     timeoutMs: 240_000,
     async run(t) {
