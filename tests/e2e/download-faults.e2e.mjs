@@ -321,7 +321,6 @@ export const tests = [
     name: "c7. quota exceeded: a plain message, never ready with half a model; Retry once there is room goes on from what was saved",
     timeoutMs: 240_000,
     async run(t) {
-      const size = (await stat(WEIGHTS)).size;
       const { hub, site } = await startServers(t);
       // First a refused config.json, so that the page settles (service worker, app
       // shell) before the quota is set relative to what it already uses.
@@ -347,14 +346,18 @@ export const tests = [
       expect(!rec.states.some((s) => s.state === "ready"), "the page was ready with part of the model");
       const stored = await cachedRecords(b.page);
       expect(stored.chunks > 0, `test setup: no chunk was stored before the quota hit (${JSON.stringify(stored)})`);
-      const servedBefore = hub.control.stats().files[KEY]?.bytes ?? 0;
+      const retryAt = Date.now();
       // Space again: Retry goes on.
       await cdp.send("Storage.overrideQuotaForOrigin", { origin });
       await b.page.locator("#retry-button").click();
       await waitModelReady(b, hub, { tolerateError: false, timeout: ms(120_000), expectDownload: false });
       const served = hub.control.stats().files[KEY]?.bytes ?? 0;
-      expect(served < size * 1.6, `Retry fetched ${served - servedBefore} more bytes (${served} in all for ${size}): what was saved before the quota hit was fetched again`, requestLines(weightGets(hub)));
+      // (The first answer reached the browser whole: localhost fills the socket buffers
+      // faster than the page stores; what counts is where Retry starts.)
+      const again = weightGets(hub).filter((q) => q.startedAt >= retryAt);
+      expect(again.length > 0 && again.every((q) => q.start > 0), "Retry fetched model.safetensors from byte 0: what was saved before the quota hit was not kept", requestLines(weightGets(hub)));
       rec = await recorded(b.page);
+      expect(!rec.states.some((s) => s.state === "ready" && s.t < retryAt), "the page was ready before Retry");
       t.log(`quota error: "${text}"; ${stored.chunks} chunks kept; ${served} bytes served in all`);
       await expectRightResults(b, hub);
     },
