@@ -14,9 +14,13 @@
 // - c7: the origin's quota is too small (DevTools `Storage.overrideQuotaForOrigin`): a
 //   plain message, never ready with half a model, Retry once there is room goes on;
 // - c8: "Stop and remove the download" while a request is in flight: nothing of the
-//   model is left in IndexedDB afterwards.
+//   model is left in IndexedDB afterwards;
+// - c9: the hub replaces model.safetensors (same size, other bytes) in the middle of the
+//   download: the page starts that file over and is ready with the new one, never
+//   checking new bytes against the old hash.
 
-import { stat } from "node:fs/promises";
+import { cp, mkdtemp, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   IMAGES,
@@ -388,6 +392,44 @@ export const tests = [
       const s = await statusNow(b.page);
       expect(s.state !== "downloading" && s.state !== "ready", `after "Stop and remove" the page is ${s.state}: "${s.text}"`);
       t.log(`removed at ${hub.control.stats().files[KEY]?.bytes} of ${size} bytes; nothing left`);
+    },
+  },
+  {
+    realAppOnly: true,
+    name: "c9. model.safetensors replaced on the hub mid-download (same size): started over, verified against the new file's hash",
+    timeoutMs: 240_000,
+    async run(t) {
+      const dir = await mkdtemp(join(tmpdir(), "clipseek-e2e-model-"));
+      t.defer(() => rm(dir, { recursive: true, force: true }));
+      await cp(MODELS[MODEL], dir, { recursive: true });
+      const file = join(dir, "model.safetensors");
+      const v1 = await readFile(file);
+      const v2 = Buffer.from(v1);
+      v2[v2.length - 1000] ^= 0x5a; // tensor data: the header still reads
+      const size = v1.length;
+      const { hub, site } = await startServers(t, { hubOptions: { models: { ...MODELS, [MODEL]: dir } } });
+      hub.control.setFault({ type: "delay", file: "model.safetensors", msPer64KiB: 20 });
+      hub.control.setFault({ type: "cut", file: KEY, at: Math.floor(size * 0.6) });
+      const b = await openBrowser(t);
+      await load(b, appUrl(site, hub, { model: MODEL }));
+      const deadline = Date.now() + ms(60_000);
+      while ((hub.control.stats().files[KEY]?.bytes ?? 0) < size * 0.3) {
+        if (Date.now() > deadline) throw new Error(`the download did not reach 30 % within 60 s\n${await describe(b, hub)}`);
+        await sleep(10);
+      }
+      // A new file in its place (a new inode: the answer in flight keeps the old bytes).
+      await writeFile(`${file}.new`, v2);
+      await rename(`${file}.new`, file);
+      const changedAt = Date.now();
+      await waitModelReady(b, hub, { tolerateError: false, timeout: ms(120_000) });
+      const gets = weightGets(hub);
+      const restarted = gets.filter((q) => q.startedAt >= changedAt && q.start === 0 && q.completed);
+      expect(restarted.length > 0, "after the change the page never fetched the new file from its start", requestLines(gets));
+      const rec = await recorded(b.page);
+      const failed = rec.trace.some((e) => Number(e.verifyFailures ?? 0) > 0);
+      t.log(`${gets.length} GETs; ${failed ? "one failed verification" : "no failed verification"} on the way`);
+      const s = await statusNow(b.page);
+      expect(s.state === "ready", `the page is ${s.state}: "${s.text}"`);
     },
   },
 ];
