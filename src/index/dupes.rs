@@ -275,17 +275,19 @@ pub fn find_groups(matrix: &[f32], dim: usize, threshold: f32) -> Result<Groups,
 
     // hashes[row * tables + table]
     let mut hashes = vec![0u32; n * plan.tables];
+    let mut projections = vec![0.0f32; planes_count];
     for (row, out) in matrix
         .chunks_exact(dim)
         .take(n)
         .zip(hashes.chunks_exact_mut(plan.tables))
     {
-        let mut planes_iter = planes.chunks_exact(dim).zip(&offsets);
+        project(row, &planes, dim, &mut projections);
+        let mut signs = projections.iter().zip(&offsets);
         for h in out.iter_mut() {
             let mut code = 0u32;
             for bit in 0..plan.bits {
-                if let Some((r, &offset)) = planes_iter.next() {
-                    if dot(row, r) >= offset {
+                if let Some((&p, &offset)) = signs.next() {
+                    if p >= offset {
                         code |= 1 << bit;
                     }
                 }
@@ -361,6 +363,59 @@ pub fn find_groups(matrix: &[f32], dim: usize, threshold: f32) -> Result<Groups,
             verified_pairs,
         },
     })
+}
+
+/// Lanes of [`project`]'s accumulators.
+const PROJECT_LANES: usize = 8;
+
+/// `out[p] = row · plane p` for the row-major `planes` (`dim` values each), four planes at a
+/// time so that each load of `row` feeds four products (the hashing is a small matrix
+/// product, and [`dot`] one plane at a time spends half its loads on `row`). Rounding
+/// differs from [`dot`] in the last bits; only the signs are used, and they are the same on
+/// every run.
+fn project(row: &[f32], planes: &[f32], dim: usize, out: &mut [f32]) {
+    if dim == 0 {
+        out.fill(0.0);
+        return;
+    }
+    let mut blocks = planes.chunks_exact(4 * dim);
+    let mut outs = out.chunks_exact_mut(4);
+    let (row_chunks, row_tail) = row.as_chunks::<PROJECT_LANES>();
+    for (block, o) in (&mut blocks).zip(&mut outs) {
+        let mut sums = [0.0f32; 4];
+        for (plane, sum) in block.chunks_exact(dim).zip(sums.iter_mut()) {
+            let (_, plane_tail) = plane.as_chunks::<PROJECT_LANES>();
+            *sum = row_tail.iter().zip(plane_tail).map(|(x, y)| x * y).sum();
+        }
+        let (p0, rest) = block.split_at(dim);
+        let (p1, rest) = rest.split_at(dim);
+        let (p2, p3) = rest.split_at(dim);
+        let (c0, _) = p0.as_chunks::<PROJECT_LANES>();
+        let (c1, _) = p1.as_chunks::<PROJECT_LANES>();
+        let (c2, _) = p2.as_chunks::<PROJECT_LANES>();
+        let (c3, _) = p3.as_chunks::<PROJECT_LANES>();
+        let mut acc = [[0.0f32; PROJECT_LANES]; 4];
+        let [a0, a1, a2, a3] = &mut acc;
+        for ((((x, y0), y1), y2), y3) in row_chunks.iter().zip(c0).zip(c1).zip(c2).zip(c3) {
+            for (a, y) in [
+                (&mut *a0, y0),
+                (&mut *a1, y1),
+                (&mut *a2, y2),
+                (&mut *a3, y3),
+            ] {
+                for ((s, &xi), &yi) in a.iter_mut().zip(x).zip(y) {
+                    *s += xi * yi;
+                }
+            }
+        }
+        for ((o, a), tail) in o.iter_mut().zip(&acc).zip(sums) {
+            *o = a.iter().sum::<f32>() + tail;
+        }
+    }
+    let rest_planes = blocks.remainder();
+    for (plane, o) in rest_planes.chunks_exact(dim).zip(outs.into_remainder()) {
+        *o = dot(row, plane);
+    }
 }
 
 /// How two photos of a group compare as the one to keep: larger file first, then newer,
@@ -539,6 +594,21 @@ mod tests {
                 .then_with(|| a.first().cmp(&b.first()))
         });
         groups
+    }
+
+    #[test]
+    fn project_equals_one_dot_per_plane() {
+        let mut rng = super::super::test_support::XorShift::new(8);
+        for (dim, planes) in [(512, 13), (37, 8), (5, 3), (1, 4), (16, 0)] {
+            let row = rng.vector(dim);
+            let matrix = rng.vector(dim * planes);
+            let mut out = vec![f32::NAN; planes];
+            project(&row, &matrix, dim, &mut out);
+            for (p, got) in matrix.chunks_exact(dim).zip(&out) {
+                let want = dot(&row, p);
+                assert!((got - want).abs() < 1e-4, "dim {dim}: {got} vs {want}");
+            }
+        }
     }
 
     #[test]
