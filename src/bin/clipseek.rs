@@ -1,7 +1,9 @@
 //! `clipseek`: the native command line over the same core as the browser app.
 //!
-//! `index` embeds image files and folders into an index file, `search` ranks an index
-//! against text queries, `embed` prints embeddings. The contract (arguments, `--json`
+//! `index` embeds image files and folders into an index file, `search` ranks an index (or
+//! an export archive) against compound queries (`dog -leash`, `beach + sunset`,
+//! `2:golden retriever`, `@PATH`), `embed` prints embeddings, `duplicates` lists groups of
+//! near-identical photos, `export` and `import` write and read the page's export archive. The contract (arguments, `--json`
 //! shapes, exit status) is in DESIGN.md. A bad image never stops a run: it is reported
 //! under `skipped`. Exit status 1 only when nothing could be done (bad model folder,
 //! unreadable index), with one line on stderr. `index` never replaces an index file it
@@ -28,7 +30,7 @@ mod cli {
     use clipseek::encode::cpu::QuantOptions;
     use clipseek::files::load_model_dir;
     use clipseek::index::journal::{journal_record, journal_start, read_journal};
-    use clipseek::index::{EmbeddingIndex, EntryMeta};
+    use clipseek::index::{dupes, export, query, EmbeddingIndex, EntryMeta, Match};
     use indicatif::{ProgressBar, ProgressStyle};
     use rayon::prelude::*;
     use serde_json::{json, Value};
@@ -53,6 +55,12 @@ mod cli {
         Search(SearchArgs),
         /// Print embeddings of images or texts.
         Embed(EmbedArgs),
+        /// List groups of near-duplicate photos in an index.
+        Duplicates(DuplicatesArgs),
+        /// Write an index as an export archive (embeddings.npy + manifest.json in a zip).
+        Export(ExportArgs),
+        /// Read an export archive into an index file.
+        Import(ImportArgs),
     }
 
     /// The numbers the CPU engine computes its linear layers in.
@@ -123,6 +131,9 @@ mod cli {
             Command::Index(a) => index(a),
             Command::Search(a) => search(a),
             Command::Embed(a) => embed(a),
+            Command::Duplicates(a) => duplicates(a),
+            Command::Export(a) => export_cmd(a),
+            Command::Import(a) => import_cmd(a),
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,
@@ -467,21 +478,10 @@ mod cli {
 
     fn search(a: SearchArgs) -> Result<(), String> {
         let clip = load(&a.model, a.precision)?;
-        let bytes = std::fs::read(&a.index)
-            .map_err(|e| format!("cannot read {}: {e}", a.index.display()))?;
-        let idx = EmbeddingIndex::from_bytes(&bytes, Some(&clip.model_id))
-            .map_err(|e| format!("{}: {e}", a.index.display()))?;
+        let idx = read_index_or_archive(&a.index, Some(&clip.model_id))?;
         let mut results = Vec::new();
         for q in &a.queries {
-            if q.trim().is_empty() {
-                results.push(json!({"query": q, "matches": [], "error": "the query is empty"}));
-                continue;
-            }
-            let outcome = clip
-                .embed_texts(&[q.as_str()])
-                .map_err(|e| e.to_string())
-                .and_then(|emb| idx.search(emb.row(0), a.top_k).map_err(|e| e.to_string()));
-            match outcome {
+            match compound_search(&clip, &idx, q, a.top_k) {
                 Ok(matches) => {
                     let m: Vec<Value> = matches
                         .iter()
@@ -553,6 +553,210 @@ mod cli {
         for s in &skipped {
             println!("skipped {}: {}", s["path"], s["error"]);
         }
+        Ok(())
+    }
+
+    /// Ranks `idx` against one compound query (`index::query`): its distinct texts are
+    /// encoded in one batch, its photos (`@PATH`, `@#ID`) looked up in the index.
+    fn compound_search(
+        clip: &Clip,
+        idx: &EmbeddingIndex,
+        text: &str,
+        top_k: usize,
+    ) -> Result<Vec<Match>, String> {
+        let parsed = query::parse(text).map_err(|e| e.to_string())?;
+        let texts = parsed.texts();
+        let embedded = if texts.is_empty() {
+            None
+        } else {
+            Some(clip.embed_texts(&texts).map_err(|e| e.to_string())?)
+        };
+        let lookup = |t: &str| {
+            let i = texts.iter().position(|x| *x == t)?;
+            embedded.as_ref().map(|e| e.row(i).to_vec())
+        };
+        query::search(idx, &parsed, lookup, top_k).map_err(|e| e.to_string())
+    }
+
+    /// Reads an index file, or an export archive (told apart by their first bytes).
+    fn read_index_or_archive(
+        path: &Path,
+        expected_model: Option<&str>,
+    ) -> Result<EmbeddingIndex, String> {
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if export::is_archive(&bytes) {
+            export::import(&bytes, expected_model)
+                .map(|i| i.index)
+                .map_err(|e| format!("{}: {e}", path.display()))
+        } else {
+            EmbeddingIndex::from_bytes(&bytes, expected_model)
+                .map_err(|e| format!("{}: {e}", path.display()))
+        }
+    }
+
+    #[derive(Args)]
+    struct DuplicatesArgs {
+        /// Index file or export archive.
+        #[arg(long)]
+        index: PathBuf,
+        /// Cosine similarity at or above which two photos are duplicates.
+        #[arg(long, default_value_t = 0.95)]
+        threshold: f32,
+        #[arg(long)]
+        json: bool,
+    }
+
+    fn duplicates(a: DuplicatesArgs) -> Result<(), String> {
+        let idx = read_index_or_archive(&a.index, None)?;
+        let started = Instant::now();
+        let (groups, stats) = dupes::duplicates(&idx, a.threshold).map_err(|e| e.to_string())?;
+        let seconds = started.elapsed().as_secs_f64();
+        let path = |p: usize| {
+            idx.entries()
+                .get(p)
+                .map_or_else(String::new, |e| e.path.clone())
+        };
+        if a.json {
+            let groups: Vec<Value> = groups
+                .iter()
+                .map(|g| {
+                    let others: Vec<String> = g.others.iter().map(|&p| path(p)).collect();
+                    json!({"keep": path(g.keep), "others": others})
+                })
+                .collect();
+            return print_json(&json!({
+                "threshold": a.threshold,
+                "groups": groups,
+                "seconds": seconds,
+                "lsh": {
+                    "bits": stats.plan.bits,
+                    "tables": stats.plan.tables,
+                    "pair_recall": stats.plan.pair_recall,
+                    "candidate_pairs": stats.candidate_pairs,
+                    "verified_pairs": stats.verified_pairs,
+                },
+            }));
+        }
+        for g in &groups {
+            println!("keep {}", path(g.keep));
+            for &p in &g.others {
+                println!("  also {}", path(p));
+            }
+        }
+        let extra: usize = groups.iter().map(|g| g.others.len()).sum();
+        println!(
+            "{} groups of duplicates at cosine >= {} ({extra} photos besides the one kept), {:.2} s",
+            groups.len(),
+            a.threshold,
+            seconds
+        );
+        Ok(())
+    }
+
+    #[derive(Args)]
+    struct ExportArgs {
+        /// Index file to export.
+        #[arg(long)]
+        index: PathBuf,
+        /// Archive to write (a zip).
+        #[arg(long)]
+        out: PathBuf,
+        /// The model revision to record in the manifest.
+        #[arg(long)]
+        revision: Option<String>,
+        #[arg(long)]
+        json: bool,
+    }
+
+    fn export_cmd(a: ExportArgs) -> Result<(), String> {
+        let idx = read_index_or_archive(&a.index, None)?;
+        let bytes = export::export(&idx, a.revision.as_deref()).map_err(|e| e.to_string())?;
+        write_atomically(&a.out, &bytes)?;
+        if a.json {
+            return print_json(&json!({
+                "exported": idx.len(),
+                "out": a.out.display().to_string(),
+                "bytes": bytes.len(),
+            }));
+        }
+        println!(
+            "exported {} photos to {} ({} bytes)",
+            idx.len(),
+            a.out.display(),
+            bytes.len()
+        );
+        Ok(())
+    }
+
+    #[derive(Args)]
+    struct ImportArgs {
+        /// Export archive to read.
+        #[arg(long)]
+        archive: PathBuf,
+        /// Index file to write; an existing index of the same model takes the archive's
+        /// photos in (same path: replaced), one of another model is refused.
+        #[arg(long)]
+        out: PathBuf,
+        /// Refuse an archive made with another model than this one.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    }
+
+    fn import_cmd(a: ImportArgs) -> Result<(), String> {
+        let expected = match &a.model {
+            Some(dir) => Some(load(dir, Precision::F32)?.model_id),
+            None => None,
+        };
+        let bytes = std::fs::read(&a.archive)
+            .map_err(|e| format!("cannot read {}: {e}", a.archive.display()))?;
+        let imported = export::import(&bytes, expected.as_deref())
+            .map_err(|e| format!("{}: {e}", a.archive.display()))?;
+        let archive_index = imported.index;
+        let out = match std::fs::read(&a.out) {
+            Ok(existing) => {
+                let mut idx = EmbeddingIndex::from_bytes(&existing, Some(archive_index.model_id()))
+                    .map_err(|e| {
+                        format!(
+                            "{} exists and cannot take the archive in ({e}); choose another --out",
+                            a.out.display()
+                        )
+                    })?;
+                for (entry, row) in archive_index.entries().iter().zip(
+                    archive_index
+                        .matrix()
+                        .chunks_exact(archive_index.dim().max(1)),
+                ) {
+                    let meta = EntryMeta {
+                        path: entry.path.clone(),
+                        size_bytes: entry.size_bytes,
+                        modified_ms: entry.modified_ms,
+                        content_hash: entry.content_hash,
+                    };
+                    idx.upsert(meta, row).map_err(|e| e.to_string())?;
+                }
+                idx
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => archive_index.clone(),
+            Err(e) => return Err(format!("cannot read {}: {e}", a.out.display())),
+        };
+        write_atomically(&a.out, &out.to_bytes())?;
+        if a.json {
+            return print_json(&json!({
+                "imported": archive_index.len(),
+                "total": out.len(),
+                "out": a.out.display().to_string(),
+                "model": out.model_id(),
+            }));
+        }
+        println!(
+            "imported {} photos into {} ({} in all)",
+            archive_index.len(),
+            a.out.display(),
+            out.len()
+        );
         Ok(())
     }
 }

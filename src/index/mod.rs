@@ -15,7 +15,11 @@
 //! strictly increasing in insertion order and below `next_id` (so ids are never reused, and
 //! an id's position is found by binary search); paths are unique; every row has unit norm.
 
+pub mod dupes;
+pub mod export;
+pub mod filters;
 pub mod journal;
+pub mod query;
 pub mod rank;
 pub mod store;
 
