@@ -3,13 +3,13 @@
 //! `index` embeds image files and folders into an index file, `search` ranks an index (or
 //! an export archive) against compound queries (`dog -leash`, `beach + sunset`,
 //! `2:golden retriever`, `@PATH`), `embed` prints embeddings, `duplicates` lists groups of
-//! near-identical photos, `export` and `import` write and read the page's export archive. The contract (arguments, `--json`
-//! shapes, exit status) is in DESIGN.md. A bad image never stops a run: it is reported
-//! under `skipped`. Exit status 1 only when nothing could be done (bad model folder,
-//! unreadable index), with one line on stderr. `index` never replaces an index file it
-//! cannot read (it says so and stops), keeps what an interrupted run finished (a journal
-//! beside the index file, appended and synced per batch, replayed by the next run), and
-//! syncs the new index file and its folder around the atomic rename.
+//! near-identical photos, `export` and `import` write and read the page's export archive.
+//! The contract (arguments, `--json` shapes, exit status) is in DESIGN.md. A bad image
+//! never stops a run: it is reported under `skipped`. Exit status 1 only when nothing could
+//! be done (bad model folder, unreadable index), with one line on stderr. `index` never
+//! replaces an index file it cannot read (it says so and stops), keeps what an interrupted
+//! run finished (a journal beside the index file, appended and synced per batch, replayed
+//! by the next run), and syncs the new index file and its folder around the atomic rename.
 
 #[cfg(target_arch = "wasm32")]
 fn main() {}
