@@ -16,6 +16,7 @@
 //! an id's position is found by binary search); paths are unique; every row has unit norm.
 
 pub mod rank;
+mod remove;
 pub mod store;
 
 use std::collections::HashMap;
