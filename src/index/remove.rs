@@ -160,7 +160,10 @@ mod tests {
         for (entry, row) in fast.entries().iter().zip(fast.matrix().chunks_exact(dim)) {
             assert!(entry.id % 5 != 1 && entry.id % 5 != 3);
             assert_eq!(Some(row), index.embedding(entry.id));
-            assert_eq!(fast.entry_by_path(&entry.path).map(|e| e.id), Some(entry.id));
+            assert_eq!(
+                fast.entry_by_path(&entry.path).map(|e| e.id),
+                Some(entry.id)
+            );
         }
         for id in [1u64, 3, 49_998] {
             assert!(fast.entry(id).is_none());

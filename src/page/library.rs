@@ -102,6 +102,12 @@ impl Known {
         self.files.len()
     }
 
+    /// Marks the folder name `root` as used although this tab holds none of its photos
+    /// (another tab claimed it first, `page::tabs`): a new folder is never placed there.
+    pub fn reserve_root(&mut self, root: &str) {
+        self.roots.insert(root.to_owned());
+    }
+
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
     }
