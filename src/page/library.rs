@@ -227,6 +227,9 @@ pub struct DropFile<T> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placed<T> {
     pub path: String,
+    /// The path the browser gave (`DCIM/sub/x.jpg`), before folder identity placed it: the
+    /// key of a refused file (`page::refused::RefusedKey`).
+    pub dropped: String,
     pub size_bytes: u64,
     pub modified_ms: i64,
     pub handle: T,
@@ -280,6 +283,7 @@ pub fn place_drop<T>(
             };
             Placed {
                 path,
+                dropped: f.path,
                 size_bytes: f.size_bytes,
                 modified_ms: f.modified_ms,
                 handle: f.handle,
