@@ -34,6 +34,22 @@ pub fn looks_like_image_bytes(head: &[u8]) -> bool {
     image::guess_format(head).is_ok()
 }
 
+/// Why a file whose first bytes name an image format this build cannot decode (TIFF, and
+/// so most camera RAW files, which are TIFF inside; AVIF, HDR, …) is refused without being
+/// read whole: the sentence listed beside it, `None` for a decodable format or no image.
+/// The page remembers it (`page::refused`), so a re-drop does not read it again.
+pub fn refusal_for_head(head: &[u8]) -> Option<String> {
+    let format = image::guess_format(head).ok()?;
+    if format.reading_enabled() {
+        return None;
+    }
+    let name = format.extensions_str().first().copied().unwrap_or("this");
+    Some(format!(
+        "clipseek cannot read {} images (camera RAW files are often TIFF inside); save it as JPEG or PNG to index it.",
+        name.to_ascii_uppercase()
+    ))
+}
+
 /// Orders relative paths component by component, as Rust's `Path` (and so the CLI's
 /// sorted walk) does: `a/x` before `a-b/x`, although `-` sorts before `/` as text.
 pub fn path_order(a: &str, b: &str) -> Ordering {
@@ -179,6 +195,23 @@ mod tests {
         assert!(looks_like_image_bytes(b"\x89PNG\r\n\x1a\n"));
         assert!(!looks_like_image_bytes(b"hello world"));
         assert!(!looks_like_image_bytes(b""));
+    }
+
+    #[test]
+    fn a_tiff_or_raw_head_is_refused_by_its_first_bytes_and_a_jpeg_is_not() {
+        let tiff_le = [0x49, 0x49, 0x2A, 0x00, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let tiff_be = [0x4D, 0x4D, 0x00, 0x2A, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0];
+        for head in [tiff_le, tiff_be] {
+            let why = refusal_for_head(&head);
+            assert!(why.as_deref().is_some_and(|w| w.contains("TIF")), "{why:?}");
+            // Still taken as an image, so it is listed rather than silently ignored.
+            assert!(looks_like_image_bytes(&head));
+        }
+        let jpeg = [
+            0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F', 0, 1, 1, 0, 0, 1,
+        ];
+        assert_eq!(refusal_for_head(&jpeg), None);
+        assert_eq!(refusal_for_head(b"plain text, no image"), None);
     }
 
     #[test]

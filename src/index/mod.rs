@@ -21,6 +21,7 @@ pub mod filters;
 pub mod journal;
 pub mod query;
 pub mod rank;
+mod remove;
 pub mod store;
 
 use std::collections::HashMap;

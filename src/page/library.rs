@@ -102,6 +102,12 @@ impl Known {
         self.files.len()
     }
 
+    /// Marks the folder name `root` as used although this tab holds none of its photos
+    /// (another tab claimed it first, `page::tabs`): a new folder is never placed there.
+    pub fn reserve_root(&mut self, root: &str) {
+        self.roots.insert(root.to_owned());
+    }
+
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
     }
@@ -221,6 +227,9 @@ pub struct DropFile<T> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placed<T> {
     pub path: String,
+    /// The path the browser gave (`DCIM/sub/x.jpg`), before folder identity placed it: the
+    /// key of a refused file (`page::refused::RefusedKey`).
+    pub dropped: String,
     pub size_bytes: u64,
     pub modified_ms: i64,
     pub handle: T,
@@ -274,6 +283,7 @@ pub fn place_drop<T>(
             };
             Placed {
                 path,
+                dropped: f.path,
                 size_bytes: f.size_bytes,
                 modified_ms: f.modified_ms,
                 handle: f.handle,

@@ -444,3 +444,29 @@ fn place_drop_keeps_subfolders() {
     );
     assert_eq!(paths(&placed), ["F (2)/x/a.jpg"]);
 }
+
+#[test]
+fn a_placed_file_keeps_the_path_it_was_dropped_under() {
+    let mut known = phone_a();
+    let placed = place_drop(
+        &mut known,
+        &["DCIM".to_owned()],
+        vec![dropped("DCIM/IMG_1.jpg", Some(0), 111, 10)],
+    );
+    let pairs: Vec<(&str, &str)> = placed
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f.dropped.as_str()))
+        .collect();
+    assert_eq!(pairs, [("DCIM (2)/IMG_1.jpg", "DCIM/IMG_1.jpg")]);
+}
+
+#[test]
+fn a_reserved_name_is_never_given_to_a_new_folder() {
+    let mut known = phone_a();
+    known.reserve_root("DCIM (2)");
+    assert_eq!(known.family("DCIM"), ["DCIM", "DCIM (2)"]);
+    let place = known.place_folder("DCIM", &phone_b());
+    assert_eq!(place.root, "DCIM (3)");
+    assert!(!place.same);
+}

@@ -7,7 +7,14 @@
 
 pub mod errors;
 pub mod library;
+pub mod photo_contract;
+pub mod photo_store;
 pub mod protocol;
+pub mod refused;
 pub mod run;
 pub mod search;
+pub mod skipped;
 pub mod status;
+pub mod tabs;
+#[cfg(test)]
+mod testing;

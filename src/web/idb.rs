@@ -8,7 +8,7 @@
 //! its own variant, because it needs its own words in the UI. Writes issued without
 //! awaiting (`put`, `delete`, `clear`) report their failure through [`Tx::done`], which
 //! callers must await: a write is only durable once its transaction completed. This module
-//! must not know what is stored (that is `download.rs` and `library.rs`) and must not
+//! must not know what is stored (that is `model_cache` and `photo_store.rs`) and must not
 //! hold a transaction across an await on anything but its own requests (IndexedDB commits
 //! a transaction as soon as it has no pending request). Big binary data belongs in Blobs:
 //! an ArrayBuffer value reads back about ten times slower. Reference: the IndexedDB 3.0
@@ -377,7 +377,7 @@ pub mod schema {
 
     pub const NAME: &str = "clipseek";
     /// Bump with every schema change, and teach [`upgrade`] the step.
-    pub const VERSION: u32 = 1;
+    pub const VERSION: u32 = 2;
 
     /// Per model file (key `[model key, file]`): its manifest ([`super::super::download`]).
     pub const MODEL_FILES: &str = "model-files";
@@ -387,10 +387,23 @@ pub mod schema {
     pub const PHOTOS: &str = "photos";
     /// Per indexed photo (key: its relative path): the thumbnail JPEG Blob.
     pub const THUMBS: &str = "thumbs";
+    /// The photo index's own facts (key `generation`: moved on by every clear). Since 2.
+    pub const PHOTO_META: &str = "photo-meta";
+    /// Per new folder name a tab claimed (key: the name): the claim's owner. Since 2.
+    pub const PHOTO_CLAIMS: &str = "photo-claims";
+    /// Per refused file (key `[folder, rel, size, mtime]`): why it cannot be read. Since 2.
+    pub const PHOTO_REFUSED: &str = "photo-refused";
 
     fn upgrade(db: &IdbDatabase, old_version: u32) -> Result<(), JsValue> {
         if old_version < 1 {
             for store in [MODEL_FILES, MODEL_CHUNKS, PHOTOS, THUMBS] {
+                if !db.object_store_names().contains(store) {
+                    db.create_object_store(store)?;
+                }
+            }
+        }
+        if old_version < 2 {
+            for store in [PHOTO_META, PHOTO_CLAIMS, PHOTO_REFUSED] {
                 if !db.object_store_names().contains(store) {
                     db.create_object_store(store)?;
                 }

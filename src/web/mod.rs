@@ -1,7 +1,9 @@
 //! The browser shell (wasm32 only): the one place that names `web_sys`, `js_sys` and
 //! `JsValue`. The page (`app`, `ui`) downloads the model (`download`: the engine of
-//! `crate::model_cache` over the drivers of `model_cache`) into IndexedDB (`idb`), keeps the photo index there (`library`) and has the encoding done by Web
-//! Workers (`worker`), each its own wasm instance of the `clipseek-worker` binary.
+//! `crate::model_cache` over the drivers of `model_cache`) into IndexedDB (`idb`), keeps
+//! the photo index there (`library` over `photo_store`), tells the other tabs what changed
+//! (`tabs`) and has the encoding done by Web Workers (`worker`), each its own wasm instance
+//! of the `clipseek-worker` binary.
 //!
 //! Nothing here computes CLIP or ranks: that is the core (`model`, `encode`, `index`),
 //! which this module only feeds with bytes and asks for answers. Errors reach the person
@@ -12,6 +14,8 @@ pub mod download;
 pub mod idb;
 pub mod library;
 pub mod model_cache;
+pub mod photo_store;
+pub mod tabs;
 pub mod ui;
 pub mod worker;
 
