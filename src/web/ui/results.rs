@@ -3,7 +3,7 @@
 //! button (Enter or a click opens the preview) and "Similar" / "Remove" buttons. Arrow keys
 //! move the focus across the grid, row by row as it is laid out.
 //!
-//! It draws what it is given and reports nothing itself; `app.rs` listens on `#results`
+//! It draws what it is given and reports nothing itself; `web::events` listens on `#results`
 //! (event delegation) and decides. Reference: the WAI-ARIA Authoring Practices' grid
 //! keyboard conventions (arrows move focus; Enter activates).
 
