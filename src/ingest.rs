@@ -4,7 +4,7 @@
 //! which index entries disappeared from a re-dropped folder, and how many encoder workers
 //! the machine can afford.
 //!
-//! It must not read files, talk to workers or know about the browser: `web::app` feeds it
+//! It must not read files, talk to workers or know about the browser: `page::run` feeds it
 //! file names, sizes and dates. Reference: the CLI's `collect`/`walk` (sorted, recursive,
 //! `looks_like_image`) in `src/bin/clipseek.rs`, and `EmbeddingIndex::unchanged`.
 

@@ -14,7 +14,7 @@
 //! `name (2).jpg`. Photos of a re-dropped folder that are no longer in it are only
 //! *offered* for forgetting ([`ForgetOffer`]); the default keeps them.
 //!
-//! It must not read files or know about the browser or the workers: `web::app` feeds it
+//! It must not read files or know about the browser or the workers: `page::run` feeds it
 //! names, sizes and dates. Reference: DESIGN.md "Folder identity"; issue 8, item 5.
 
 use std::collections::{BTreeSet, HashMap, HashSet};

@@ -1,95 +1,717 @@
-//! The crash budget of an indexing run: per photo, not per session. When a vision worker
-//! dies, the photos of the job it was running are suspects: each is charged one crash and
-//! tried again alone; a photo charged [`CRASHES_PER_PHOTO`] times is skipped with a plain
-//! reason, and the run goes on on a fresh worker in the dead one's slot. Jobs that were
-//! only waiting behind it (a worker handles one message at a time, in order) are not
-//! charged: they go back to the queue as they were. Only crashes with no photo to blame (a
-//! worker that dies while loading) can end the run, after [`CRASHES_WITHOUT_PROGRESS`] of
-//! them in a row with no photo encoded and no worker loaded in between.
+//! Indexing runs as a state machine: the photos of one or more drops are placed
+//! (`page::library`), the unchanged ones skipped (`ingest::plan`), the rest queued in
+//! indexing order and handed in batches to the photo encoders (`page::pool`), results
+//! applied strictly in that order (a small reorder buffer) so ties rank as the CLI ranks
+//! them, and saved batch by batch. A photo enters the in-memory index only once its batch
+//! is saved: a failed save (quota, abort) pauses the run, is shown with a Retry that sends
+//! the same batch again, and the index never claims a photo that is not stored. A dead
+//! worker's photos are charged per photo (`page::crash`) and its slot refilled; a reply
+//! from a terminated worker is dropped. `update` takes one [`Input`] (a drop, a worker's
+//! message, a storage result, a timer, a button) and returns the [`Effect`]s the browser
+//! carries out; [`Indexer::view`] is what the DOM shows.
 //!
-//! It must not know about the browser or the workers' messages: `web::app` tells it which
-//! jobs a dead worker held, oldest first, and does what the [`Verdict`] says. Reference:
-//! issue 8, "Crash budget per photo, not per session".
+//! It must not name the browser: file and thumbnail handles are type parameters (`F`,
+//! `T`: `web_sys::File` and `ArrayBuffer` in the page, plain values in the tests), time
+//! comes in with each input. Reference: issue 8, item 1 and "A failed save"; DESIGN.md
+//! "The page core".
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
-/// Crashes a photo may be running in before it is skipped.
-pub const CRASHES_PER_PHOTO: u32 = 2;
-/// Crashes in a row with nothing to blame (no photo running) before the run gives up.
-pub const CRASHES_WITHOUT_PROGRESS: u32 = 3;
+use super::crash::{CrashBudget, Lost, CRASH_REASON};
+use super::library::{place_drop, DropFile, ForgetOffer, Known};
+use super::pool::{Pool, WorkerId};
+use super::protocol::{Hash, JobId, Photo, ToWorker, Tower};
+use super::status::RunSummary;
+use crate::encode::{Backend, EngineKind, PrecisionChoice};
+use crate::hub::{format_eta, Rate};
+use crate::index::{EmbeddingIndex, EntryMeta, IndexError};
+use crate::ingest::{self, Candidate};
 
-/// Why a photo that keeps killing its worker is skipped.
-pub const CRASH_REASON: &str = "The encoder stopped twice while reading this photo (it may be \
-too large or damaged), so it was skipped.";
+#[path = "run_apply.rs"]
+mod apply;
+#[path = "run_life.rs"]
+mod life;
+#[path = "run_workers.rs"]
+mod workers;
 
-/// A photo of the run (its position in indexing order).
-pub type Key = usize;
+/// Photos per batch sent to a worker.
+pub const BATCH: usize = 4;
+/// The progress line is rewritten at most this often (ms) unless something changed state.
+pub const PROGRESS_EVERY_MS: f64 = 150.0;
 
-/// What a dead worker held: the keys of each of its jobs, in the order they were sent
-/// (the first was running, the others waiting behind it).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Lost {
-    pub jobs: Vec<Vec<Key>>,
+/// What the page knows when the model and the index are open.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The cached model the workers load.
+    pub model_key: String,
+    /// The model's identity: a worker that loaded another is refused.
+    pub model_id: String,
+    pub dim: usize,
+    pub backend: Backend,
+    pub precision: PrecisionChoice,
+    /// Vision workers to start (`ingest::worker_count`).
+    pub pool_size: usize,
+    /// Seconds the photo encoders stay loaded when idle.
+    pub idle_release_s: u32,
 }
 
-/// What to do about a crash.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Verdict {
-    /// Suspects under their budget: encode again, one at a time.
-    pub retry_alone: Vec<Key>,
-    /// Photos that never ran: back to the queue, uncharged.
-    pub requeue: Vec<Key>,
-    /// Photos that used up their budget: list them as skipped ([`CRASH_REASON`]).
-    pub skipped: Vec<Key>,
-    /// Nothing could be blamed too many times in a row: stop the run.
-    pub give_up: bool,
+/// One stored photo, as read back at start-up and as written by a save.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub path: String,
+    pub size_bytes: u64,
+    pub modified_ms: i64,
+    pub content_hash: Hash,
+    pub model_id: String,
+    /// Insertion order: an entry keeps its number when it is replaced.
+    pub seq: f64,
+    pub embedding: Vec<f32>,
 }
 
-/// Crashes charged so far in one run.
-#[derive(Debug, Clone, Default)]
-pub struct CrashBudget {
-    charged: HashMap<Key, u32>,
-    without_progress: u32,
+/// Where a saved photo's thumbnail comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ThumbOf<T> {
+    /// The JPEG the worker made.
+    New(T),
+    /// The thumbnail of the stored photo with the same content.
+    CopyOf(String),
+    None,
 }
 
-impl CrashBudget {
+/// One photo to save.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToSave<T> {
+    pub record: Stored,
+    pub thumb: ThumbOf<T>,
+}
+
+/// A save, named so its answer can be matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BatchId(pub u32);
+
+/// Why a save failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SaveError {
+    /// The browser's storage is full.
+    Quota,
+    /// Anything else (aborted, closed), in words.
+    Other(String),
+}
+
+/// One photo's answer from a worker, with its thumbnail beside it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer<T> {
+    pub key: u32,
+    pub result: Result<Photo, String>,
+    pub thumb: Option<T>,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input<F, T> {
+    /// The model and the stored index are open: `stored` is what storage held
+    /// (`unreadable` records could not be read at all).
+    Opened {
+        config: Config,
+        stored: Vec<Stored>,
+        unreadable: usize,
+    },
+    /// The model was removed: the workers stop and the run ends; the index is kept.
+    Closed,
+    /// Photos were dropped or picked (`roots`: the folders among them, by name).
+    Dropped {
+        files: Vec<DropFile<F>>,
+        roots: Vec<String>,
+    },
+    Started(WorkerId),
+    Loading(WorkerId, f64),
+    Loaded {
+        worker: WorkerId,
+        model_id: String,
+        engine: EngineKind,
+        detail: String,
+        fallback: Option<String>,
+    },
+    /// WebGPU failed under `backend=auto`; the worker runs on the CPU now.
+    Switched {
+        worker: WorkerId,
+        engine: EngineKind,
+        detail: String,
+        reason: String,
+    },
+    Failed {
+        worker: WorkerId,
+        error: String,
+    },
+    Encoded {
+        worker: WorkerId,
+        job: JobId,
+        answers: Vec<Answer<T>>,
+    },
+    Crashed {
+        worker: WorkerId,
+        message: String,
+    },
+    /// The worker could not be created.
+    SpawnFailed(WorkerId),
+    /// A job could not be posted to its worker.
+    SendFailed {
+        worker: WorkerId,
+        job: JobId,
+    },
+    /// A message from a worker that does not fit the protocol, in words.
+    Unreadable(String),
+    TogglePause,
+    Cancel,
+    SaveDone(BatchId),
+    SaveFailed {
+        batch: BatchId,
+        error: SaveError,
+    },
+    /// "Retry" after a failed save.
+    RetrySave,
+    /// The idle timer of this generation ran out.
+    IdleTimer(u32),
+    /// A photo dropped on the search box (`mime`: its type as the browser says).
+    SearchByImage {
+        name: String,
+        mime: String,
+        file: F,
+    },
+}
+
+/// What the browser must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect<F, T> {
+    /// Start a vision worker; its messages come back under this id.
+    Spawn(WorkerId),
+    Terminate(WorkerId),
+    Send {
+        worker: WorkerId,
+        message: ToWorker,
+    },
+    /// Post `message` with `files` beside it.
+    Encode {
+        worker: WorkerId,
+        message: ToWorker,
+        files: Vec<F>,
+    },
+    /// Write these photos; answer [`Input::SaveDone`] or [`Input::SaveFailed`].
+    Save {
+        batch: BatchId,
+        photos: Vec<ToSave<T>>,
+    },
+    /// Answer [`Input::IdleTimer`] after `ms`.
+    StartIdleTimer {
+        generation: u32,
+        ms: u32,
+    },
+    /// Show this error (with the page's Retry when `retry`).
+    Fail {
+        message: String,
+        retry: bool,
+    },
+    /// Why WebGPU is not used.
+    Fallback(String),
+    /// These photos entered (or changed in) the index: their thumbnails are stale.
+    Indexed {
+        paths: Vec<String>,
+    },
+    /// A run ended: draw the results again.
+    RunEnded,
+    /// Search by this photo's embedding.
+    SearchImage {
+        name: String,
+        embedding: Vec<f32>,
+    },
+    /// Say this in `#search-text`.
+    SaySearch(String),
+    /// Log this to the console.
+    Warn(String),
+}
+
+/// What `#status` says while the photo encoders are busy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Busy {
+    Loading,
+    Indexing,
+    Error,
+}
+
+/// What the indexing panel shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct View {
+    /// `#status` while busy (none: the page says where it stands).
+    pub status: Option<(Busy, String)>,
+    /// `#index-progress`: done of total (no total: empty).
+    pub progress: (f64, Option<f64>),
+    /// `#index-text`.
+    pub line: String,
+    /// Pause and Cancel shown.
+    pub running: bool,
+    pub paused: bool,
+    /// The failed save's sentence: `#retry-save-button` shown.
+    pub save_error: Option<String>,
+    /// `#forget-button`'s words, when shown.
+    pub forget: Option<String>,
+    /// "Clear index" shown.
+    pub can_clear: bool,
+    pub indexed: usize,
+    pub skipped: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Outcome<T> {
+    Embedded {
+        embedding: Vec<f32>,
+        hash: Hash,
+        thumb: Option<T>,
+    },
+    Duplicate {
+        hash: Hash,
+    },
+    Failed(String),
+    /// Not encoded: the run was cancelled.
+    Dropped,
+}
+
+#[derive(Debug, Clone)]
+struct Item<F> {
+    path: String,
+    size_bytes: u64,
+    modified_ms: i64,
+    file: F,
+}
+
+/// One run: the photos of one or more drops, in indexing order.
+#[derive(Debug, Clone)]
+struct Run<F, T> {
+    items: Vec<Item<F>>,
+    next_dispatch: usize,
+    /// Photos to try again alone (after a crash), in this order.
+    solo: VecDeque<usize>,
+    finished: BTreeMap<usize, Outcome<T>>,
+    next_apply: usize,
+    /// Photos that will be applied (all, or those dispatched before a cancel).
+    limit: usize,
+    added: usize,
+    reused: usize,
+    failed: usize,
+    unchanged: usize,
+    /// Photos in saves thrown away by a cancel.
+    discarded: usize,
+    vanished: Vec<u64>,
+    paused: bool,
+    cancelled: bool,
+    rate: Rate,
+    started_ms: f64,
+}
+
+#[derive(Debug, Clone)]
+enum JobKind {
+    Index { keys: Vec<usize> },
+    Query { name: String },
+}
+
+#[derive(Debug, Clone)]
+struct Job {
+    worker: WorkerId,
+    /// Sent order: a worker runs its jobs one at a time, oldest first.
+    sent: u64,
+    kind: JobKind,
+}
+
+/// A batch being saved (or waiting for the one before it).
+#[derive(Debug, Clone)]
+struct Batch<T> {
+    id: BatchId,
+    photos: Vec<ToSave<T>>,
+}
+
+/// The saves: one at a time, in order.
+#[derive(Debug, Clone)]
+struct Saves<T> {
+    next_id: u32,
+    /// Sent and not answered, or failed (with the sentence) until retried.
+    in_flight: Option<(Batch<T>, Option<String>)>,
+    /// Gathered while one is in flight.
+    waiting: Vec<ToSave<T>>,
+}
+
+impl<T> Default for Saves<T> {
+    fn default() -> Self {
+        Self {
+            next_id: 1,
+            in_flight: None,
+            waiting: Vec::new(),
+        }
+    }
+}
+
+impl<T> Saves<T> {
+    fn error(&self) -> Option<&str> {
+        self.in_flight.as_ref().and_then(|(_, e)| e.as_deref())
+    }
+
+    fn is_idle(&self) -> bool {
+        self.in_flight.is_none() && self.waiting.is_empty()
+    }
+}
+
+/// The indexing side of the page.
+#[derive(Debug, Clone)]
+pub struct Indexer<F, T> {
+    config: Option<Config>,
+    index: Option<EmbeddingIndex>,
+    seqs: HashMap<String, f64>,
+    next_seq: f64,
+    originals: HashMap<String, F>,
+    skipped: BTreeMap<String, String>,
+    skipped_version: u32,
+    waiting: Vec<(Vec<DropFile<F>>, Vec<String>)>,
+    run: Option<Run<F, T>>,
+    pool: Pool,
+    pool_activity: u32,
+    crashes: CrashBudget,
+    jobs: HashMap<JobId, Job>,
+    next_job: JobId,
+    sent_jobs: u64,
+    saves: Saves<T>,
+    pending_image: Option<(String, F)>,
+    forget: Option<ForgetOffer>,
+    /// A failure the page shows stops new runs until the model is opened again.
+    stopped: bool,
+    note: Option<String>,
+    line: String,
+    progress: (f64, Option<f64>),
+    last_progress_ms: f64,
+}
+
+impl<F: Clone, T: Clone> Default for Indexer<F, T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<F: Clone, T: Clone> Indexer<F, T> {
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            config: None,
+            index: None,
+            seqs: HashMap::new(),
+            next_seq: 0.0,
+            originals: HashMap::new(),
+            skipped: BTreeMap::new(),
+            skipped_version: 0,
+            waiting: Vec::new(),
+            run: None,
+            pool: Pool::new(),
+            pool_activity: 0,
+            crashes: CrashBudget::new(),
+            jobs: HashMap::new(),
+            next_job: JobId(1),
+            sent_jobs: 0,
+            saves: Saves::default(),
+            pending_image: None,
+            forget: None,
+            stopped: false,
+            note: None,
+            line: String::new(),
+            progress: (0.0, None),
+            last_progress_ms: f64::NEG_INFINITY,
+        }
     }
 
-    /// Crashes charged to `key`.
-    pub fn charged(&self, key: Key) -> u32 {
-        self.charged.get(&key).copied().unwrap_or(0)
+    pub fn index(&self) -> Option<&EmbeddingIndex> {
+        self.index.as_ref()
     }
 
-    /// Something worked (a job answered, a worker loaded): blameless crashes start over.
-    pub fn progress(&mut self) {
-        self.without_progress = 0;
+    pub fn indexed(&self) -> usize {
+        self.index.as_ref().map_or(0, EmbeddingIndex::len)
     }
 
-    /// A worker died holding `lost`.
-    pub fn crashed(&mut self, lost: Lost) -> Verdict {
-        let mut verdict = Verdict::default();
-        let mut jobs = lost.jobs.into_iter().filter(|j| !j.is_empty());
-        match jobs.next() {
-            Some(running) => {
-                for key in running {
-                    let n = self.charged.entry(key).or_insert(0);
-                    *n += 1;
-                    if *n >= CRASHES_PER_PHOTO {
-                        verdict.skipped.push(key);
-                    } else {
-                        verdict.retry_alone.push(key);
-                    }
-                }
+    /// The dropped file behind a stored path (for the full-size preview).
+    pub fn original(&self, path: &str) -> Option<&F> {
+        self.originals.get(path)
+    }
+
+    /// Files that could not be indexed, by path, and a number that changes when they do.
+    pub fn skipped(&self) -> (&BTreeMap<String, String>, u32) {
+        (&self.skipped, self.skipped_version)
+    }
+
+    /// Drops are waiting for the model.
+    pub fn has_waiting(&self) -> bool {
+        !self.waiting.is_empty()
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.run.is_some()
+    }
+
+    /// A photo search waits for a photo encoder.
+    pub fn has_pending_image(&self) -> bool {
+        self.pending_image.is_some()
+    }
+
+    /// The sentence after "Ready" when the stored index had something to say.
+    pub fn note(&self) -> Option<&str> {
+        self.note.as_deref()
+    }
+
+    /// The engines the loaded photo encoders run, and in words.
+    pub fn vision_engines(&self) -> (Vec<EngineKind>, Vec<String>) {
+        let engines = self.pool.iter().filter_map(|w| w.engine).collect();
+        let details = self.pool.iter().filter_map(|w| w.detail.clone()).collect();
+        (engines, details)
+    }
+
+    /// Writes `#index-text` (for what the page says outside runs).
+    pub fn say(&mut self, line: impl Into<String>) {
+        self.line = line.into();
+    }
+
+    pub fn view(&self) -> View {
+        let running = self.run.is_some();
+        View {
+            status: self.busy(),
+            progress: self.progress,
+            line: self.line.clone(),
+            running,
+            paused: self.run.as_ref().is_some_and(|r| r.paused),
+            save_error: self.saves.error().map(str::to_owned),
+            forget: self
+                .forget
+                .as_ref()
+                .filter(|_| !running)
+                .map(ForgetOffer::label),
+            can_clear: self.indexed() > 0 && !running,
+            indexed: self.indexed(),
+            skipped: self.skipped.len(),
+        }
+    }
+
+    fn busy(&self) -> Option<(Busy, String)> {
+        if let Some(e) = self.saves.error() {
+            return Some((Busy::Error, e.to_owned()));
+        }
+        let run = self.run.as_ref()?;
+        if !self.pool.any_ready() && run.next_apply < run.limit {
+            let percent = self.pool.load_fraction() * 100.0;
+            return Some((
+                Busy::Loading,
+                format!("Loading the photo encoder ({percent:.0}%)…"),
+            ));
+        }
+        let done = run.next_apply.min(run.limit);
+        let verb = if run.paused { "Paused" } else { "Indexing" };
+        Some((
+            Busy::Indexing,
+            format!("{verb}: {done} of {} photos.", run.limit),
+        ))
+    }
+
+    pub fn update(&mut self, now: f64, input: Input<F, T>) -> Vec<Effect<F, T>> {
+        let mut out = Vec::new();
+        match input {
+            Input::Opened {
+                config,
+                stored,
+                unreadable,
+            } => {
+                self.open(config, stored, unreadable);
+                self.maybe_start(now, &mut out);
+                self.retry_image(&mut out);
             }
-            None => {
-                self.without_progress += 1;
-                verdict.give_up = self.without_progress >= CRASHES_WITHOUT_PROGRESS;
+            Input::Closed => self.close(&mut out),
+            Input::Dropped { files, roots } => {
+                self.waiting.push((files, roots));
+                self.maybe_start(now, &mut out);
+            }
+            Input::TogglePause => self.toggle_pause(now, &mut out),
+            Input::Cancel => self.cancel(now, &mut out),
+            Input::SaveDone(batch) => self.save_done(now, batch, &mut out),
+            Input::SaveFailed { batch, error } => self.save_failed(batch, error),
+            Input::RetrySave => self.retry_save(&mut out),
+            Input::IdleTimer(generation) => self.idle_timer(generation, &mut out),
+            Input::SearchByImage { name, mime, file } => {
+                self.search_by_image(name, &mime, file, &mut out)
+            }
+            Input::Unreadable(sentence) => self.fail(sentence, false, &mut out),
+            other => self.worker_input(now, other, &mut out),
+        }
+        out
+    }
+
+    fn close(&mut self, out: &mut Vec<Effect<F, T>>) {
+        out.extend(self.pool.clear().into_iter().map(Effect::Terminate));
+        self.jobs.clear();
+        self.run = None;
+        self.saves = Saves::default();
+        self.config = None;
+    }
+
+    fn fail(&mut self, message: String, retry: bool, out: &mut Vec<Effect<F, T>>) {
+        self.stopped = true;
+        out.push(Effect::Fail { message, retry });
+    }
+
+    /// Starts indexing what is waiting, once the model is open and no run is going.
+    fn maybe_start(&mut self, now: f64, out: &mut Vec<Effect<F, T>>) {
+        if self.run.is_some() || self.waiting.is_empty() || self.stopped {
+            return;
+        }
+        if self.config.is_none() || !self.saves.is_idle() {
+            return;
+        }
+        let Some(index) = self.index.as_ref() else {
+            return;
+        };
+        let sets = std::mem::take(&mut self.waiting);
+        let (mut candidates, files, roots) = place_sets(index, sets);
+        let plan = ingest::plan(index, &mut candidates, &roots);
+        for c in &candidates {
+            if let Some(f) = files.get(&c.path) {
+                self.originals.insert(c.path.clone(), f.clone());
             }
         }
-        verdict.requeue = jobs.flatten().collect();
-        verdict
+        let items: Vec<Item<F>> = plan
+            .encode
+            .iter()
+            .filter_map(|&i| {
+                let c = candidates.get(i)?;
+                Some(Item {
+                    path: c.path.clone(),
+                    size_bytes: c.size_bytes,
+                    modified_ms: c.modified_ms,
+                    file: files.get(&c.path)?.clone(),
+                })
+            })
+            .collect();
+        let limit = items.len();
+        self.note = None;
+        self.forget = None;
+        self.crashes = CrashBudget::new();
+        self.run = Some(Run {
+            items,
+            next_dispatch: 0,
+            solo: VecDeque::new(),
+            finished: BTreeMap::new(),
+            next_apply: 0,
+            limit,
+            added: 0,
+            reused: 0,
+            failed: 0,
+            unchanged: plan.unchanged,
+            discarded: 0,
+            vanished: plan.vanished,
+            paused: false,
+            cancelled: false,
+            rate: Rate::new(10_000.0),
+            started_ms: now,
+        });
+        if limit == 0 {
+            self.finish(now, out);
+            return;
+        }
+        self.ensure_pool(out);
+        self.known_hashes(None, out);
+        self.dispatch(out);
+        self.report(now, true);
+    }
+
+    fn toggle_pause(&mut self, now: f64, out: &mut Vec<Effect<F, T>>) {
+        let Some(run) = self.run.as_mut() else { return };
+        run.paused = !run.paused;
+        run.rate.reset();
+        self.dispatch(out);
+        self.report(now, true);
+    }
+
+    /// Stops handing out photos; those in hand are applied, the rest dropped. A save that
+    /// failed is given up (its photos were never in the index).
+    fn cancel(&mut self, now: f64, out: &mut Vec<Effect<F, T>>) {
+        let Some(run) = self.run.as_mut() else { return };
+        run.cancelled = true;
+        run.paused = false;
+        run.limit = run.next_dispatch;
+        for k in std::mem::take(&mut run.solo) {
+            run.finished.insert(k, Outcome::Dropped);
+        }
+        if self.saves.error().is_some() {
+            let lost = self
+                .saves
+                .in_flight
+                .take()
+                .map_or(0, |(b, _)| b.photos.len());
+            run.discarded += lost + std::mem::take(&mut self.saves.waiting).len();
+        }
+        self.apply(now, out);
+        self.report(now, true);
+    }
+}
+
+/// Where the waiting drops' files go in the index (`page::library`): the candidates under
+/// their stored paths, their files by those paths, and the stored folders dropped again.
+fn place_sets<F>(
+    index: &EmbeddingIndex,
+    sets: Vec<(Vec<DropFile<F>>, Vec<String>)>,
+) -> (Vec<Candidate>, HashMap<String, F>, Vec<String>) {
+    let mut known = Known::new(
+        index
+            .entries()
+            .iter()
+            .map(|e| (e.path.as_str(), e.size_bytes, e.modified_ms)),
+    );
+    let mut files: HashMap<String, F> = HashMap::new();
+    let mut candidates = Vec::new();
+    let mut roots = Vec::new();
+    for (dropped, set_roots) in sets {
+        let placed = place_drop(&mut known, &set_roots, dropped);
+        roots.extend(
+            placed
+                .folders
+                .into_iter()
+                .filter(|f| f.same)
+                .map(|f| f.root),
+        );
+        for p in placed.files {
+            candidates.push(Candidate {
+                path: p.path.clone(),
+                size_bytes: p.size_bytes,
+                modified_ms: p.modified_ms,
+            });
+            files.entry(p.path).or_insert(p.handle);
+        }
+    }
+    (candidates, files, roots)
+}
+
+/// The checks `EmbeddingIndex::upsert` makes, so a photo that would be refused is listed
+/// as skipped before it is saved rather than after.
+fn admissible(dim: usize, embedding: &[f32]) -> Result<(), IndexError> {
+    if embedding.len() != dim {
+        return Err(IndexError::DimMismatch {
+            expected_dim: dim,
+            got_dim: embedding.len(),
+        });
+    }
+    if let Some(position) = embedding.iter().position(|v| !v.is_finite()) {
+        return Err(IndexError::NonFinite { position });
+    }
+    if embedding.iter().all(|v| *v == 0.0) {
+        return Err(IndexError::ZeroVector);
+    }
+    Ok(())
+}
+
+/// The load request for a vision worker.
+fn load_message(config: &Config) -> ToWorker {
+    ToWorker::Load {
+        model_key: config.model_key.clone(),
+        tower: Tower::Vision,
+        backend: config.backend,
+        precision: config.precision,
     }
 }
 

@@ -5,7 +5,7 @@
 //! [`Input`] and returns the [`Effect`]s the browser must carry out (start a timer, send a
 //! text to the query worker, draw the results, say a sentence).
 //!
-//! It must not rank or touch the DOM (the driver `web::app` ranks with `index` and draws);
+//! It must not rank or touch the DOM (the driver `web::search` ranks with `index` and draws);
 //! it only decides what the current search is. Reference: DESIGN.md "Contract: the page"
 //! (`#query` ranks as you type, debounced; Enter runs it now); issue 8, item 1.
 

@@ -2,7 +2,7 @@
 //! ends ("Indexed 12 new photos, 3 unchanged in 1.5 s."). Kept here so every wording is
 //! tested natively.
 //!
-//! It must not count anything itself or know about the browser: `web::app` hands it the
+//! It must not count anything itself or know about the browser: `page::run` hands it the
 //! run's counts. Reference: issue 8, item 1 ("status sentences").
 
 /// What a finished (or cancelled) run did.

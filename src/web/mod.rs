@@ -1,23 +1,31 @@
 //! The browser shell (wasm32 only): the one place that names `web_sys`, `js_sys` and
-//! `JsValue`. The page (`app`, `ui`) downloads the model (`download`: the engine of
-//! `crate::model_cache` over the drivers of `model_cache`) into IndexedDB (`idb`), keeps
-//! the photo index there (`library` over `photo_store`), tells the other tabs what changed
-//! (`tabs`) and has the encoding done by Web Workers (`worker`), each its own wasm instance
-//! of the `clipseek-worker` binary.
+//! `JsValue`. It is drivers only: the page's rules are in `crate::page`. `driver` holds
+//! the one `App` and its one borrow point; `events` turns DOM events into inputs;
+//! `workers` carries out the core's effects and turns the workers' messages into inputs;
+//! `model` downloads (`download`: the engine of `crate::model_cache` over the drivers of
+//! `model_cache`) and opens the model; `photos` reads drops; `search` draws results;
+//! `ui` writes the DOM. The photo index is kept in IndexedDB (`idb`, `library` over
+//! `photo_store`), the other tabs hear what changed (`tabs`), and the encoding is done by
+//! Web Workers (`worker`), each its own wasm instance of the `clipseek-worker` binary.
 //!
 //! Nothing here computes CLIP or ranks: that is the core (`model`, `encode`, `index`),
 //! which this module only feeds with bytes and asks for answers. Errors reach the person
 //! as one plain sentence. Reference: DESIGN.md, "Contract: the page".
 
-pub mod app;
 pub mod download;
+pub mod driver;
+pub mod events;
 pub mod idb;
 pub mod library;
+pub mod model;
 pub mod model_cache;
 pub mod photo_store;
+pub mod photos;
+pub mod search;
 pub mod tabs;
 pub mod ui;
 pub mod worker;
+pub mod workers;
 
 use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
@@ -26,7 +34,7 @@ use wasm_bindgen_futures::JsFuture;
 /// Starts the page (the `clipseek-app` binary).
 pub fn start() {
     console_error_panic_hook::set_once();
-    app::start();
+    driver::start();
 }
 
 /// Starts an encoder worker (the `clipseek-worker` binary).

@@ -4,7 +4,7 @@
 //! of a folder with its `webkitRelativePath`, `#files-input` loose files by name.
 //!
 //! Nothing is read here but the directory structure: deciding what is a photo and what to
-//! index is `app.rs` and `ingest`. The drop's entries must be taken synchronously inside
+//! index is `page::library` and `ingest`. The drop's entries must be taken synchronously inside
 //! the drop event (the browser empties `DataTransfer` afterwards), hence the split between
 //! [`entries_of_drop`] and [`walk`]. Reference: the File and Directory Entries API
 //! (WICG), `DataTransferItem.webkitGetAsEntry`.

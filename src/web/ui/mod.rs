@@ -4,11 +4,12 @@
 //! `results` draws the result grid and moves focus in it.
 //!
 //! Views only write what they are given; they must not decide anything (that is
-//! `app.rs`) or touch storage and workers. Everything a test relies on is an id or a
+//! `crate::page`) or touch storage and workers. Everything a test relies on is an id or a
 //! `data-*` attribute from DESIGN.md ("Contract: the page"), kept stable on purpose.
 
 pub mod drop;
 pub mod results;
+pub mod status;
 
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{
@@ -61,6 +62,8 @@ pub struct Dom {
     pub index_text: Element,
     pub pause_button: HtmlButtonElement,
     pub cancel_button: HtmlButtonElement,
+    /// Shown while a save of the index failed.
+    pub retry_save_button: HtmlButtonElement,
     pub clear_button: HtmlButtonElement,
     /// "Forget N photos no longer in FOLDER".
     pub forget_button: HtmlButtonElement,
@@ -113,6 +116,7 @@ impl Dom {
             index_text: find(d, "index-text")?,
             pause_button: find(d, "pause-button")?,
             cancel_button: find(d, "cancel-button")?,
+            retry_save_button: find(d, "retry-save-button")?,
             clear_button: find(d, "clear-button")?,
             forget_button: find(d, "forget-button")?,
             skipped_details: find(d, "skipped-details")?,

@@ -3,12 +3,12 @@
 //! button (Enter or a click opens the preview) and "Similar" / "Remove" buttons. Arrow keys
 //! move the focus across the grid, row by row as it is laid out.
 //!
-//! It draws what it is given and reports nothing itself; `app.rs` listens on `#results`
+//! It draws what it is given and reports nothing itself; `web::events` listens on `#results`
 //! (event delegation) and decides. Reference: the WAI-ARIA Authoring Practices' grid
 //! keyboard conventions (arrows move focus; Enter activates).
 
 use wasm_bindgen::JsCast;
-use web_sys::{Element, HtmlElement, KeyboardEvent};
+use web_sys::{Document, Element, HtmlElement, KeyboardEvent};
 
 use super::{append, attr, Dom};
 
@@ -28,84 +28,75 @@ pub fn format_score(score: f32) -> String {
 
 /// Replaces the grid's children with `items`, in order.
 pub fn render(dom: &Dom, items: &[ResultView]) {
-    let doc = &dom.document;
     dom.results.set_inner_html("");
     for item in items {
-        let (
-            Ok(li),
-            Ok(open),
-            Ok(img),
-            Ok(meta),
-            Ok(name),
-            Ok(score),
-            Ok(actions),
-            Ok(similar),
-            Ok(remove),
-        ) = (
-            doc.create_element("li"),
-            doc.create_element("button"),
-            doc.create_element("img"),
-            doc.create_element("div"),
-            doc.create_element("span"),
-            doc.create_element("span"),
-            doc.create_element("div"),
-            doc.create_element("button"),
-            doc.create_element("button"),
-        )
-        else {
-            continue;
-        };
-        let score_text = format_score(item.score);
-        li.set_class_name("result");
-        attr(&li, "data-path", &item.path);
-        attr(&li, "data-score", &score_text);
-        attr(&li, "data-id", &item.id.to_string());
-        open.set_class_name("thumb");
-        attr(&open, "type", "button");
-        attr(
-            &open,
-            "aria-label",
-            &format!("Open {} (score {score_text})", item.path),
-        );
-        img.set_class_name("thumb-image");
-        attr(&img, "alt", "");
-        attr(&img, "decoding", "async");
-        if let Some(url) = &item.thumb_url {
-            attr(&img, "src", url);
+        if let Some(li) = result_item(&dom.document, item) {
+            append(&dom.results, &li);
         }
-        append(&open, &img);
-        meta.set_class_name("meta");
-        name.set_class_name("path");
-        name.set_text_content(Some(&item.path));
-        attr(&name, "title", &item.path);
-        score.set_class_name("score");
-        score.set_text_content(Some(&score_text));
-        append(&meta, &name);
-        append(&meta, &score);
-        actions.set_class_name("item-actions");
-        similar.set_class_name("similar link-button");
-        attr(&similar, "type", "button");
-        similar.set_text_content(Some("Similar"));
-        attr(
-            &similar,
-            "aria-label",
-            &format!("Photos similar to {}", item.path),
-        );
-        remove.set_class_name("remove link-button");
-        attr(&remove, "type", "button");
-        remove.set_text_content(Some("Remove"));
-        attr(
-            &remove,
-            "aria-label",
-            &format!("Remove {} from the index", item.path),
-        );
-        append(&actions, &similar);
-        append(&actions, &remove);
-        append(&li, &open);
-        append(&li, &meta);
-        append(&li, &actions);
-        append(&dom.results, &li);
     }
+}
+
+/// A `<button>` of class `class` saying `text`, labelled `label`.
+fn button(doc: &Document, class: &str, text: &str, label: &str) -> Option<Element> {
+    let b = doc.create_element("button").ok()?;
+    b.set_class_name(class);
+    attr(&b, "type", "button");
+    b.set_text_content(Some(text));
+    attr(&b, "aria-label", label);
+    Some(b)
+}
+
+/// The thumbnail button that opens the preview.
+fn thumb_button(doc: &Document, item: &ResultView, score_text: &str) -> Option<Element> {
+    let label = format!("Open {} (score {score_text})", item.path);
+    let open = button(doc, "thumb", "", &label)?;
+    let img = doc.create_element("img").ok()?;
+    img.set_class_name("thumb-image");
+    attr(&img, "alt", "");
+    attr(&img, "decoding", "async");
+    if let Some(url) = &item.thumb_url {
+        attr(&img, "src", url);
+    }
+    append(&open, &img);
+    Some(open)
+}
+
+/// One result: thumbnail, path and score, "Similar" and "Remove".
+fn result_item(doc: &Document, item: &ResultView) -> Option<Element> {
+    let score_text = format_score(item.score);
+    let li = doc.create_element("li").ok()?;
+    li.set_class_name("result");
+    attr(&li, "data-path", &item.path);
+    attr(&li, "data-score", &score_text);
+    attr(&li, "data-id", &item.id.to_string());
+    let open = thumb_button(doc, item, &score_text)?;
+    let meta = doc.create_element("div").ok()?;
+    let name = doc.create_element("span").ok()?;
+    let score = doc.create_element("span").ok()?;
+    meta.set_class_name("meta");
+    name.set_class_name("path");
+    name.set_text_content(Some(&item.path));
+    attr(&name, "title", &item.path);
+    score.set_class_name("score");
+    score.set_text_content(Some(&score_text));
+    append(&meta, &name);
+    append(&meta, &score);
+    let actions = doc.create_element("div").ok()?;
+    actions.set_class_name("item-actions");
+    let similar_label = format!("Photos similar to {}", item.path);
+    let remove_label = format!("Remove {} from the index", item.path);
+    append(
+        &actions,
+        &button(doc, "similar link-button", "Similar", &similar_label)?,
+    );
+    append(
+        &actions,
+        &button(doc, "remove link-button", "Remove", &remove_label)?,
+    );
+    append(&li, &open);
+    append(&li, &meta);
+    append(&li, &actions);
+    Some(li)
 }
 
 /// Shows a thumbnail that arrived after the grid was drawn.

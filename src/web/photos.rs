@@ -1,0 +1,181 @@
+//! Photos in and out of the index, browser side: a drop or a pick is read (folders walked,
+//! non-photos left out by name or first bytes) and handed to the core (`page::run`,
+//! `Input::Dropped`), which starts the download first when there is no model yet;
+//! "Forget N photos" and "Clear index" change the core's index and then storage.
+//!
+//! It must not place photos or decide what to index (that is `page::library`, `ingest`,
+//! `page::run`). Reference: DESIGN.md "The page: folder identity".
+
+use wasm_bindgen_futures::spawn_local;
+use web_sys::DataTransfer;
+
+use super::driver::{with, AppRef, Stage};
+use super::model::{begin_download, show_storage};
+use super::search::{render_results, search_input};
+use super::ui::drop::{entries_of_drop, from_input, walk, PickedSet};
+use super::ui::set_text;
+use super::workers::run_input;
+use super::{describe_js, now_ms, sleep_ms};
+use crate::ingest;
+use crate::page::library::DropFile;
+use crate::page::run::Input as RunInput;
+use crate::page::search::Input;
+
+/// A drop on the zone: its tree is walked, then its photos accepted.
+pub fn read_drop(app: &AppRef, dt: &DataTransfer) {
+    let dropped = entries_of_drop(dt);
+    with(app, |a| {
+        a.collecting += 1;
+        a.update_status();
+    });
+    let app = app.clone();
+    spawn_local(async move {
+        let set = walk(dropped).await;
+        with(&app, |a| a.collecting -= 1);
+        match set {
+            Ok(set) => accept(&app, set).await,
+            Err(e) => {
+                let line = format!("The dropped folder could not be read: {}", describe_js(&e));
+                with(&app, |a| a.fail(line, false));
+            }
+        }
+    });
+}
+
+/// A pick from `#folder-input` or `#files-input`.
+pub fn picked(app: &AppRef, folder: bool) {
+    let Some(dom) = with(app, |a| a.dom.clone()) else {
+        return;
+    };
+    let input = if folder {
+        &dom.folder_input
+    } else {
+        &dom.files_input
+    };
+    let set = from_input(input);
+    // Let the same folder be picked again later.
+    input.set_value("");
+    let app = app.clone();
+    spawn_local(async move { accept(&app, set).await });
+}
+
+/// Keeps what is a photo by its name or its first bytes (`.txt`, `.DS_Store` are not).
+async fn keep_photos(set: PickedSet) -> PickedSet {
+    let mut kept = PickedSet {
+        files: Vec::new(),
+        roots: set.roots,
+    };
+    for picked in set.files {
+        let keep = if ingest::has_image_extension(&picked.path) {
+            true
+        } else if picked.file.size() >= 1.0 {
+            match picked
+                .file
+                .slice_with_f64_and_f64(0.0, ingest::SNIFF_BYTES as f64)
+            {
+                Ok(head) => super::read_blob(&head)
+                    .await
+                    .is_ok_and(|b| ingest::looks_like_image_bytes(&b)),
+                Err(_) => false,
+            }
+        } else {
+            false
+        };
+        if keep {
+            kept.files.push(picked);
+        }
+    }
+    kept
+}
+
+/// Queues the photos of a drop or pick for indexing (downloading the model first when
+/// there is none).
+async fn accept(app: &AppRef, set: PickedSet) {
+    with(app, |a| a.collecting += 1);
+    let kept = keep_photos(set).await;
+    let empty = kept.files.is_empty();
+    let download = with(app, |a| {
+        a.collecting -= 1;
+        if empty {
+            a.core.say("No photos were found in what was dropped.");
+        }
+        a.update_status();
+        a.stage == Stage::NoModel && a.error.is_none()
+    });
+    if empty {
+        return;
+    }
+    let files = kept
+        .files
+        .into_iter()
+        .map(|p| DropFile {
+            size_bytes: p.file.size() as u64,
+            modified_ms: p.file.last_modified() as i64,
+            path: p.path,
+            folder: p.folder,
+            handle: p.file,
+        })
+        .collect();
+    let roots = kept.roots;
+    run_input(app, RunInput::Dropped { files, roots });
+    if download == Some(true) {
+        begin_download(app).await;
+    }
+}
+
+/// "Forget N photos no longer in FOLDER": removes the offered photos from the index and
+/// from storage.
+pub async fn forget_vanished(app: &AppRef) {
+    let Some((library, paths)) = with(app, |a| {
+        let removed = a.core.forget_offered();
+        a.revoke_thumbs(&removed);
+        a.update_status();
+        (a.library.clone(), removed)
+    }) else {
+        return;
+    };
+    render_results(app);
+    if let (Some(library), false) = (library, paths.is_empty()) {
+        if let Err(e) = library.remove(&paths).await {
+            let line = format!("The index could not be updated: {e}");
+            with(app, |a| a.fail(line, false));
+        }
+    }
+}
+
+/// "Clear index", pressed twice within five seconds.
+pub async fn clear_index(app: &AppRef) {
+    let Some(library) = with(app, |a| {
+        let now = now_ms();
+        let dom = a.dom.clone();
+        if now > a.clear_armed_until {
+            a.clear_armed_until = now + 5000.0;
+            let n = a.core.indexed();
+            let line = format!("Press again to remove all {n} photos from the index");
+            set_text(&dom.clear_button, &line);
+            spawn_local(async move {
+                sleep_ms(5000.0).await;
+                set_text(&dom.clear_button, "Clear index");
+            });
+            return None;
+        }
+        a.clear_armed_until = 0.0;
+        set_text(&dom.clear_button, "Clear index");
+        a.core.clear();
+        let urls: Vec<String> = a.thumb_urls.keys().cloned().collect();
+        a.revoke_thumbs(&urls);
+        Some(a.library.clone())
+    }) else {
+        return;
+    };
+    let Some(library) = library else { return };
+    search_input(app, Input::Cleared);
+    with(app, |a| a.update_status());
+    if let Some(library) = library {
+        if let Err(e) = library.clear().await {
+            let line = format!("The index could not be cleared: {e}");
+            with(app, |a| a.fail(line, false));
+        }
+    }
+    show_storage(app).await;
+}

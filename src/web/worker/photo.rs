@@ -1,0 +1,166 @@
+//! A vision worker's photos: each read, hashed (a known hash is answered `Duplicate`
+//! without decoding), decoded at the model's size (large JPEGs at a reduced DCT scale),
+//! thumbnailed, and the batch encoded in one forward pass. A photo that fails yields its
+//! own sentence and never stops the batch.
+//!
+//! It must not touch the DOM or rank. Reference: `model::preprocess`, `model::thumbnail`.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{ArrayBuffer, Uint8Array};
+use sha2::{Digest, Sha256};
+use wasm_bindgen::JsValue;
+use web_sys::Blob;
+
+use super::engine::{compute, Engine, Input};
+use super::{WorkerState, THUMB_QUALITY, THUMB_SIDE};
+use crate::encode::Embeddings;
+use crate::model::thumbnail::{display_copy, thumbnail_jpeg};
+use crate::page::protocol::{ItemOut, Photo};
+use crate::web::describe_js;
+
+/// Reads, hashes, decodes, thumbnails and encodes a batch of photos.
+pub(super) async fn encode(
+    state: &Rc<RefCell<WorkerState>>,
+    keys: &[u32],
+    files: &[Blob],
+    thumbnails: bool,
+    dedupe: bool,
+) -> (Vec<ItemOut>, Vec<Option<ArrayBuffer>>) {
+    let mut items = Vec::with_capacity(keys.len());
+    let mut thumbs = Vec::with_capacity(keys.len());
+    let mut pixels: Vec<f32> = Vec::new();
+    let mut to_encode: Vec<usize> = Vec::new();
+    for (position, &key) in keys.iter().enumerate() {
+        let (result, thumb) = match files.get(position) {
+            None => (Err("The file was not received.".to_owned()), None),
+            Some(file) => {
+                let read = read_photo(state, file, thumbnails, dedupe).await;
+                match read {
+                    Read::Pixels { hash, px, thumb } => {
+                        pixels.extend_from_slice(&px);
+                        to_encode.push(position);
+                        let result = Ok(Photo::Embedded {
+                            hash,
+                            embedding: Vec::new(),
+                            thumb: thumb.is_some(),
+                        });
+                        (result, thumb)
+                    }
+                    Read::Duplicate(hash) => (Ok(Photo::Duplicate { hash }), None),
+                    Read::Failed(e) => (Err(e), None),
+                }
+            }
+        };
+        items.push(ItemOut { key, result });
+        thumbs.push(thumb);
+    }
+    if to_encode.is_empty() {
+        return (items, thumbs);
+    }
+    let input = Input::Images {
+        pixels: std::mem::take(&mut pixels),
+        count: to_encode.len(),
+    };
+    let result = compute(state, &input).await;
+    fill_embeddings(&result, &to_encode, &mut items, &mut thumbs);
+    (items, thumbs)
+}
+
+/// Puts each encoded row in its photo's answer, or the encoder's error.
+fn fill_embeddings(
+    result: &Result<Embeddings, String>,
+    to_encode: &[usize],
+    items: &mut [ItemOut],
+    thumbs: &mut [Option<ArrayBuffer>],
+) {
+    for (row, &position) in to_encode.iter().enumerate() {
+        let Some(item) = items.get_mut(position) else {
+            continue;
+        };
+        match (result, &mut item.result) {
+            (Ok(embeddings), Ok(Photo::Embedded { embedding, .. })) => {
+                *embedding = embeddings.row(row).to_vec();
+            }
+            (Err(e), _) => {
+                item.result = Err(format!("The photo could not be encoded: {e}"));
+                if let Some(t) = thumbs.get_mut(position) {
+                    *t = None;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// One photo read for encoding.
+enum Read {
+    /// Its pixels as the model reads them, and its thumbnail.
+    Pixels {
+        hash: [u8; 32],
+        px: Vec<f32>,
+        thumb: Option<ArrayBuffer>,
+    },
+    Duplicate([u8; 32]),
+    Failed(String),
+}
+
+/// Reads, hashes and decodes one photo (and makes its thumbnail).
+async fn read_photo(
+    state: &Rc<RefCell<WorkerState>>,
+    file: &Blob,
+    thumbnails: bool,
+    dedupe: bool,
+) -> Read {
+    let bytes = match crate::web::read_blob(file).await {
+        Ok(b) => b,
+        Err(e) => {
+            return Read::Failed(format!(
+                "The file could not be read ({}); it may have been moved or deleted.",
+                describe_js(&e)
+            ))
+        }
+    };
+    let hash: [u8; 32] = Sha256::digest(&bytes).into();
+    if dedupe && state.borrow().known.contains(&hash) {
+        return Read::Duplicate(hash);
+    }
+    let s = state.borrow();
+    let Engine::Vision {
+        preprocessor,
+        encoder,
+    } = &s.engine
+    else {
+        return Read::Failed("The photo encoder is not loaded.".into());
+    };
+    // Large JPEGs arrive decoded at a reduced DCT scale (still >= 2x the model's input):
+    // the thumbnail below is made from that smaller image too.
+    let image = match preprocessor.decode_for_model(&bytes) {
+        Ok(image) => image,
+        Err(e) => return Read::Failed(e.to_string()),
+    };
+    let display = if thumbnails {
+        display_copy(&bytes)
+    } else {
+        None
+    };
+    drop(bytes);
+    let px = preprocessor.model_pixels(&image);
+    let want: usize = encoder.image_shape().iter().product();
+    if px.len() != want {
+        return Read::Failed(format!(
+            "The photo gave {} pixel values where the model reads {want}.",
+            px.len()
+        ));
+    }
+    let mut thumb = None;
+    if thumbnails {
+        let shown = display.as_ref().unwrap_or(&image.rgb);
+        match thumbnail_jpeg(shown, THUMB_SIDE, THUMB_QUALITY) {
+            Ok(jpeg) => thumb = Some(Uint8Array::from(jpeg.as_slice()).buffer()),
+            Err(e) => web_sys::console::warn_1(&JsValue::from_str(&e.to_string())),
+        }
+    }
+    Read::Pixels { hash, px, thumb }
+}
