@@ -107,6 +107,12 @@ async function pageRun(folder, workers) {
   try {
     for (let i = 0; i < Number(a.runs); i++) {
       const b = await openBrowser(t);
+      // Which worker build the page loaded (relaxed SIMD or simd128).
+      const modules = new Set();
+      b.context.on("request", (r) => {
+        const m = /(clipseek-worker[a-z-]*)_bg\.wasm/.exec(r.url());
+        if (m) modules.add(m[1]);
+      });
       const url = appUrl(site, hub, { model: "bench/model", workers, precision: a.precision });
       await load(b, url);
       await waitModelReady(b, hub, { timeout: 900_000 });
@@ -138,8 +144,8 @@ async function pageRun(folder, workers) {
       const p1 = procStat();
       const rec = await recorded(b.page);
       const backend = rec.trace.findLast((s) => s.backend)?.backend ?? null;
-      runs.push({ ms_per_image: (doneAt - dropAt) / count, drop_to_done_ms: doneAt - dropAt, cold_start_ms: coldStartMs, cold_start: coldStart, machine_cores_busy: coresBusy(p0, p1), backend });
-      say(`page, ${workers} worker(s), run ${i + 1}: ${(doneAt - dropAt) / count} ms/image, cold start ${coldStartMs} ms`);
+      runs.push({ ms_per_image: (doneAt - dropAt) / count, drop_to_done_ms: doneAt - dropAt, cold_start_ms: coldStartMs, cold_start: coldStart, worker_modules: [...modules], machine_cores_busy: coresBusy(p0, p1), backend });
+      say(`page, ${workers} worker(s), run ${i + 1}: ${(doneAt - dropAt) / count} ms/image, cold start ${coldStartMs} ms, worker module ${[...modules].join(", ")}`);
       await b.close();
     }
   } finally {

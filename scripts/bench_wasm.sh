@@ -17,7 +17,8 @@
 #   KERNEL=relaxed build with the crate feature relaxed-simd (the page's second worker
 #                  module: the relaxed-SIMD int8 kernel) into target/bench/pkg-relaxed and
 #                  run Node with --experimental-wasm-relaxed-simd (Node 20 has it behind
-#                  that flag); writes wasm-relaxed.json
+#                  that flag); writes wasm-relaxed.json. Timings only: Node 20's V8
+#                  computes the relaxed dot product wrongly (its cos figures are void)
 #
 # Needs: the wasm32 target and wasm-bindgen-cli at Cargo.lock's version (scripts/setup), Node 20.
 set -euo pipefail

@@ -3,8 +3,9 @@
 //! `include_bytes!` since wasm has no file system. The 8-bit path is checked here too: the
 //! build's kernel against the integer reference and f32 on odd sizes, and the int8
 //! engine's embeddings against transformers' f32. `scripts/check` runs this file twice:
-//! as built (the `simd128` kernel) and with `--features relaxed-simd` under Node's
-//! `--experimental-wasm-relaxed-simd` (the relaxed-SIMD kernel).
+//! as built (the `simd128` kernel, in Node) and with `--features relaxed-simd` (the
+//! relaxed-SIMD kernel) in Chromium with `WASM_BINDGEN_USE_BROWSER=1`: Node 20's V8
+//! miscomputes `i32x4.relaxed_dot_i8x16_i7x16_add_s` (twice the dot, no accumulator).
 #![cfg(target_arch = "wasm32")]
 
 use clipseek::clip::{Clip, ModelJson};

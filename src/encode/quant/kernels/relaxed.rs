@@ -16,8 +16,18 @@ use core::arch::wasm32::{
     i32x4_extract_lane, i32x4_relaxed_dot_i8x16_i7x16_add, i32x4_splat, i8x16, v128,
 };
 
-use super::simd128::byte;
 use super::{Epilogue, PackedWeights, NC};
+
+/// Byte `j` of a `v128`.
+fn byte(v: v128, j: usize) -> u8 {
+    let words = [
+        i32x4_extract_lane::<0>(v),
+        i32x4_extract_lane::<1>(v),
+        i32x4_extract_lane::<2>(v),
+        i32x4_extract_lane::<3>(v),
+    ];
+    words[j / 4].to_le_bytes()[j % 4]
+}
 
 pub(super) const NAME: &str = "relaxed";
 pub(super) const MAX_WEIGHT: i8 = 63;
