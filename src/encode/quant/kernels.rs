@@ -155,7 +155,6 @@ impl PackedActs {
     /// exceed [`MAX_ACTIVATION`].
     pub fn fill(&mut self, x: &[f32], rows: usize, inputs: usize, limit: i16) {
         debug_assert_eq!(x.len(), rows * inputs);
-        debug_assert!(limit <= MAX_ACTIVATION);
         let blocks = inputs.div_ceil(KB);
         self.rows = rows;
         self.blocks = blocks;

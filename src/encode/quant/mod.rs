@@ -36,6 +36,8 @@ pub enum ActivationBits {
 }
 
 impl ActivationBits {
+    // The cap is a per-build constant: a no-op on some builds, not on the relaxed one.
+    #[allow(clippy::unnecessary_min_or_max)]
     pub fn limit(self) -> i16 {
         match self {
             Self::Eight => 127,
@@ -57,6 +59,8 @@ pub enum WeightBits {
 }
 
 impl WeightBits {
+    // The cap is a per-build constant: a no-op on some builds, not on the relaxed one.
+    #[allow(clippy::unnecessary_min_or_max)]
     pub fn limit(self) -> i8 {
         let wanted = match self {
             Self::Eight => 127,
