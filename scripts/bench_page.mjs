@@ -107,6 +107,12 @@ async function pageRun(folder, workers) {
   try {
     for (let i = 0; i < Number(a.runs); i++) {
       const b = await openBrowser(t);
+      // Which worker build the page loaded (relaxed SIMD or simd128).
+      const modules = new Set();
+      b.context.on("request", (r) => {
+        const m = /(clipseek-worker[a-z-]*)_bg\.wasm/.exec(r.url());
+        if (m) modules.add(m[1]);
+      });
       const url = appUrl(site, hub, { model: "bench/model", workers, precision: a.precision });
       await load(b, url);
       await waitModelReady(b, hub, { timeout: 900_000 });
@@ -115,6 +121,21 @@ async function pageRun(folder, workers) {
       await load(b, url);
       await waitUntil(b, (s) => s.state === "ready", { timeout: 120_000, what: "ready after reload", hub });
       const coldStartMs = Date.now() - reloadAt;
+      // Where the cold start went, from the page's own record of #status and of the model
+      // progress bar (timestamps since the reload): the app's wasm up and the first status,
+      // the weights read from IndexedDB (first to last progress step), the engine built.
+      const cold = await recorded(b.page);
+      const since = (x) => (x == null ? null : x.t - reloadAt);
+      const steps = cold.model.filter((m) => m.value != null && m.max > 0);
+      const full = steps.find((m) => m.value >= m.max);
+      const coldStart = {
+        first_status_ms: since(cold.trace[0]),
+        first_model_progress_ms: since(steps[0]),
+        weights_read_ms: since(full),
+        ready_ms: coldStartMs,
+        states: cold.states.map((x) => `${x.state}@${x.t - reloadAt}`),
+      };
+      say(`cold start: ${JSON.stringify(coldStart)}`);
       const p0 = procStat();
       const dropAt = Date.now();
       await dropPaths(b.page, "#drop-zone", [folder]);
@@ -123,8 +144,8 @@ async function pageRun(folder, workers) {
       const p1 = procStat();
       const rec = await recorded(b.page);
       const backend = rec.trace.findLast((s) => s.backend)?.backend ?? null;
-      runs.push({ ms_per_image: (doneAt - dropAt) / count, drop_to_done_ms: doneAt - dropAt, cold_start_ms: coldStartMs, machine_cores_busy: coresBusy(p0, p1), backend });
-      say(`page, ${workers} worker(s), run ${i + 1}: ${(doneAt - dropAt) / count} ms/image, cold start ${coldStartMs} ms`);
+      runs.push({ ms_per_image: (doneAt - dropAt) / count, drop_to_done_ms: doneAt - dropAt, cold_start_ms: coldStartMs, cold_start: coldStart, worker_modules: [...modules], machine_cores_busy: coresBusy(p0, p1), backend });
+      say(`page, ${workers} worker(s), run ${i + 1}: ${(doneAt - dropAt) / count} ms/image, cold start ${coldStartMs} ms, worker module ${[...modules].join(", ")}`);
       await b.close();
     }
   } finally {

@@ -14,6 +14,11 @@
 #                  wasm.json), which keeps the ratios fair when the machine's load changes
 #   PEER_MODELS    the peer's model folder (default /tmp/peer-models; ONNX files in onnx/)
 #   SKIP_BUILD=1   reuse target/bench/pkg
+#   KERNEL=relaxed build with the crate feature relaxed-simd (the page's second worker
+#                  module: the relaxed-SIMD int8 kernel) into target/bench/pkg-relaxed and
+#                  run Node with --experimental-wasm-relaxed-simd (Node 20 has it behind
+#                  that flag); writes wasm-relaxed.json. Timings only: Node 20's V8
+#                  computes the relaxed dot product wrongly (its cos figures are void)
 #
 # Needs: the wasm32 target and wasm-bindgen-cli at Cargo.lock's version (scripts/setup), Node 20.
 set -euo pipefail
@@ -27,6 +32,15 @@ WARMUP="${WARMUP:-3}"
 QUIET_TIMEOUT="${QUIET_TIMEOUT:-600}"
 OUT_DIR="target/bench"
 PKG="$OUT_DIR/pkg"
+FEATURES=()
+NODE_FLAGS=()
+SUFFIX=""
+if [[ "${KERNEL:-}" == relaxed ]]; then
+  PKG="$OUT_DIR/pkg-relaxed"
+  FEATURES=(--features relaxed-simd)
+  NODE_FLAGS=(--experimental-wasm-relaxed-simd)
+  SUFFIX="-relaxed"
+fi
 
 say() { printf 'bench_wasm: %s\n' "$*" >&2; }
 die() { printf 'bench_wasm: error: %s\n' "$*" >&2; exit 1; }
@@ -57,7 +71,7 @@ if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
   [[ "$have" == "$want" ]] || die "wasm-bindgen-cli $want is needed (found '${have:-none}'): run scripts/setup"
 
   say "building examples/wasm_bench.rs for wasm32-unknown-unknown (release)"
-  nice cargo build --release --target wasm32-unknown-unknown --example wasm_bench
+  nice cargo build --release --target wasm32-unknown-unknown --example wasm_bench "${FEATURES[@]}"
   rm -rf "$PKG"
   wasm-bindgen --target nodejs --out-dir "$PKG" \
     target/wasm32-unknown-unknown/release/examples/wasm_bench.wasm
@@ -85,5 +99,5 @@ paired=()
 if [[ -n "${PEER_DIR:-}" ]]; then
   paired=(--paired-ort "$PEER_DIR" --onnx "${PEER_MODELS:-/tmp/peer-models}/onnx")
 fi
-node scripts/bench_wasm.mjs --pkg "$PKG" --model "$MODEL_DIR" --runs "$RUNS" --warmup "$WARMUP" \
-  --out "$OUT_DIR/wasm.json" "${paired[@]}"
+node "${NODE_FLAGS[@]}" scripts/bench_wasm.mjs --pkg "$PKG" --model "$MODEL_DIR" --runs "$RUNS" \
+  --warmup "$WARMUP" --out "$OUT_DIR/wasm$SUFFIX.json" "${paired[@]}"

@@ -16,6 +16,8 @@ const FIXED = [
   "encoder-worker.js",
   "clipseek-worker.js",
   "clipseek-worker_bg.wasm",
+  "clipseek-worker-relaxed.js",
+  "clipseek-worker-relaxed_bg.wasm",
 ];
 
 async function shellUrls() {

@@ -17,7 +17,7 @@
 
 use candle_core::{DType, Device, Tensor, D};
 
-use super::quant::{ActivationBits, QuantLinear};
+use super::quant::{ActivationBits, QuantLinear, WeightBits};
 use super::{l2_normalize_rows, Embeddings, EncodeError, Encoder};
 use crate::model::config::{Activation, ClipConfig};
 use crate::model::tokenizer::TokenIds;
@@ -58,6 +58,9 @@ impl CpuPrecision {
 /// Which layers go to 8 bits, and how wide the activations are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuantOptions {
+    /// Capped by the build's kernel (the relaxed-SIMD one takes 7-bit weights).
+    pub weights: WeightBits,
+    /// Capped by the build's kernel (the relaxed-SIMD one takes 8-bit activations).
     pub activations: ActivationBits,
     /// The patch embedding (a linear over 3·P·P pixels) in 8 bits too.
     pub patch: bool,
@@ -68,6 +71,7 @@ pub struct QuantOptions {
 impl Default for QuantOptions {
     fn default() -> Self {
         Self {
+            weights: WeightBits::Eight,
             activations: ActivationBits::Twelve,
             patch: true,
             projections: true,
@@ -100,7 +104,7 @@ impl Linear {
     }
 
     /// Replaces f32 weights by their 8-bit quantisation (already 8-bit: unchanged).
-    fn quantize(&mut self, activations: ActivationBits) -> Result<(), EncodeError> {
+    fn quantize(&mut self, bits: (WeightBits, ActivationBits)) -> Result<(), EncodeError> {
         let Self::F32 { weight_t, bias } = self else {
             return Ok(());
         };
@@ -115,8 +119,9 @@ impl Linear {
             .map(|b| b.to_vec1::<f32>())
             .transpose()
             .map_err(ce(stage))?;
-        let q = QuantLinear::from_transposed(&flat, inputs, outputs, bias.as_deref(), activations)
-            .map_err(|e| EncodeError::Compute {
+        let q =
+            QuantLinear::from_transposed(&flat, inputs, outputs, bias.as_deref(), bits.0, bits.1)
+                .map_err(|e| EncodeError::Compute {
                 stage,
                 message: e.to_string(),
             })?;
@@ -205,7 +210,7 @@ impl Layer {
         })
     }
 
-    fn quantize(&mut self, activations: ActivationBits) -> Result<(), EncodeError> {
+    fn quantize(&mut self, bits: (WeightBits, ActivationBits)) -> Result<(), EncodeError> {
         for lin in [
             &mut self.q,
             &mut self.k,
@@ -214,7 +219,7 @@ impl Layer {
             &mut self.fc1,
             &mut self.fc2,
         ] {
-            lin.quantize(activations)?;
+            lin.quantize(bits)?;
         }
         Ok(())
     }
@@ -242,10 +247,8 @@ impl LayerStack {
         Ok(Self { layers, heads, act })
     }
 
-    fn quantize(&mut self, activations: ActivationBits) -> Result<(), EncodeError> {
-        self.layers
-            .iter_mut()
-            .try_for_each(|l| l.quantize(activations))
+    fn quantize(&mut self, bits: (WeightBits, ActivationBits)) -> Result<(), EncodeError> {
+        self.layers.iter_mut().try_for_each(|l| l.quantize(bits))
     }
 
     /// `x`: `[batch, seq, hidden]`; `mask`: additive `[seq, seq]` or none.
@@ -337,7 +340,7 @@ impl CpuEncoder {
     /// Turns the linear layers into 8-bit ones, one at a time (each f32 weight is dropped
     /// once its 8-bit copy exists, so the peak is the f32 engine plus one layer).
     pub fn quantized(mut self, options: QuantOptions) -> Result<Self, EncodeError> {
-        let bits = options.activations;
+        let bits = (options.weights, options.activations);
         if let Some(v) = self.vision.as_mut() {
             v.encoder.quantize(bits)?;
             if options.patch {

@@ -183,8 +183,13 @@ pub enum PrecisionChoice {
     Int8,
 }
 
-/// What `precision=auto` gives on the CPU engine.
-pub const AUTO_CPU: cpu::CpuPrecision = cpu::CpuPrecision::F32;
+/// What `precision=auto` gives on the CPU engine: the 8-bit path. It meets the fidelity bar
+/// (cos ≥ 0.999 to transformers' f32, rankings equal up to 1e-2: `tests/int8_parity.rs`,
+/// `tests/wasm_parity.rs`) and is the fastest CPU path (BENCHMARKS.md: in wasm 1.6–1.8× the
+/// f32 engine with `simd128`, more with relaxed SIMD; natively, with the AVX2 tile, 2–6×
+/// candle's f32 on one thread). The CLI keeps its own default (`--precision f32`), which is
+/// the reference the browser tests compare with.
+pub const AUTO_CPU: cpu::CpuPrecision = cpu::CpuPrecision::Int8;
 
 impl PrecisionChoice {
     /// Reads the URL parameter (absent or empty: `auto`).

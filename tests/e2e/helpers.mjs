@@ -162,7 +162,10 @@ export async function restartSite(t, site, dist = t.options.dist) {
 /** The page URL with the contract's parameters (DESIGN.md: hub, model, revision, backend, workers). */
 export function appUrl(site, hub, { model = "test/tiny-clip", revision = "main", backend = "cpu", workers = 1, ...extra } = {}) {
   const params = new URLSearchParams({ hub: hub.url, model, revision, backend, workers: String(workers) });
-  for (const [k, v] of Object.entries(extra)) params.set(k, String(v));
+  // The CLI references are f32, and precision=auto is the 8-bit path on the page's CPU
+  // engine: pages that may run on the CPU are pinned to f32 unless a test asks otherwise.
+  if (backend !== "webgpu" && !("precision" in extra)) params.set("precision", "f32");
+  for (const [k, v] of Object.entries(extra)) if (v !== undefined) params.set(k, String(v));
   return `${site.url}index.html?${params}`;
 }
 

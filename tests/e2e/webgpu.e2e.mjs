@@ -283,7 +283,8 @@ export const tests = [
     async run(t) {
       const ref = await cliReference(MODELS[MODEL], IMAGES, QUERIES[MODEL]);
       const dist = await distWithWorkerPrelude(t, FAKE_F16);
-      const { b, hub } = await indexFixtures(t, { webgpu: true, params: { backend: "auto" }, dist });
+      // precision=auto: the f16 choice is what this test is about (appUrl pins f32 otherwise).
+      const { b, hub } = await indexFixtures(t, { webgpu: true, params: { backend: "auto", precision: "auto" }, dist });
       const s = await snapshot(b.page);
       expect(s.backend === "webgpu", `data-backend is ${s.backend}: the f32 retry should have kept the work on WebGPU`);
       const engine = await engineText(b.page);

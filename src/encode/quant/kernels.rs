@@ -1,5 +1,5 @@
 //! The integer matrix kernels behind the 8-bit CPU engine: `acc[r][o] = Σ_k x[r][k] · w[o][k]`
-//! over i16 activations and i8 weights in i32, with the dequantising epilogue
+//! over quantised activations and i8 weights in i32, with the dequantising epilogue
 //! `y = acc · sx[r] · sw[o] + b[o]` fused, written straight into the caller's output.
 //!
 //! Weights are packed once, at load, in the layout the kernel walks: output channels in
@@ -7,13 +7,21 @@
 //! [16 weights]`, zero-padded in both directions. Activations are packed per call in
 //! `[row][block][16 values]`. Rows go in tiles of [`MR`] (4 rows × 2 columns = 8
 //! accumulators, which fit the 16 vector registers of x86-64 and the wasm engines on it).
-//! Two kernels read these layouts: a wasm32 `simd128` one (`i32x4_dot_i16x8` on weights
-//! widened from i8 with `i16x8_extend_{low,high}_i8x16`; the packed data is held as
-//! `v128` values so every load is a safe slice index), and a portable one in plain Rust
-//! (16 vertical i32 lanes per accumulator); natively it runs row tiles on rayon's threads.
-//! Measured on a baseline x86-64 build the portable kernel is still ~9× slower than
-//! candle's f32 gemm (which picks AVX2/FMA at run time), so natively int8 is a choice,
-//! not the default.
+//! Three kernels read these layouts, one per build, chosen at compile time:
+//! - `relaxed` (wasm32 built with the crate feature `relaxed-simd`, the page's second
+//!   worker module, loaded only where the browser validates relaxed SIMD):
+//!   `i32x4_relaxed_dot_i8x16_i7x16_add`, one instruction per 16 products. Its second
+//!   operand must lie in 0..=127 to be deterministic, so weights are quantised to ±63 and
+//!   stored offset by +64, activations are i8 (±127), and the epilogue subtracts
+//!   `64 · Σ_k x[r][k]`: the result is exactly `Σ x · w` over the ±63 weights.
+//! - `simd128` (every other wasm32 build): i16 activations times weights widened from i8
+//!   with `i16x8_extend_{low,high}_i8x16`, `i32x4_dot_i16x8`.
+//! - `portable` (native): plain Rust over 16 vertical i32 lanes per accumulator, row tiles
+//!   on rayon's threads.
+//!
+//! The packed data of the wasm kernels is held as `v128` values, so every load is a safe
+//! slice index. [`MAX_WEIGHT`] and [`MAX_ACTIVATION`] say what range the build's kernel
+//! takes; `quant` clamps its requested ranges to them.
 //! Callers bound the activation magnitude so that no i32 sum can overflow
 //! (see [`max_activation`]). This module holds no model logic and no floats beyond the
 //! epilogue; it must not allocate per tile.
@@ -34,11 +42,43 @@ pub fn max_activation(wanted: i16, inputs: usize) -> i16 {
     wanted.min(bound.min(i16::MAX as usize) as i16).max(1)
 }
 
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-use core::arch::wasm32::{
-    i16x8, i16x8_extend_high_i8x16, i16x8_extend_low_i8x16, i32x4_add, i32x4_dot_i16x8,
-    i32x4_extract_lane, i32x4_splat, i8x16, v128,
-};
+#[cfg(all(
+    target_arch = "wasm32",
+    target_feature = "simd128",
+    feature = "relaxed-simd"
+))]
+mod relaxed;
+#[cfg(all(
+    target_arch = "wasm32",
+    target_feature = "simd128",
+    feature = "relaxed-simd"
+))]
+use relaxed as imp;
+
+#[cfg(all(
+    target_arch = "wasm32",
+    target_feature = "simd128",
+    not(feature = "relaxed-simd")
+))]
+mod simd128;
+#[cfg(all(
+    target_arch = "wasm32",
+    target_feature = "simd128",
+    not(feature = "relaxed-simd")
+))]
+use simd128 as imp;
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+mod portable;
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+use portable as imp;
+
+/// The name of the kernel this build runs (`relaxed`, `simd128` or `portable`).
+pub const KERNEL: &str = imp::NAME;
+/// The largest |weight| this build's kernel takes (127, or 63 for `relaxed`).
+pub const MAX_WEIGHT: i8 = imp::MAX_WEIGHT;
+/// The largest |activation| this build's kernel takes (127 for `relaxed`, which reads i8).
+pub const MAX_ACTIVATION: i16 = imp::MAX_ACTIVATION;
 
 /// Weights `[outputs, inputs]` in i8, packed for the kernel.
 #[derive(Debug, Clone)]
@@ -47,16 +87,12 @@ pub struct PackedWeights {
     inputs: usize,
     blocks: usize,
     groups: usize,
-    /// `[group][block][c]`, one `v128` = 16 weights of channel `c`.
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    data: Vec<v128>,
-    /// `[group][block][c][16]`.
-    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-    data: Vec<i8>,
+    /// `[group][block][c]` then 16 weights, in the kernel's own lane type.
+    data: Vec<imp::WLane>,
 }
 
 impl PackedWeights {
-    /// Packs row-major `q` (`outputs × inputs`).
+    /// Packs row-major `q` (`outputs × inputs`, every |value| ≤ [`MAX_WEIGHT`]).
     pub fn pack(q: &[i8], outputs: usize, inputs: usize) -> Self {
         debug_assert_eq!(q.len(), outputs * inputs);
         let blocks = inputs.div_ceil(KB);
@@ -74,18 +110,7 @@ impl PackedWeights {
             inputs,
             blocks,
             groups,
-            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-            data: flat
-                .chunks_exact(KB)
-                .map(|w| {
-                    i8x16(
-                        w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8], w[9], w[10], w[11],
-                        w[12], w[13], w[14], w[15],
-                    )
-                })
-                .collect(),
-            #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-            data: flat,
+            data: imp::pack_weights(&flat),
         }
     }
 
@@ -105,62 +130,47 @@ impl PackedWeights {
     /// Weight `(o, k)` read back from the packed layout (for tests and references).
     pub fn get(&self, o: usize, k: usize) -> i8 {
         let (g, c, b, j) = (o / NC, o % NC, k / KB, k % KB);
-        let v = (g * self.blocks + b) * NC + c;
-        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-        {
-            lane_i8(self.data[v], j)
-        }
-        #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-        {
-            self.data[v * KB + j]
-        }
+        imp::weight_at(&self.data, (g * self.blocks + b) * NC + c, j)
     }
 }
 
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-fn lane_i8(v: v128, j: usize) -> i8 {
-    use core::arch::wasm32::i32x4_extract_lane as lane;
-    let words = [lane::<0>(v), lane::<1>(v), lane::<2>(v), lane::<3>(v)];
-    words[j / 4].to_le_bytes()[j % 4] as i8
-}
-
-/// Quantised activations `[rows, inputs]` in i16, packed for the kernel, with their
-/// per-row scales. Reused between calls: [`PackedActs::fill`] keeps the allocation.
+/// Quantised activations `[rows, inputs]`, packed for the kernel, with their per-row
+/// scales (and, for the `relaxed` kernel, their per-row sums). Reused between calls:
+/// [`PackedActs::fill`] keeps the allocation.
 #[derive(Debug, Clone, Default)]
 pub struct PackedActs {
     rows: usize,
     blocks: usize,
-    /// `[row][block][2]`, one `v128` = 8 activations.
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    data: Vec<v128>,
-    /// `[row][block][16]`.
-    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-    data: Vec<i16>,
+    /// `[row][block]` then 16 values, in the kernel's own lane type.
+    data: Vec<imp::Lane>,
     scales: Vec<f32>,
+    /// `Σ_k q[r][k]` per row (only for kernels that need it; empty otherwise).
+    sums: Vec<i32>,
+    row_q: Vec<i16>,
 }
 
 impl PackedActs {
     /// Quantises each row of `x` (`rows × inputs`) symmetrically to `[-limit, limit]` with
-    /// its own scale `max|x| / limit` (a zero row gets scale 0 and zeros).
+    /// its own scale `max|x| / limit` (a zero row gets scale 0 and zeros). `limit` must not
+    /// exceed [`MAX_ACTIVATION`].
     pub fn fill(&mut self, x: &[f32], rows: usize, inputs: usize, limit: i16) {
         debug_assert_eq!(x.len(), rows * inputs);
         let blocks = inputs.div_ceil(KB);
         self.rows = rows;
         self.blocks = blocks;
         self.scales.clear();
+        self.sums.clear();
         self.data.clear();
-        let mut row_q = vec![0i16; blocks * KB];
+        self.row_q.clear();
+        self.row_q.resize(blocks * KB, 0);
         for row in x.chunks_exact(inputs.max(1)).take(rows) {
-            let scale = quantize_row(row, limit, &mut row_q);
+            let scale = quantize_row(row, limit, &mut self.row_q);
             self.scales.push(scale);
-            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-            self.data.extend(
-                row_q
-                    .chunks_exact(8)
-                    .map(|a| i16x8(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7])),
-            );
-            #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-            self.data.extend_from_slice(&row_q);
+            if imp::NEEDS_SUMS {
+                self.sums
+                    .push(self.row_q.iter().map(|v| i32::from(*v)).sum::<i32>());
+            }
+            imp::push_acts(&self.row_q, &mut self.data);
         }
     }
 
@@ -174,19 +184,7 @@ impl PackedActs {
 
     /// Activation `(r, k)` read back (for tests and references).
     pub fn get(&self, r: usize, k: usize) -> i16 {
-        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-        {
-            let v = self.data[(r * self.blocks * KB + k) / 8];
-            let j = k % 8;
-            use core::arch::wasm32::i32x4_extract_lane as lane;
-            let words = [lane::<0>(v), lane::<1>(v), lane::<2>(v), lane::<3>(v)];
-            let half = words[j / 2];
-            (half >> (16 * (j % 2))) as i16
-        }
-        #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-        {
-            self.data[r * self.blocks * KB + k]
-        }
+        imp::act_at(&self.data, r * self.blocks * imp::A_PER_BLOCK, k)
     }
 }
 
@@ -241,6 +239,18 @@ pub fn gemm(
     bias: &[f32],
     out: &mut [f32],
 ) {
+    gemm_on(imp::best(), acts, w, col_scales, bias, out);
+}
+
+/// [`gemm`] on a given tile (natively: AVX2 or plain Rust; tests compare them).
+fn gemm_on(
+    path: imp::Path,
+    acts: &PackedActs,
+    w: &PackedWeights,
+    col_scales: &[f32],
+    bias: &[f32],
+    out: &mut [f32],
+) {
     let outputs = w.outputs;
     debug_assert_eq!(acts.blocks, w.blocks);
     debug_assert_eq!(out.len(), acts.rows * outputs);
@@ -255,27 +265,33 @@ pub fn gemm(
         }
         return;
     }
-    let per_row = acts.blocks * per_block();
+    let per_row = acts.blocks * imp::A_PER_BLOCK;
     // Column groups are taken in chunks of about CHUNK_BYTES of weights, each run over every
     // row tile before the next: the chunk stays in cache while the tiles reuse it, instead of
     // every tile streaming the whole matrix from memory.
     let chunk = (CHUNK_BYTES / (NC * KB * acts.blocks)).max(1);
     for g0 in (0..w.groups).step_by(chunk) {
         let span = (g0, (g0 + chunk).min(w.groups));
-        let job = |(tile, (x, y)): (usize, (&[Lane], &mut [f32]))| {
+        let job = |(tile, (x, y)): (usize, (&[imp::Lane], &mut [f32]))| {
             let rows = y.len() / outputs;
             let sx = &acts.scales[tile * MR..tile * MR + rows];
+            let sums = if imp::NEEDS_SUMS {
+                &acts.sums[tile * MR..tile * MR + rows]
+            } else {
+                &[]
+            };
             let epi = Epilogue {
                 sx,
+                sums,
                 sw: col_scales,
                 bias,
                 outputs,
             };
             match rows {
-                4 => tile_rows::<4>(x, per_row, w, span, &epi, y),
-                3 => tile_rows::<3>(x, per_row, w, span, &epi, y),
-                2 => tile_rows::<2>(x, per_row, w, span, &epi, y),
-                _ => tile_rows::<1>(x, per_row, w, span, &epi, y),
+                4 => imp::tile_rows::<4>(path, x, per_row, w, span, &epi, y),
+                3 => imp::tile_rows::<3>(path, x, per_row, w, span, &epi, y),
+                2 => imp::tile_rows::<2>(path, x, per_row, w, span, &epi, y),
+                _ => imp::tile_rows::<1>(path, x, per_row, w, span, &epi, y),
             }
         };
         #[cfg(not(target_arch = "wasm32"))]
@@ -303,6 +319,12 @@ const CHUNK_BYTES: usize = 64 * 1024;
 /// What the tile writes: the scales and bias of the dequantising epilogue.
 struct Epilogue<'a> {
     sx: &'a [f32],
+    /// Per-row activation sums (`relaxed` only; empty otherwise).
+    #[cfg_attr(
+        not(all(target_arch = "wasm32", feature = "relaxed-simd")),
+        allow(dead_code)
+    )]
+    sums: &'a [i32],
     sw: &'a [f32],
     bias: &'a [f32],
     outputs: usize,
@@ -317,129 +339,67 @@ impl Epilogue<'_> {
     }
 }
 
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-type Lane = v128;
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-type Lane = i16;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Activation lanes per block of `KB` inputs.
-const fn per_block() -> usize {
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    {
-        2
-    }
+    /// Native: the AVX2 tile (where the CPU has it) and the plain-Rust one give the same
+    /// exact sums as an i64 reference, on sizes on and off every multiple the kernels use.
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-    {
-        KB
-    }
-}
-
-/// `R` rows (`x`: `R · per_row` lanes) against packed groups `span.0..span.1`.
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-fn tile_rows<const R: usize>(
-    x: &[v128],
-    per_row: usize,
-    w: &PackedWeights,
-    span: (usize, usize),
-    epi: &Epilogue<'_>,
-    y: &mut [f32],
-) {
-    let blocks = w.blocks;
-    // Every slice cut to exactly `blocks` entries, so that the loop index needs no bounds
-    // check inside the loop.
-    let rows: [&[[v128; 2]]; R] = core::array::from_fn(|r| {
-        let (row, _) = x[r * per_row..(r + 1) * per_row].as_chunks::<2>();
-        &row[..blocks]
-    });
-    let (all, _) = w.data.as_chunks::<NC>();
-    for (i, wg) in all[span.0 * blocks..span.1 * blocks]
-        .chunks_exact(blocks)
-        .enumerate()
-    {
-        let g = span.0 + i;
-        let wg = &wg[..blocks];
-        let mut acc = [[i32x4_splat(0); NC]; R];
-        for b in 0..blocks {
-            let [w0, w1] = wg[b];
-            let w0l = i16x8_extend_low_i8x16(w0);
-            let w0h = i16x8_extend_high_i8x16(w0);
-            let w1l = i16x8_extend_low_i8x16(w1);
-            let w1h = i16x8_extend_high_i8x16(w1);
-            for r in 0..R {
-                let [xl, xh] = rows[r][b];
-                acc[r][0] = i32x4_add(
-                    acc[r][0],
-                    i32x4_add(i32x4_dot_i16x8(xl, w0l), i32x4_dot_i16x8(xh, w0h)),
-                );
-                acc[r][1] = i32x4_add(
-                    acc[r][1],
-                    i32x4_add(i32x4_dot_i16x8(xl, w1l), i32x4_dot_i16x8(xh, w1h)),
-                );
-            }
-        }
-        for (r, acc_r) in acc.iter().enumerate() {
-            for (c, a) in acc_r.iter().enumerate() {
-                let s = i32x4_extract_lane::<0>(*a)
-                    + i32x4_extract_lane::<1>(*a)
-                    + i32x4_extract_lane::<2>(*a)
-                    + i32x4_extract_lane::<3>(*a);
-                epi.store(y, r, g * NC + c, s);
-            }
-        }
-    }
-}
-
-/// `R` rows (`x`: `R · per_row` i16) against packed groups `span.0..span.1`, in plain Rust.
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-fn tile_rows<const R: usize>(
-    x: &[i16],
-    per_row: usize,
-    w: &PackedWeights,
-    span: (usize, usize),
-    epi: &Epilogue<'_>,
-    y: &mut [f32],
-) {
-    let blocks = w.blocks;
-    let rows: [&[[i16; KB]]; R] = core::array::from_fn(|r| {
-        let (row, _) = x[r * per_row..(r + 1) * per_row].as_chunks::<KB>();
-        &row[..blocks]
-    });
-    let group_len = blocks * NC * KB;
-    for (i, wg) in w.data[span.0 * group_len..span.1 * group_len]
-        .chunks_exact(group_len)
-        .enumerate()
-    {
-        let g = span.0 + i;
-        // 16 lanes per accumulator: only vertical multiply-adds, which LLVM vectorises at
-        // any x86-64 level (a horizontal pattern did not vectorise on baseline SSE2).
-        let mut acc = [[[0i32; KB]; NC]; R];
-        for (b, wb) in wg
-            .as_chunks::<KB>()
-            .0
-            .chunks_exact(NC)
-            .enumerate()
-            .take(blocks)
-        {
-            for r in 0..R {
-                let xb = &rows[r][b];
-                for c in 0..NC {
-                    for j in 0..KB {
-                        acc[r][c][j] += i32::from(xb[j]) * i32::from(wb[c][j]);
+    #[test]
+    fn the_native_tiles_equal_each_other_and_the_integer_sums() {
+        let best = imp::best();
+        eprintln!("native tile: {best:?}");
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for (rows, k, n) in [
+            (1, 1, 1),
+            (3, 17, 5),
+            (4, 32, 4),
+            (5, 31, 3),
+            (7, 100, 9),
+            (9, 768, 33),
+            (13, 3072, 7),
+            (5, 3072, 41),
+        ] {
+            for limit in [127i16, 2047] {
+                let q: Vec<i8> = (0..n * k)
+                    .map(|_| ((next() % 255) as i16 - 127) as i8)
+                    .collect();
+                let x: Vec<f32> = (0..rows * k)
+                    .map(|_| (next() % 2001) as f32 / 1000.0 - 1.0)
+                    .collect();
+                let w = PackedWeights::pack(&q, n, k);
+                let mut acts = PackedActs::default();
+                acts.fill(&x, rows, k, max_activation(limit, k));
+                let ones = vec![1.0f32; n];
+                let zeros = vec![0.0f32; n];
+                let mut scalar = vec![0f32; rows * n];
+                let mut fast = vec![0f32; rows * n];
+                gemm_on(imp::Path::Scalar, &acts, &w, &ones, &zeros, &mut scalar);
+                gemm_on(best, &acts, &w, &ones, &zeros, &mut fast);
+                assert_eq!(scalar, fast, "{rows}x{k}x{n} limit {limit}");
+                for r in 0..rows {
+                    for o in 0..n {
+                        let exact: i64 = (0..k)
+                            .map(|j| i64::from(acts.get(r, j)) * i64::from(q[o * k + j]))
+                            .sum();
+                        let want = exact as f32 * acts.scales()[r];
+                        let got = scalar[r * n + o];
+                        assert!(
+                            (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                            "{rows}x{k}x{n} limit {limit} at ({r}, {o}): {got} vs {want}"
+                        );
                     }
                 }
             }
         }
-        for (r, acc_r) in acc.iter().enumerate() {
-            for (c, a) in acc_r.iter().enumerate() {
-                epi.store(y, r, g * NC + c, a.iter().sum());
-            }
-        }
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
 
     #[test]
     fn round_even_rounds_ties_to_even_over_the_activation_range() {

@@ -13,9 +13,16 @@
 //! follow the usual dynamic-quantisation recipe (as in LLM.int8()'s vector-wise
 //! quantisation, without its outlier decomposition). This module does no model logic:
 //! which layers are quantised is `encode::cpu`'s choice.
+//!
+//! Each build runs one kernel ([`KERNEL`]), which caps both ranges: the relaxed-SIMD kernel
+//! of the page's second worker module reads 7-bit weights (±63, [`WeightBits::Seven`]) and
+//! 8-bit activations, whatever was asked for; [`WeightBits::Seven`] with
+//! [`ActivationBits::Eight`] computes the same numbers on every build, which is how its
+//! fidelity is measured natively (`tests/int8_parity.rs`).
 
 pub mod kernels;
 
+pub use kernels::KERNEL;
 use kernels::{max_activation, PackedActs, PackedWeights};
 
 /// How wide the quantised activations are.
@@ -29,11 +36,37 @@ pub enum ActivationBits {
 }
 
 impl ActivationBits {
+    // The cap is a per-build constant: a no-op on some builds, not on the relaxed one.
+    #[allow(clippy::unnecessary_min_or_max)]
     pub fn limit(self) -> i16 {
         match self {
             Self::Eight => 127,
             Self::Twelve => 2047,
         }
+        .min(kernels::MAX_ACTIVATION)
+    }
+}
+
+/// How wide the quantised weights are. The build's kernel may take fewer levels
+/// ([`kernels::MAX_WEIGHT`]: the relaxed-SIMD kernel reads ±63), and then gets those.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WeightBits {
+    /// ±127, the range of an i8.
+    #[default]
+    Eight,
+    /// ±63: what the relaxed-SIMD kernel computes with (measured natively through this).
+    Seven,
+}
+
+impl WeightBits {
+    // The cap is a per-build constant: a no-op on some builds, not on the relaxed one.
+    #[allow(clippy::unnecessary_min_or_max)]
+    pub fn limit(self) -> i8 {
+        let wanted = match self {
+            Self::Eight => 127,
+            Self::Seven => 63,
+        };
+        wanted.min(kernels::MAX_WEIGHT)
     }
 }
 
@@ -66,6 +99,7 @@ impl QuantLinear {
         outputs: usize,
         inputs: usize,
         bias: Option<&[f32]>,
+        weights: WeightBits,
         activations: ActivationBits,
     ) -> Result<Self, QuantError> {
         if weight.len() != outputs * inputs {
@@ -75,6 +109,7 @@ impl QuantLinear {
                 got: weight.len(),
             });
         }
+        let lim = f32::from(weights.limit());
         let mut q = vec![0i8; outputs * inputs];
         let mut scales = Vec::with_capacity(outputs);
         for (row, (src, dst)) in weight
@@ -91,11 +126,11 @@ impl QuantLinear {
                 scales.push(0.0);
                 continue;
             }
-            let inv = 127.0 / max;
+            let inv = lim / max;
             for (d, s) in dst.iter_mut().zip(src) {
-                *d = kernels::round_even((s * inv).clamp(-127.0, 127.0)) as i8;
+                *d = kernels::round_even((s * inv).clamp(-lim, lim)) as i8;
             }
-            scales.push(max / 127.0);
+            scales.push(max / lim);
         }
         Self::from_parts(q, scales, bias, outputs, inputs, activations)
     }
@@ -107,6 +142,7 @@ impl QuantLinear {
         inputs: usize,
         outputs: usize,
         bias: Option<&[f32]>,
+        weights: WeightBits,
         activations: ActivationBits,
     ) -> Result<Self, QuantError> {
         if weight_t.len() != outputs * inputs {
@@ -125,17 +161,18 @@ impl QuantLinear {
         if let Some(row) = max.iter().position(|m| !m.is_finite()) {
             return Err(QuantError::NotFinite { row });
         }
+        let lim = f32::from(weights.limit());
         let inv: Vec<f32> = max
             .iter()
-            .map(|m| if *m == 0.0 { 0.0 } else { 127.0 / m })
+            .map(|m| if *m == 0.0 { 0.0 } else { lim / m })
             .collect();
         let mut q = vec![0i8; outputs * inputs];
         for (k, row) in weight_t.chunks_exact(outputs.max(1)).enumerate() {
             for (o, (v, s)) in row.iter().zip(&inv).enumerate() {
-                q[o * inputs + k] = kernels::round_even((v * s).clamp(-127.0, 127.0)) as i8;
+                q[o * inputs + k] = kernels::round_even((v * s).clamp(-lim, lim)) as i8;
             }
         }
-        let scales = max.iter().map(|m| m / 127.0).collect();
+        let scales = max.iter().map(|m| m / lim).collect();
         Self::from_parts(q, scales, bias, outputs, inputs, activations)
     }
 
@@ -312,18 +349,24 @@ mod tests {
     #[test]
     fn the_kernel_equals_the_integer_reference_on_odd_sizes() -> Result<(), QuantError> {
         let mut rng = Rng(7);
+        let kinds = [
+            (WeightBits::Eight, ActivationBits::Eight),
+            (WeightBits::Eight, ActivationBits::Twelve),
+            // The relaxed-SIMD kernel's numbers.
+            (WeightBits::Seven, ActivationBits::Eight),
+        ];
         for &(rows, k, n) in SIZES {
-            for bits in [ActivationBits::Eight, ActivationBits::Twelve] {
+            for (wbits, bits) in kinds {
                 let w = rng.vec(n * k, 0.2);
                 let b = rng.vec(n, 0.5);
                 let x = rng.vec(rows * k, 3.0);
-                let layer = QuantLinear::new(&w, n, k, Some(&b), bits)?;
+                let layer = QuantLinear::new(&w, n, k, Some(&b), wbits, bits)?;
                 let fast = layer.forward(&x, rows)?;
                 let slow = layer.forward_scalar(&x, rows)?;
                 for (i, (a, s)) in fast.iter().zip(&slow).enumerate() {
                     assert!(
                         (a - s).abs() <= 1e-5 * (1.0 + s.abs()),
-                        "{rows}x{k}x{n} {bits:?} at {i}: kernel {a}, reference {s}"
+                        "{rows}x{k}x{n} {wbits:?} {bits:?} at {i}: kernel {a}, reference {s}"
                     );
                 }
             }
@@ -331,26 +374,60 @@ mod tests {
         Ok(())
     }
 
+    /// The layer's own weights, dequantised (`q · sw`): the reference that leaves only the
+    /// activations' share of the error.
+    fn dequantized(layer: &QuantLinear) -> Vec<f32> {
+        let (n, k) = (layer.outputs(), layer.inputs());
+        (0..n * k)
+            .map(|i| f32::from(layer.weights.get(i / k, i % k)) * layer.scales[i / k])
+            .collect()
+    }
+
+    fn rms_diff(a: &[f32], b: &[f32]) -> f64 {
+        let s: f64 = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+            .sum();
+        (s / a.len().max(1) as f64).sqrt()
+    }
+
     #[test]
     fn the_kernel_is_close_to_f32_and_wider_activations_are_closer() -> Result<(), QuantError> {
-        let mut rng = Rng(11);
-        for &(rows, k, n) in SIZES.iter().filter(|s| s.1 >= 16) {
-            let w = rng.vec(n * k, 0.1);
-            let b = rng.vec(n, 0.1);
-            let mut x = rng.vec(rows * k, 1.0);
-            // An outlier channel, as CLIP's residual stream has.
-            for r in 0..rows {
-                x[r * k + k / 3] = 40.0;
+        // Several seeds: the claims must not hang on one draw. "Closer" is judged on the
+        // activations' share of the error alone (against the dequantised weights in f32):
+        // the weights' error is the same for both widths and would otherwise decide the
+        // comparison by chance where it dominates.
+        for seed in [11, 1, 2, 3, 4, 5, 6, 7, 8, 9] {
+            let mut rng = Rng(seed);
+            for &(rows, k, n) in SIZES.iter().filter(|s| s.1 >= 16) {
+                let w = rng.vec(n * k, 0.1);
+                let b = rng.vec(n, 0.1);
+                let mut x = rng.vec(rows * k, 1.0);
+                // An outlier channel, as CLIP's residual stream has.
+                for r in 0..rows {
+                    x[r * k + k / 3] = 40.0;
+                }
+                let want = f32_reference(&x, &w, &b, rows, k);
+                let mut cos = Vec::new();
+                let mut act_err = Vec::new();
+                for bits in [ActivationBits::Eight, ActivationBits::Twelve] {
+                    let layer = QuantLinear::new(&w, n, k, Some(&b), WeightBits::Eight, bits)?;
+                    let y = layer.forward(&x, rows)?;
+                    cos.push(cosine(&y, &want));
+                    let exact_acts = f32_reference(&x, &dequantized(&layer), &b, rows, k);
+                    act_err.push(rms_diff(&y, &exact_acts));
+                }
+                let at = format!("seed {seed}, {rows}x{k}x{n}");
+                assert!(cos[0] >= 0.99, "{at}: 8-bit cos {}", cos[0]);
+                assert!(cos[1] >= 0.9995, "{at}: 12-bit cos {}", cos[1]);
+                assert!(
+                    act_err[1] < act_err[0],
+                    "{at}: activation error 12-bit {} vs 8-bit {}",
+                    act_err[1],
+                    act_err[0]
+                );
             }
-            let want = f32_reference(&x, &w, &b, rows, k);
-            let mut cos = Vec::new();
-            for bits in [ActivationBits::Eight, ActivationBits::Twelve] {
-                let y = QuantLinear::new(&w, n, k, Some(&b), bits)?.forward(&x, rows)?;
-                cos.push(cosine(&y, &want));
-            }
-            assert!(cos[0] >= 0.99, "{rows}x{k}x{n}: 8-bit cos {}", cos[0]);
-            assert!(cos[1] >= 0.9995, "{rows}x{k}x{n}: 12-bit cos {}", cos[1]);
-            assert!(cos[1] >= cos[0], "{rows}x{k}x{n}: {cos:?}");
         }
         Ok(())
     }
@@ -363,8 +440,22 @@ mod tests {
         let wt: Vec<f32> = (0..k * n).map(|i| w[(i % n) * k + i / n]).collect();
         let b = rng.vec(n, 0.1);
         let x = rng.vec(rows * k, 2.0);
-        let a = QuantLinear::new(&w, n, k, Some(&b), ActivationBits::Twelve)?;
-        let t = QuantLinear::from_transposed(&wt, k, n, Some(&b), ActivationBits::Twelve)?;
+        let a = QuantLinear::new(
+            &w,
+            n,
+            k,
+            Some(&b),
+            WeightBits::Eight,
+            ActivationBits::Twelve,
+        )?;
+        let t = QuantLinear::from_transposed(
+            &wt,
+            k,
+            n,
+            Some(&b),
+            WeightBits::Eight,
+            ActivationBits::Twelve,
+        )?;
         assert_eq!(a.forward(&x, rows)?, t.forward(&x, rows)?);
         for o in 0..n {
             for j in 0..k {
@@ -377,6 +468,7 @@ mod tests {
                 2,
                 2,
                 None,
+                WeightBits::Eight,
                 ActivationBits::Eight
             ),
             Err(QuantError::NotFinite { row: 0 })
@@ -400,7 +492,7 @@ mod tests {
         let (rows, k, n) = (5, 3072, 3);
         let w = vec![-1.0f32; n * k];
         let x = vec![1.0f32; rows * k];
-        let layer = QuantLinear::new(&w, n, k, None, ActivationBits::Twelve)?;
+        let layer = QuantLinear::new(&w, n, k, None, WeightBits::Eight, ActivationBits::Twelve)?;
         let y = layer.forward(&x, rows)?;
         assert!(
             y.iter().all(|v| (v + k as f32).abs() <= 1e-2 * k as f32),
@@ -411,10 +503,24 @@ mod tests {
 
     #[test]
     fn zero_rows_shapes_and_bad_weights() -> Result<(), QuantError> {
-        let layer = QuantLinear::new(&[0.0; 6], 2, 3, Some(&[1.0, 2.0]), ActivationBits::Twelve)?;
+        let layer = QuantLinear::new(
+            &[0.0; 6],
+            2,
+            3,
+            Some(&[1.0, 2.0]),
+            WeightBits::Eight,
+            ActivationBits::Twelve,
+        )?;
         assert_eq!(layer.forward(&[0.0; 3], 1)?, vec![1.0, 2.0]);
         assert!(layer.forward(&[], 0)?.is_empty());
-        let empty = QuantLinear::new(&[], 2, 0, Some(&[3.0, 4.0]), ActivationBits::Twelve)?;
+        let empty = QuantLinear::new(
+            &[],
+            2,
+            0,
+            Some(&[3.0, 4.0]),
+            WeightBits::Eight,
+            ActivationBits::Twelve,
+        )?;
         assert_eq!(empty.forward(&[], 2)?, vec![3.0, 4.0, 3.0, 4.0]);
         assert!(matches!(
             layer.forward(&[0.0; 4], 1),
@@ -425,11 +531,25 @@ mod tests {
             })
         ));
         assert!(matches!(
-            QuantLinear::new(&[0.0, f32::INFINITY], 2, 1, None, ActivationBits::Eight),
+            QuantLinear::new(
+                &[0.0, f32::INFINITY],
+                2,
+                1,
+                None,
+                WeightBits::Eight,
+                ActivationBits::Eight
+            ),
             Err(QuantError::NotFinite { row: 1 })
         ));
         assert!(matches!(
-            QuantLinear::new(&[0.0; 6], 2, 3, Some(&[1.0]), ActivationBits::Eight),
+            QuantLinear::new(
+                &[0.0; 6],
+                2,
+                3,
+                Some(&[1.0]),
+                WeightBits::Eight,
+                ActivationBits::Eight
+            ),
             Err(QuantError::Shape {
                 expected: 2,
                 got: 1,
