@@ -21,6 +21,7 @@ use super::crash::{CrashBudget, Lost, CRASH_REASON};
 use super::library::{place_drop, DropFile, ForgetOffer, Known};
 use super::pool::{Pool, WorkerId};
 use super::protocol::{Hash, JobId, Photo, ToWorker, Tower};
+use super::skipped::{SkippedChange, SkippedList};
 use super::status::RunSummary;
 use crate::encode::{Backend, EngineKind, PrecisionChoice};
 use crate::hub::{format_eta, Rate};
@@ -118,6 +119,12 @@ pub enum Input<F, T> {
     },
     /// The model was removed: the workers stop and the run ends; the index is kept.
     Closed,
+    /// The store was cleared in another tab (or refused a save for it) and was read
+    /// again: the run is given up and the index rebuilt from `stored`.
+    Reloaded {
+        stored: Vec<Stored>,
+        unreadable: usize,
+    },
     /// Photos were dropped or picked (`roots`: the folders among them, by name).
     Dropped {
         files: Vec<DropFile<F>>,
@@ -366,8 +373,7 @@ pub struct Indexer<F, T> {
     seqs: HashMap<String, f64>,
     next_seq: f64,
     originals: HashMap<String, F>,
-    skipped: BTreeMap<String, String>,
-    skipped_version: u32,
+    skipped: SkippedList,
     waiting: Vec<(Vec<DropFile<F>>, Vec<String>)>,
     run: Option<Run<F, T>>,
     pool: Pool,
@@ -401,8 +407,7 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
             seqs: HashMap::new(),
             next_seq: 0.0,
             originals: HashMap::new(),
-            skipped: BTreeMap::new(),
-            skipped_version: 0,
+            skipped: SkippedList::new(),
             waiting: Vec::new(),
             run: None,
             pool: Pool::new(),
@@ -435,9 +440,14 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
         self.originals.get(path)
     }
 
-    /// Files that could not be indexed, by path, and a number that changes when they do.
-    pub fn skipped(&self) -> (&BTreeMap<String, String>, u32) {
-        (&self.skipped, self.skipped_version)
+    /// Files that could not be indexed, by path.
+    pub fn skipped(&self) -> &SkippedList {
+        &self.skipped
+    }
+
+    /// The changes to the skipped list since the last call, for the view to apply.
+    pub fn take_skipped_changes(&mut self) -> Vec<SkippedChange> {
+        self.skipped.take_changes()
     }
 
     /// Drops are waiting for the model.
@@ -524,6 +534,10 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
                 self.retry_image(&mut out);
             }
             Input::Closed => self.close(&mut out),
+            Input::Reloaded { stored, unreadable } => {
+                self.reload(stored, unreadable, &mut out);
+                self.maybe_start(now, &mut out);
+            }
             Input::Dropped { files, roots } => {
                 self.waiting.push((files, roots));
                 self.maybe_start(now, &mut out);

@@ -58,7 +58,6 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
                 Outcome::Failed(error) => {
                     run.failed += 1;
                     self.skipped.insert(item.path.clone(), error);
-                    self.skipped_version = self.skipped_version.wrapping_add(1);
                     continue;
                 }
                 Outcome::Dropped => continue,
@@ -67,7 +66,6 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
                 run.failed += 1;
                 let why = format!("The photo could not be indexed: {e}");
                 self.skipped.insert(item.path.clone(), why);
-                self.skipped_version = self.skipped_version.wrapping_add(1);
                 continue;
             }
             let seq = match self.seqs.get(&item.path) {
@@ -143,9 +141,7 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
                 let reused = matches!(p.thumb, ThumbOf::CopyOf(_));
                 match index.upsert(meta, &r.embedding) {
                     Ok(_) => {
-                        if self.skipped.remove(&r.path).is_some() {
-                            self.skipped_version = self.skipped_version.wrapping_add(1);
-                        }
+                        self.skipped.remove(&r.path);
                         self.seqs.insert(r.path.clone(), r.seq);
                         if let Some(run) = self.run.as_mut() {
                             if reused {
@@ -159,7 +155,6 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
                     Err(e) => {
                         let why = format!("The photo could not be indexed: {e}");
                         self.skipped.insert(r.path, why);
-                        self.skipped_version = self.skipped_version.wrapping_add(1);
                         if let Some(run) = self.run.as_mut() {
                             run.failed += 1;
                         }

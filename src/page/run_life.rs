@@ -135,17 +135,91 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
         let Some(offer) = self.forget.take() else {
             return Vec::new();
         };
-        let mut removed = Vec::with_capacity(offer.paths.len());
-        for path in offer.paths {
-            if self.index.as_mut().is_some_and(|i| i.remove_path(&path)) {
-                self.seqs.remove(&path);
-                self.originals.remove(&path);
-                removed.push(path);
-            }
-        }
+        let removed = self.forget_paths(offer.paths);
         let n = removed.len();
         self.line = format!("Forgot {n} photo{}.", if n == 1 { "" } else { "s" });
         removed
+    }
+
+    /// Drops `paths` from the index in one pass (`EmbeddingIndex::remove_paths`): those it
+    /// held, in the order given. Also what another tab's removal does here.
+    pub fn forget_paths(&mut self, paths: Vec<String>) -> Vec<String> {
+        let Some(index) = self.index.as_mut() else {
+            return Vec::new();
+        };
+        let held: Vec<String> = paths
+            .into_iter()
+            .filter(|p| index.entry_by_path(p).is_some())
+            .collect();
+        index.remove_paths(&held);
+        for path in &held {
+            self.seqs.remove(path);
+            self.originals.remove(path);
+        }
+        if let Some(offer) = self.forget.take() {
+            let gone: std::collections::HashSet<&String> = held.iter().collect();
+            let left = offer.paths.into_iter().filter(|p| !gone.contains(p));
+            self.forget = ForgetOffer::new(left.collect());
+        }
+        held
+    }
+
+    /// Photos another tab saved, read back from storage: those of this tab's model enter
+    /// the index (replacing an entry of the same path). Their paths, for new thumbnails.
+    pub fn load_stored(&mut self, stored: Vec<Stored>) -> Vec<String> {
+        let (Some(index), Some(config)) = (self.index.as_mut(), self.config.as_ref()) else {
+            return Vec::new();
+        };
+        let mut paths = Vec::with_capacity(stored.len());
+        for r in stored {
+            if r.model_id != config.model_id {
+                continue;
+            }
+            let meta = EntryMeta {
+                path: r.path.clone(),
+                size_bytes: r.size_bytes,
+                modified_ms: r.modified_ms,
+                content_hash: r.content_hash,
+            };
+            if index.upsert(meta, &r.embedding).is_ok() {
+                self.next_seq = self.next_seq.max(r.seq + 1.0);
+                self.seqs.insert(r.path.clone(), r.seq);
+                self.skipped.remove(&r.path);
+                paths.push(r.path);
+            }
+        }
+        paths
+    }
+
+    /// The store was cleared elsewhere: the run and its unsaved photos are given up (its
+    /// workers stopped, so no late answer is saved into the new generation), the index,
+    /// skipped list and forget offer emptied, and the index rebuilt from `stored`.
+    pub(super) fn reload(
+        &mut self,
+        stored: Vec<Stored>,
+        unreadable: usize,
+        out: &mut Vec<Effect<F, T>>,
+    ) {
+        let Some(config) = self.config.clone() else {
+            return;
+        };
+        let cancelled = self.run.take().map(|r| r.limit);
+        out.extend(self.pool.clear().into_iter().map(Effect::Terminate));
+        self.jobs.clear();
+        self.saves = Saves::default();
+        self.skipped.clear();
+        self.forget = None;
+        self.originals.clear();
+        self.open(config, stored, unreadable);
+        if cancelled.is_some() {
+            self.note = Some(
+                "The index was cleared in another tab, so the photos being indexed here were \
+                 not saved; drop them again to index them."
+                    .to_owned(),
+            );
+            out.push(Effect::RunEnded);
+        }
+        self.progress = (0.0, None);
     }
 
     /// Removes one photo from the index: its path, to remove from storage.
@@ -164,7 +238,6 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
         }
         self.seqs.clear();
         self.skipped.clear();
-        self.skipped_version = self.skipped_version.wrapping_add(1);
         self.forget = None;
         self.line = "The index was cleared.".to_owned();
         self.progress = (0.0, None);

@@ -521,11 +521,8 @@ fn a_photo_that_cannot_be_read_is_listed_and_counted() {
         answers,
     });
     s.save_all(after);
-    let (skipped, _) = s.ix.skipped();
-    assert_eq!(
-        skipped.get("DCIM/p00.jpg").map(String::as_str),
-        Some("not a JPEG")
-    );
+    let skipped = s.ix.skipped();
+    assert_eq!(skipped.reason("DCIM/p00.jpg"), Some("not a JPEG"));
     assert_eq!(s.ix.view().skipped, 1);
     assert!(
         s.line().contains("1 new photo, 1 could not be read"),
@@ -552,7 +549,7 @@ fn an_embedding_the_index_would_refuse_is_skipped_before_it_is_saved() {
         }],
     });
     assert!(saves(&after).is_empty());
-    assert!(s.ix.skipped().0.contains_key("DCIM/p00.jpg"));
+    assert!(s.ix.skipped().reason("DCIM/p00.jpg").is_some());
     assert!(!s.ix.is_running());
 }
 
@@ -831,11 +828,8 @@ fn a_photo_that_crashes_twice_is_skipped_and_the_run_goes_on() {
         !s.ix.is_running(),
         "the only photo was skipped: the run ended"
     );
-    let (skipped, _) = s.ix.skipped();
-    assert_eq!(
-        skipped.get("DCIM/p00.jpg").map(String::as_str),
-        Some(CRASH_REASON)
-    );
+    let skipped = s.ix.skipped();
+    assert_eq!(skipped.reason("DCIM/p00.jpg"), Some(CRASH_REASON));
     assert!(s.line().contains("1 could not be read"), "{}", s.line());
 }
 
@@ -910,7 +904,7 @@ fn a_batch_that_could_not_be_sent_is_listed_as_skipped() {
         job: job.job,
     });
     assert!(!s.ix.is_running());
-    assert_eq!(s.ix.skipped().0.len(), 4);
+    assert_eq!(s.ix.skipped().len(), 4);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1456,3 +1450,6 @@ fn the_dropped_file_is_kept_for_the_preview() {
         Some("DCIM/p01.jpg")
     );
 }
+
+#[path = "run_store_tests.rs"]
+mod store;

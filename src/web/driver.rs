@@ -21,6 +21,7 @@ use super::download::{CacheState, Download, ModelStore};
 use super::idb::{schema, Database};
 use super::library::Library;
 use super::model::{begin_download, open_model, show_storage};
+use super::tabs::TabChannel;
 use super::ui::{self, set_text, Dom, State};
 use super::worker::WorkerHandle;
 use super::{describe_js, events, search};
@@ -29,6 +30,7 @@ use crate::page::params::Params;
 use crate::page::pool::WorkerId;
 use crate::page::run::Indexer;
 use crate::page::search::Search;
+use crate::page::tabs::Tabs;
 
 /// The worker loader (www/encoder-worker.js), relative to the page.
 const WORKER_SCRIPT: &str = "encoder-worker.js";
@@ -86,8 +88,10 @@ pub struct App {
     pub preview_id: Option<u64>,
     pub clear_armed_until: f64,
     pub last_storage_ms: f64,
-    /// The `#skipped` list drawn last (the core's version of it).
-    pub skipped_drawn: Option<u32>,
+    /// This tab's side of the two-tab rules (`page::tabs`), once the index is loaded.
+    pub tabs: Option<Rc<RefCell<Tabs>>>,
+    /// The channel to the other tabs (none where the browser offers none).
+    pub channel: Option<TabChannel>,
 }
 
 thread_local! {
@@ -164,7 +168,8 @@ fn new_app(dom: Rc<Dom>, params: Params) -> App {
         preview_id: None,
         clear_armed_until: 0.0,
         last_storage_ms: 0.0,
-        skipped_drawn: None,
+        tabs: None,
+        channel: None,
     }
 }
 

@@ -22,6 +22,7 @@ pub mod model_cache;
 pub mod photo_store;
 pub mod photos;
 pub mod search;
+pub mod sync;
 pub mod tabs;
 pub mod ui;
 pub mod worker;

@@ -20,6 +20,7 @@ use crate::clip::model_id;
 use crate::hub::{format_bytes, format_eta};
 use crate::ingest;
 use crate::model::config::ClipConfig;
+use crate::page::photo_store::PhotoStore;
 use crate::page::run::{Config, Input as RunInput, Stored};
 use crate::page::search::{Encoder, Input};
 
@@ -94,6 +95,10 @@ pub async fn begin_download(app: &AppRef) {
             }
         }
     }
+    // "Stop and remove" pressed while `persist()` was awaited: the download must not start.
+    if with(app, |a| a.stage != Stage::Downloading).unwrap_or(true) {
+        return;
+    }
     let weak = std::rc::Rc::downgrade(app);
     let on_progress = Box::new(move |p: &Progress| {
         if let Some(app) = weak.upgrade() {
@@ -124,6 +129,7 @@ pub async fn begin_download(app: &AppRef) {
                     DownloadError::NotFound { .. }
                         | DownloadError::OnlyPytorch { .. }
                         | DownloadError::Blocked { .. }
+                        | DownloadError::TooLarge { .. }
                 );
                 a.fail(e.to_string(), retry);
                 false
@@ -258,6 +264,8 @@ struct Opened {
     vision_bytes: f64,
     records: Vec<PhotoRecord>,
     unreadable: usize,
+    /// The stored index's generation (`page::tabs`).
+    generation: u64,
     size: u64,
 }
 
@@ -279,14 +287,19 @@ async fn read_model(app: &AppRef) -> Option<Result<Opened, String>> {
             .filter(|(n, _)| n.starts_with("vision_model.") || n.starts_with("visual_projection"))
             .map(|(_, t)| t.shape.iter().product::<usize>() as f64 * 4.0)
             .sum();
-        let (records, unreadable) = library.load_all().await.map_err(|e| e.to_string())?;
+        let loaded = library
+            .store()
+            .load_all()
+            .await
+            .map_err(|e| e.to_string())?;
         let size = model.weights.size_bytes();
         Ok(Opened {
             config,
             id,
             vision_bytes,
-            records,
-            unreadable,
+            records: loaded.records,
+            unreadable: loaded.unreadable.len(),
+            generation: loaded.generation,
             size,
         })
     };
@@ -312,7 +325,7 @@ fn pool_size(vision_bytes: f64, requested: Option<usize>) -> (usize, String) {
     (count, title)
 }
 
-fn stored_of(r: PhotoRecord) -> Stored {
+pub fn stored_of(r: PhotoRecord) -> Stored {
     Stored {
         path: r.path,
         size_bytes: r.size_bytes,
@@ -362,6 +375,7 @@ pub async fn open_model(app: &AppRef) {
     });
     let stored = opened.records.into_iter().map(stored_of).collect();
     let unreadable = opened.unreadable;
+    super::sync::open(app, opened.generation);
     search_input(app, Input::Encoder(Encoder::Loading));
     text::start(app);
     run_input(

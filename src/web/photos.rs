@@ -10,14 +10,16 @@ use wasm_bindgen_futures::spawn_local;
 use web_sys::DataTransfer;
 
 use super::driver::{with, AppRef, Stage};
+use super::library::IdbPhotoStore;
 use super::model::{begin_download, show_storage};
 use super::search::{render_results, search_input};
 use super::ui::drop::{entries_of_drop, from_input, walk, PickedSet};
 use super::ui::set_text;
 use super::workers::run_input;
-use super::{describe_js, now_ms, sleep_ms};
+use super::{describe_js, now_ms, sleep_ms, sync};
 use crate::ingest;
 use crate::page::library::DropFile;
+use crate::page::photo_store::PhotoStore;
 use crate::page::run::Input as RunInput;
 use crate::page::search::Input;
 
@@ -126,17 +128,25 @@ async fn accept(app: &AppRef, set: PickedSet) {
 /// "Forget N photos no longer in FOLDER": removes the offered photos from the index and
 /// from storage.
 pub async fn forget_vanished(app: &AppRef) {
-    let Some((library, paths)) = with(app, |a| {
+    let Some((store, paths)) = with(app, |a| {
         let removed = a.core.forget_offered();
         a.revoke_thumbs(&removed);
         a.update_status();
-        (a.library.clone(), removed)
+        (sync::store_of(a), removed)
     }) else {
         return;
     };
     render_results(app);
-    if let (Some(library), false) = (library, paths.is_empty()) {
-        if let Err(e) = library.remove(&paths).await {
+    if let (Some(store), false) = (store, paths.is_empty()) {
+        removed(app, &store, paths).await;
+    }
+}
+
+/// Removes `paths` from storage and tells the other tabs.
+pub async fn removed(app: &AppRef, store: &IdbPhotoStore, paths: Vec<String>) {
+    match store.remove(&paths).await {
+        Ok(()) => sync::tell(app, |t| t.removed(paths)),
+        Err(e) => {
             let line = format!("The index could not be updated: {e}");
             with(app, |a| a.fail(line, false));
         }
@@ -145,7 +155,7 @@ pub async fn forget_vanished(app: &AppRef) {
 
 /// "Clear index", pressed twice within five seconds.
 pub async fn clear_index(app: &AppRef) {
-    let Some(library) = with(app, |a| {
+    let Some(store) = with(app, |a| {
         let now = now_ms();
         let dom = a.dom.clone();
         if now > a.clear_armed_until {
@@ -164,17 +174,20 @@ pub async fn clear_index(app: &AppRef) {
         a.core.clear();
         let urls: Vec<String> = a.thumb_urls.keys().cloned().collect();
         a.revoke_thumbs(&urls);
-        Some(a.library.clone())
+        Some(sync::store_of(a))
     }) else {
         return;
     };
-    let Some(library) = library else { return };
+    let Some(store) = store else { return };
     search_input(app, Input::Cleared);
     with(app, |a| a.update_status());
-    if let Some(library) = library {
-        if let Err(e) = library.clear().await {
-            let line = format!("The index could not be cleared: {e}");
-            with(app, |a| a.fail(line, false));
+    if let Some(store) = store {
+        match store.clear().await {
+            Ok(generation) => sync::tell(app, |t| t.cleared(generation)),
+            Err(e) => {
+                let line = format!("The index could not be cleared: {e}");
+                with(app, |a| a.fail(line, false));
+            }
         }
     }
     show_storage(app).await;

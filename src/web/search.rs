@@ -315,16 +315,13 @@ async fn remove_entry(app: &AppRef, id: u64) {
         // A search by this photo ends; the results are drawn again just below.
         a.search.forget(id);
         a.update_status();
-        Some((a.library.clone(), path))
+        Some((super::sync::store_of(a), path))
     });
-    let Some(Some((library, path))) = removed else {
+    let Some(Some((store, path))) = removed else {
         return;
     };
     render_results(app);
-    if let Some(library) = library {
-        if let Err(e) = library.remove(std::slice::from_ref(&path)).await {
-            let line = format!("{path} could not be removed from the saved index: {e}");
-            with(app, |a| a.fail(line, false));
-        }
+    if let Some(store) = store {
+        super::photos::removed(app, &store, vec![path]).await;
     }
 }

@@ -11,6 +11,8 @@ pub mod drop;
 pub mod results;
 pub mod status;
 
+use super::noted;
+use crate::page::skipped::SkippedChange;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{
     Document, Element, HtmlButtonElement, HtmlDialogElement, HtmlElement, HtmlImageElement,
@@ -154,28 +156,28 @@ impl Dom {
         attr(&self.status, "data-backend", backend);
     }
 
-    /// Rewrites the `#skipped` list (path → error sentence), in path order.
-    pub fn show_skipped<'a>(
-        &self,
-        skipped: impl ExactSizeIterator<Item = (&'a String, &'a String)>,
-    ) {
-        let count = skipped.len();
-        self.skipped.set_inner_html("");
-        for (path, error) in skipped {
-            if let Ok(li) = self.document.create_element("li") {
-                attr(&li, "data-path", path);
-                if let (Ok(name), Ok(why)) = (
-                    self.document.create_element("span"),
-                    self.document.create_element("span"),
-                ) {
-                    name.set_class_name("path");
-                    name.set_text_content(Some(path));
-                    why.set_class_name("why");
-                    why.set_text_content(Some(error));
-                    append(&li, &name);
-                    append(&li, &why);
+    /// Applies the skipped list's changes (`page::skipped`) to `#skipped`: one `li` made,
+    /// changed or removed per change, never the whole list rebuilt. `count`: the entries
+    /// after them.
+    pub fn apply_skipped(&self, changes: Vec<SkippedChange>, count: usize) {
+        for change in changes {
+            match change {
+                SkippedChange::Insert {
+                    path,
+                    reason,
+                    before,
+                } => self.insert_skipped(&path, &reason, before.as_deref()),
+                SkippedChange::Reason { path, reason } => {
+                    if let Some(why) = self.skipped_entry(&path, " .why") {
+                        why.set_text_content(Some(&reason));
+                    }
                 }
-                append(&self.skipped, &li);
+                SkippedChange::Remove { path } => {
+                    if let Some(li) = self.skipped_entry(&path, "") {
+                        li.remove();
+                    }
+                }
+                SkippedChange::Clear => self.skipped.set_inner_html(""),
             }
         }
         show(&self.skipped_details, count > 0);
@@ -183,6 +185,38 @@ impl Dom {
             1 => "1 file could not be indexed".to_owned(),
             n => format!("{n} files could not be indexed"),
         }));
+    }
+
+    /// The `li` of `path` in `#skipped` (or the element `inner` selects inside it).
+    fn skipped_entry(&self, path: &str, inner: &str) -> Option<Element> {
+        let quoted = path.replace('\\', "\\\\").replace('"', "\\\"");
+        let selector = format!("li[data-path=\"{quoted}\"]{inner}");
+        self.skipped.query_selector(&selector).ok().flatten()
+    }
+
+    fn insert_skipped(&self, path: &str, reason: &str, before: Option<&str>) {
+        let Ok(li) = self.document.create_element("li") else {
+            return;
+        };
+        attr(&li, "data-path", path);
+        if let (Ok(name), Ok(why)) = (
+            self.document.create_element("span"),
+            self.document.create_element("span"),
+        ) {
+            name.set_class_name("path");
+            name.set_text_content(Some(path));
+            why.set_class_name("why");
+            why.set_text_content(Some(reason));
+            append(&li, &name);
+            append(&li, &why);
+        }
+        match before.and_then(|b| self.skipped_entry(b, "")) {
+            Some(next) => noted(
+                self.skipped.insert_before(&li, Some(&next)).map(drop),
+                "list a skipped file",
+            ),
+            None => append(&self.skipped, &li),
+        }
     }
 }
 

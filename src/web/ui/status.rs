@@ -114,10 +114,9 @@ impl App {
         }
         let (done, total) = view.progress;
         set_progress(&dom.index_progress, done, total);
-        let (skipped, version) = self.core.skipped();
-        if self.skipped_drawn != Some(version) {
-            dom.show_skipped(skipped.iter());
-            self.skipped_drawn = Some(version);
+        let changes = self.core.take_skipped_changes();
+        if !changes.is_empty() {
+            dom.apply_skipped(changes, view.skipped);
         }
     }
 

@@ -20,11 +20,11 @@ use wasm_bindgen_futures::spawn_local;
 use web_sys::{Blob, BlobPropertyBag, File};
 
 use super::driver::{with, AppRef};
-use super::idb::IdbError;
 use super::library::{PhotoRecord, Thumb};
 use super::search::{render_results, rerank_if_due, search_input};
 use super::ui::set_text;
-use super::{describe_js, now_ms, sleep_ms};
+use super::{describe_js, now_ms, sleep_ms, sync};
+use crate::page::photo_store::{PhotoStore, PhotoStoreError};
 use crate::page::protocol::ToWorker;
 use crate::page::run::{BatchId, Effect, Input, SaveError, ThumbOf, ToSave};
 use crate::page::search::{Input as SearchInput, Query};
@@ -151,20 +151,33 @@ fn record_of(p: ToSave<ArrayBuffer>) -> (PhotoRecord, Thumb) {
     (record, thumb)
 }
 
-/// Saves a batch; the core hears how it went.
+/// Saves a batch under this tab's guard (`page::tabs`); the core hears how it went, and
+/// the other tabs what was saved.
 fn save(app: &AppRef, batch: BatchId, photos: Vec<ToSave<ArrayBuffer>>) {
-    let Some(Some(library)) = with(app, |a| a.library.clone()) else {
+    let Some(ready) = with(app, |a| Some((sync::store_of(a)?, sync::guard(a)?))) else {
+        return;
+    };
+    let Some((store, guard)) = ready else {
+        let error = SaveError::Other("the stored index is not open".into());
+        run_input(app, Input::SaveFailed { batch, error });
         return;
     };
     let records: Vec<(PhotoRecord, Thumb)> = photos.into_iter().map(record_of).collect();
+    let paths: Vec<String> = records.iter().map(|(r, _)| r.path.clone()).collect();
     let app = app.clone();
     spawn_local(async move {
-        let input = match library.save(&records).await {
-            Ok(()) => Input::SaveDone(batch),
+        let input = match store.save(&records, &guard).await {
+            Ok(()) => {
+                sync::tell(&app, |t| t.added(paths));
+                Input::SaveDone(batch)
+            }
             Err(e) => {
                 web_sys::console::warn_1(&JsValue::from_str(&format!("clipseek: save: {e}")));
+                if sync::save_refused(&app, &e) {
+                    return;
+                }
                 let error = match e {
-                    IdbError::QuotaExceeded => SaveError::Quota,
+                    PhotoStoreError::Full => SaveError::Quota,
                     other => SaveError::Other(other.to_string()),
                 };
                 Input::SaveFailed { batch, error }
