@@ -847,6 +847,8 @@ def make_full(images_dir: Path, bad: list[str]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--skip-full", action="store_true", help="do not regenerate vit-b32-random/")
+    ap.add_argument("--only", choices=["variants"],
+                    help="write only these fixtures (scripts/fixture_models.py); images/ is redrawn")
     args = ap.parse_args()
     versions = {"torch": torch.__version__.split("+")[0], "transformers": transformers.__version__,
                 "Pillow": PIL.__version__, "numpy": np.__version__}
@@ -856,11 +858,16 @@ def main() -> None:
     torch.set_num_threads(1)  # bit-stable reductions, and the machine is shared
     torch.use_deterministic_algorithms(True)
 
+    import fixture_models  # beside this script; it imports this module for the helpers
+
     images_dir = FIX / "images"
     good, bad = make_images(images_dir)
-    make_tiny(images_dir, good, bad)
-    make_tokens()
-    if not args.skip_full:
+    if args.only is None:
+        make_tiny(images_dir, good, bad)
+        make_tokens()
+    if args.only in (None, "variants"):
+        fixture_models.make_variants(images_dir, good)
+    if args.only is None and not args.skip_full:
         make_full(images_dir, bad)
 
 
