@@ -175,6 +175,58 @@ fn tiny_towers_match_the_cpu_engine() -> TestResult {
     Ok(())
 }
 
+/// The other checkpoints' distinguishing features on the device: exact-erf GELU in both
+/// towers (LAION ViT-B/32) and patch 16 with 197 vision positions (ViT-B/16), against the
+/// CPU engine and transformers.
+#[test]
+fn variant_towers_match_the_cpu_engine_and_transformers() -> TestResult {
+    let Some((device, queue)) = device() else {
+        return Ok(());
+    };
+    for name in ["laion-b32-tiny", "b16-tiny"] {
+        let dir = fixtures().join(name);
+        let config = ClipConfig::from_json(&std::fs::read(dir.join("config.json"))?)?;
+        let (weights, _) = from_bytes(&std::fs::read(dir.join("model.safetensors"))?, &config)?;
+        let r = reference(&format!("reference/{name}.json"))?;
+        let count = r.images.len();
+        let pixels = pixels_of(&r, &fixtures().join("reference"), count)?;
+        let texts = token_ids(&r);
+        let cpu = CpuEncoder::new(&config, weights.clone())?;
+        let (cpu_images, cpu_texts) = (
+            cpu.encode_images(&pixels, count)?,
+            cpu.encode_texts(&texts)?,
+        );
+        for (precision, bar) in precisions(&device) {
+            let options = GpuOptions {
+                precision: Some(precision),
+                ..GpuOptions::default()
+            };
+            let gpu =
+                GpuEncoder::with_options(&device, &queue, &config, weights.clone(), &options)?;
+            let images = gpu.encode_images(&pixels, count)?;
+            let texts_out = gpu.encode_texts(&texts)?;
+            let (ci, ct) = (
+                min_cos(&images, &cpu_images),
+                min_cos(&texts_out, &cpu_texts),
+            );
+            let ri = min_cos_ref(&images, r.images.iter().map(|i| &i.embedding));
+            let rt = min_cos_ref(&texts_out, r.texts.iter().map(|t| &t.embedding));
+            eprintln!(
+                "{name} {precision:?}: min cos vs CPU images {ci:.7} texts {ct:.7}; vs transformers images {ri:.7} texts {rt:.7}"
+            );
+            assert!(
+                ci >= bar && ct >= bar,
+                "{name} {precision:?}: images {ci}, texts {ct}"
+            );
+            assert!(
+                ri >= bar && rt >= bar,
+                "{name} {precision:?} vs transformers: {ri}, {rt}"
+            );
+        }
+    }
+    Ok(())
+}
+
 #[test]
 fn bad_inputs_are_refused_as_the_cpu_engine_refuses_them() -> TestResult {
     let Some((device, queue)) = device() else {

@@ -78,13 +78,14 @@ fn fidelity(
 }
 
 /// Every variant measured (printed for the record); the default (12-bit activations, every
-/// linear layer) and the relaxed-SIMD build's numbers (7-bit weights, 8-bit activations)
-/// must meet the bar.
+/// linear layer) must meet the bar, the relaxed-SIMD build's numbers (7-bit weights, 8-bit
+/// activations) `relaxed_bar`.
 fn check_variants(
     dir: &std::path::Path,
     reference_json: &str,
     pixel_dir: &std::path::Path,
     label: &str,
+    relaxed_bar: f32,
 ) -> TestResult {
     let variants = [
         (
@@ -127,8 +128,9 @@ fn check_variants(
             if f.rankings { "equal" } else { "DIFFER" }
         );
         if i == 0 || i == 2 {
-            assert!(f.images >= BAR, "{label} {name}: image cos {}", f.images);
-            assert!(f.texts >= BAR, "{label} {name}: text cos {}", f.texts);
+            let bar = if i == 0 { BAR } else { relaxed_bar };
+            assert!(f.images >= bar, "{label} {name}: image cos {}", f.images);
+            assert!(f.texts >= bar, "{label} {name}: text cos {}", f.texts);
             assert!(f.rankings, "{label} {name}: rankings differ");
         }
     }
@@ -143,6 +145,7 @@ fn int8_tiny_matches_transformers_f32() -> TestResult {
         "reference/tiny.json",
         &fixtures().join("reference"),
         "tiny",
+        BAR,
     )
 }
 
@@ -188,5 +191,25 @@ fn int8_full_size_vit_b32_matches_transformers_f32() -> TestResult {
         "vit-b32-random/reference.json",
         &fixtures().join("vit-b32-random"),
         "ViT-B/32 random",
+        BAR,
     )
+}
+
+/// The other checkpoints' distinguishing features in 8 bits: exact GELU in both towers
+/// (LAION ViT-B/32) and patch 16 with 197 positions (ViT-B/16). Their text towers are 16
+/// wide (tiny-clip's 32), where 7-bit weights with 8-bit activations lose about 1e-3 of
+/// cosine (laion-b32-tiny texts 0.99890 when measured): that variant's bar is 0.998 here;
+/// the default keeps 0.999.
+#[test]
+fn int8_variants_match_transformers_f32() -> TestResult {
+    for name in ["laion-b32-tiny", "b16-tiny"] {
+        check_variants(
+            &fixtures().join(name),
+            &format!("reference/{name}.json"),
+            &fixtures().join("reference"),
+            name,
+            0.998,
+        )?;
+    }
+    Ok(())
 }

@@ -29,7 +29,10 @@ struct Extra {
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// Smallest cosine and largest element difference over rows.
@@ -66,7 +69,10 @@ fn configurations_keep_what_tells_the_models_apart() -> TestResult {
     for (name, act, patch) in VARIANTS {
         let (clip, _) = load(name)?;
         let v = &clip.config.vision_config;
-        assert_eq!((v.hidden_act, v.patch_size, v.image_size), (act, patch, 224));
+        assert_eq!(
+            (v.hidden_act, v.patch_size, v.image_size),
+            (act, patch, 224)
+        );
         assert_eq!(clip.config.text_config.hidden_act, act);
         assert_eq!(v.num_positions(), (224 / patch) * (224 / patch) + 1);
         assert!(
