@@ -16,6 +16,7 @@ pub mod index;
 pub mod ingest;
 pub mod model;
 pub mod model_cache;
+pub mod models;
 pub mod page;
 
 #[cfg(target_arch = "wasm32")]
