@@ -4,6 +4,8 @@
              laion/CLIP-ViT-B-32-laion2B-s34B-b79K (exact-erf GELU in both towers) and
              openai/clip-vit-base-patch16 (patch 16 at 224 px: 197 vision positions), and
              their references (reference/<name>.json)
+  multilingual  a tiny random DistilBERT in the sentence-transformers layout of
+             sentence-transformers/clip-ViT-B-32-multilingual-v1, with its references
 
 Nothing is downloaded. Widths and layer counts are shrunk so the committed files stay
 small; what tells the models apart is kept.
@@ -11,6 +13,7 @@ small; what tells the models apart is kept.
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -116,3 +119,186 @@ def make_variants(images_dir: Path, good: list[str]) -> None:
     for name in VARIANTS:
         make_variant(name, images_dir, good)
 
+
+# --------------------------------------------------------------------------------------
+# the multilingual text encoder (sentence-transformers/clip-ViT-B-32-multilingual-v1)
+
+ML_DIM, ML_LAYERS, ML_HEADS, ML_FFN, ML_OUT = 32, 2, 4, 37, 24
+ML_MAX_SEQ = 128  # sentence_bert_config.json of the real model
+
+# The strings the tokenizer and the encoder are checked on: several scripts, accents,
+# combining marks, emoji, whitespace and control characters, one text beyond 128 tokens.
+ML_TEXTS = [
+    "a photo of a cat", "A Photo Of A Cat", "", "   ", " leading and trailing \t\n",
+    "café crème brûlée", "Ångström in Zürich", "São Paulo à noite", "naïve résumé", "straße",
+    "cafe\u0301 with a combining accent", "ﬁsh ligature", "ＡＢＣ fullwidth",
+    "Кошка на диване", "привет мир", "ПРИВЕТ", "Ελληνικά: η γάτα κοιμάται", "ΣΊΣΥΦΟΣ",
+    "東京の夜景", "一只猫的照片", "猫の写真と犬", "고양이 사진", "日本語と English mixed",
+    "صورة قطة على الأريكة", "مرحبا بالعالم", "שלום עולם", "नमस्ते दुनिया", "ภาพถ่ายแมว",
+    "🐶 dog at the beach 🏖️👍🏽", "👨‍👩‍👧‍👦 family", "🦄 unicorn", "🇯🇵 flag",
+    "don't stop", "rock 'n' roll", "e-mail & co.", "3.14159 and 1,000,000", "#sunset @friend",
+    "zero\u200bwidth", "nbsp\u00a0space", "\x1cfile separator\x1f", "null\x00char", "tab\tin\tside",
+    "Der Hund läuft über die Wiese", "El perro corre por la playa", "Il gatto dorme sul divano",
+    "Kot śpi na kanapie", "Köpek sahilde koşuyor", "Con mèo đang ngủ",
+    " ".join(["многоязычный поиск фотографий"] * 60),  # longer than 128 tokens: truncated
+]
+
+# Extra text the vocabulary is built from (so that words split into several pieces).
+ML_CORPUS = ML_TEXTS + [
+    "the cat sleeps on the sofa", "dogs run on the beach at sunset", "photos of mountains",
+    "кошки и собаки", "γάτες και σκύλοι", "東京タワーの写真", "الشاطئ عند الغروب",
+]
+
+
+def ml_vocab() -> list[str]:
+    """A tiny WordPiece vocabulary in mBERT's layout ([PAD] 0, [unused..], [UNK] 100,
+    [CLS] 101, [SEP] 102, [MASK] 103): every character seen (alone and as ##suffix) except a
+    few left out so [UNK] occurs, frequent whole words, and 2-4 character word starts."""
+    from tokenizers import normalizers, pre_tokenizers
+
+    norm = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None,
+                                      lowercase=False)
+    pre = pre_tokenizers.BertPreTokenizer()
+    words: dict[str, int] = {}
+    for text in ML_CORPUS:
+        for w, _ in pre.pre_tokenize_str(norm.normalize_str(text.strip())):
+            words[w] = words.get(w, 0) + 1
+    left_out = {"🦄", "ภ", "猫"}  # these characters become [UNK]
+    chars = sorted({c for w in words for c in w} - left_out)
+    frequent = sorted(words, key=lambda w: (-words[w], w))[:60]
+    starts = sorted({w[:n] for w in words for n in (2, 3, 4) if len(w) > n} - set(frequent))[:120]
+    vocab = ["[PAD]"] + [f"[unused{i}]" for i in range(1, 100)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    seen = set(vocab)
+    for tok in chars + ["##" + c for c in chars] + frequent + starts:
+        if tok not in seen and not set(tok) & left_out:
+            vocab.append(tok)
+            seen.add(tok)
+    return vocab
+
+
+def ml_randomise(model: torch.nn.Module, seed: int) -> None:
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for mname, mod in model.named_modules():
+            for pname, p in mod.named_parameters(recurse=False):
+                r = torch.randn(p.shape, dtype=torch.float32)
+                if isinstance(mod, torch.nn.Linear):
+                    p.copy_(r / math.sqrt(p.shape[1]) if pname == "weight" else 0.02 * r)
+                elif isinstance(mod, torch.nn.LayerNorm):
+                    p.copy_(1 + 0.1 * r if pname == "weight" else 0.02 * r)
+                elif isinstance(mod, torch.nn.Embedding):
+                    p.copy_(0.5 * r)
+                else:
+                    raise SystemExit(f"unclassified parameter {mname}.{pname}")
+
+
+def ml_write(out: Path, bert, dense_w: torch.Tensor, tok, safe: bool) -> None:
+    """The sentence-transformers layout of clip-ViT-B-32-multilingual-v1."""
+    import json as _json
+
+    mf.fresh_dir(out)
+    bert.save_pretrained(out, safe_serialization=safe)
+    tok.save_pretrained(out)
+    (out / "1_Pooling").mkdir()
+    (out / "2_Dense").mkdir()
+    files = {
+        "modules.json": [
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+            {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"},
+        ],
+        "sentence_bert_config.json": {"max_seq_length": ML_MAX_SEQ, "do_lower_case": False},
+        "config_sentence_transformers.json": {"__version__": {"sentence_transformers": "2.0.0"}},
+        "1_Pooling/config.json": {
+            "word_embedding_dimension": ML_DIM, "pooling_mode_cls_token": False,
+            "pooling_mode_mean_tokens": True, "pooling_mode_max_tokens": False,
+            "pooling_mode_mean_sqrt_len_tokens": False,
+        },
+        "2_Dense/config.json": {"in_features": ML_DIM, "out_features": ML_OUT, "bias": False,
+                                "activation_function": "torch.nn.modules.linear.Identity"},
+    }
+    for name, obj in files.items():
+        (out / name).write_text(_json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+    state = {"linear.weight": dense_w.clone().contiguous()}
+    if safe:
+        from safetensors.torch import save_file
+        save_file(state, out / "2_Dense" / "model.safetensors")
+    else:
+        torch.save(collections_ordered(state), out / "2_Dense" / "pytorch_model.bin")
+
+
+def collections_ordered(d: dict):
+    import collections
+    return collections.OrderedDict(d)
+
+
+@torch.no_grad()
+def ml_reference(bert, dense_w, tok, texts: list[str]) -> tuple[list[list[int]], np.ndarray]:
+    """As sentence-transformers computes it: strip, tokenize (truncate to max_seq_length),
+    the transformer, mean over the attention mask, the dense layer (no bias, identity)."""
+    ids, out = [], []
+    for t in texts:
+        enc = tok([t.strip()], padding=True, truncation="longest_first", max_length=ML_MAX_SEQ,
+                  return_tensors="pt")
+        h = bert(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
+        m = enc["attention_mask"].unsqueeze(-1).float()
+        pooled = (h * m).sum(1) / torch.clamp(m.sum(1), min=1e-9)
+        out.append((pooled @ dense_w.T)[0].numpy())
+        ids.append([int(x) for x in enc["input_ids"][0]])
+    return ids, np.stack(out)
+
+
+def make_multilingual() -> None:
+    import tempfile
+
+    from transformers import DistilBertConfig, DistilBertModel, DistilBertTokenizerFast
+
+    vocab = ml_vocab()
+    with tempfile.TemporaryDirectory() as tmp:
+        vf = Path(tmp) / "vocab.txt"
+        vf.write_text("\n".join(vocab) + "\n", encoding="utf-8")
+        tok = DistilBertTokenizerFast(vocab_file=str(vf), do_lower_case=False, tokenize_chinese_chars=True,
+                                      strip_accents=None, model_max_length=512)
+    cfg = DistilBertConfig(vocab_size=len(vocab), dim=ML_DIM, n_layers=ML_LAYERS, n_heads=ML_HEADS,
+                           hidden_dim=ML_FFN, max_position_embeddings=512, activation="gelu",
+                           sinusoidal_pos_embds=False, pad_token_id=0, dropout=0.0, attention_dropout=0.0)
+    cfg._attn_implementation = "eager"
+    bert = DistilBertModel(cfg)
+    ml_randomise(bert, 3)
+    bert = bert.eval()
+    torch.manual_seed(4)
+    dense_w = torch.randn(ML_OUT, ML_DIM) / math.sqrt(ML_DIM)
+    safe_dir, bin_dir = mf.FIX / "multilingual-tiny", mf.FIX / "multilingual-tiny-bin"
+    ml_write(safe_dir, bert, dense_w, tok, safe=True)
+    ml_write(bin_dir, bert, dense_w, tok, safe=False)
+    assert (bin_dir / "pytorch_model.bin").exists() and not (bin_dir / "model.safetensors").exists()
+
+    ids, emb = ml_reference(bert, dense_w, tok, ML_TEXTS)
+    # sentence-transformers itself, from each folder, gives the same numbers
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        print("multilingual: sentence-transformers not installed; its own check skipped", file=sys.stderr)
+    else:
+        for d in (safe_dir, bin_dir):
+            st = SentenceTransformer(str(d), device="cpu")
+            got = st.encode(ML_TEXTS, batch_size=8, convert_to_numpy=True)
+            err = float(np.abs(got - emb).max())
+            assert err < 1e-5, (d.name, err)
+            print(f"multilingual: SentenceTransformer({d.name}) vs reference max |diff| {err:.2e}")
+    # the fast tokenizer as saved reads back to the same ids
+    back = DistilBertTokenizerFast.from_pretrained(safe_dir)
+    for t, row in zip(ML_TEXTS, ids):
+        assert back(t.strip(), truncation=True, max_length=ML_MAX_SEQ)["input_ids"] == row, t
+    unk = sum(row.count(100) for row in ids)
+    longest = max(len(r) for r in ids)
+    doc = {
+        "model": "multilingual-tiny",
+        "max_seq_length": ML_MAX_SEQ,
+        "texts": [{"text": t, "ids": row, "embedding": mf.f32list(emb[i])}
+                  for i, (t, row) in enumerate(zip(ML_TEXTS, ids))],
+    }
+    mf.write_json(mf.FIX / "reference" / "multilingual-tiny.json", doc)
+    print(f"multilingual: vocab {len(vocab)}, {len(ML_TEXTS)} texts, {unk} [UNK] ids, longest {longest} ids; "
+          f"weights {(safe_dir / 'model.safetensors').stat().st_size} + "
+          f"{(safe_dir / '2_Dense' / 'model.safetensors').stat().st_size} bytes")

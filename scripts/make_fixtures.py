@@ -847,7 +847,7 @@ def make_full(images_dir: Path, bad: list[str]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--skip-full", action="store_true", help="do not regenerate vit-b32-random/")
-    ap.add_argument("--only", choices=["variants"],
+    ap.add_argument("--only", choices=["variants", "multilingual"],
                     help="write only these fixtures (scripts/fixture_models.py); images/ is redrawn")
     args = ap.parse_args()
     versions = {"torch": torch.__version__.split("+")[0], "transformers": transformers.__version__,
@@ -867,6 +867,8 @@ def main() -> None:
         make_tokens()
     if args.only in (None, "variants"):
         fixture_models.make_variants(images_dir, good)
+    if args.only in (None, "multilingual"):
+        fixture_models.make_multilingual()
     if args.only is None and not args.skip_full:
         make_full(images_dir, bad)
 

@@ -410,3 +410,85 @@ fn export_import_and_search_keep_the_rankings() -> TestResult {
     assert!(err.contains("damaged"), "{err}");
     Ok(())
 }
+
+/// `search --query-model`: the multilingual query encoder ranks an index made with the
+/// CLIP model (same embedding size), its scores the dot products of its own query
+/// embeddings with the index rows; with `--model` too the index is still checked; an
+/// index of another size is refused with a sentence.
+#[test]
+fn search_with_a_query_model_ranks_the_clip_index() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let index_path = make_index(dir.path())?;
+    let index = read_index(&index_path)?;
+    let qdir = fixtures().join("multilingual-tiny");
+    let qmodel = clipseek::files::load_query_model_dir(&qdir)?;
+    let queries = ["Кошка на диване", "東京の夜景", "a photo of a cat"];
+    let q = qdir.to_str().ok_or("path")?;
+    let mut args = vec![
+        "search",
+        "--query-model",
+        q,
+        "--index",
+        index_path.as_str(),
+        "--json",
+        "--top-k",
+        "5",
+    ];
+    args.extend_from_slice(&queries);
+    let (code, v, err) = clipseek(&args)?;
+    assert_eq!(code, 0, "{err}");
+    let model = tiny_model()?;
+    let mut with_model = args.clone();
+    with_model.extend_from_slice(&["--model", model.as_str()]);
+    let (code, v2, err) = clipseek(&with_model)?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v, v2);
+    for (i, text) in queries.iter().enumerate() {
+        let e = qmodel.embed_texts(&[text])?;
+        let mut want: Vec<(String, f64)> = index
+            .entries()
+            .iter()
+            .filter_map(|entry| {
+                let row = index.embedding(entry.id)?;
+                let dot: f32 = row.iter().zip(e.row(0)).map(|(a, b)| a * b).sum();
+                Some((entry.path.clone(), f64::from(dot)))
+            })
+            .collect();
+        want.sort_by(|a, b| b.1.total_cmp(&a.1));
+        want.truncate(5);
+        let got = matches(&v, i)?;
+        assert_eq!(got.len(), 5, "{text}");
+        for ((gp, gs), (wp, ws)) in got.iter().zip(&want) {
+            assert!((gs - ws).abs() < 1e-5, "{text}: {gp} {gs} vs {wp} {ws}");
+        }
+    }
+    // An index of another embedding size.
+    let mut other = EmbeddingIndex::new("clip-other#00", 7);
+    other.upsert(
+        clipseek::index::EntryMeta {
+            path: "a.jpg".into(),
+            size_bytes: 1,
+            modified_ms: 0,
+            content_hash: [0; 32],
+        },
+        &[1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+    )?;
+    let other_path = dir.path().join("other.idx");
+    std::fs::write(&other_path, other.to_bytes())?;
+    let (code, _, err) = clipseek(&[
+        "search",
+        "--query-model",
+        q,
+        "--index",
+        other_path.to_str().ok_or("path")?,
+        "cat",
+    ])?;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("24-dimensional") && err.contains("7-dimensional"),
+        "{err}"
+    );
+    let (code, _, err) = clipseek(&["search", "--index", &index_path, "cat"])?;
+    assert_ne!(code, 0, "{err}");
+    Ok(())
+}

@@ -28,7 +28,8 @@ mod cli {
     use clap::{Args, Parser, Subcommand, ValueEnum};
     use clipseek::clip::Clip;
     use clipseek::encode::cpu::QuantOptions;
-    use clipseek::files::load_model_dir;
+    use clipseek::encode::Embeddings;
+    use clipseek::files::{load_model_dir, load_query_model_dir};
     use clipseek::index::journal::{journal_record, journal_start, read_journal};
     use clipseek::index::{dupes, export, query, EmbeddingIndex, EntryMeta, Match};
     use indicatif::{ProgressBar, ProgressStyle};
@@ -95,9 +96,17 @@ mod cli {
     }
 
     #[derive(Args)]
+    #[command(group = clap::ArgGroup::new("encoder").required(true).multiple(true).args(["model", "query_model"]))]
     struct SearchArgs {
+        /// Model folder the index was made with: the index is checked against it, and it
+        /// encodes the queries unless --query-model is given.
         #[arg(long)]
-        model: PathBuf,
+        model: Option<PathBuf>,
+        /// A multilingual query encoder (sentence-transformers layout, such as
+        /// clip-ViT-B-32-multilingual-v1) whose embeddings live in the index model's text
+        /// space; it encodes the text of every query.
+        #[arg(long)]
+        query_model: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = Precision::F32)]
         precision: Precision,
         #[arg(long)]
@@ -477,11 +486,32 @@ mod cli {
     }
 
     fn search(a: SearchArgs) -> Result<(), String> {
-        let clip = load(&a.model, a.precision)?;
-        let idx = read_index_or_archive(&a.index, Some(&clip.model_id))?;
+        let clip = a
+            .model
+            .as_deref()
+            .map(|m| load(m, a.precision))
+            .transpose()?;
+        let query_model = a
+            .query_model
+            .as_deref()
+            .map(|d| load_query_model_dir(d).map_err(|e| e.to_string()))
+            .transpose()?;
+        let idx = read_index_or_archive(&a.index, clip.as_ref().map(|c| c.model_id.as_str()))?;
+        let embed: Box<TextEmbedder<'_>> = match (&query_model, &clip) {
+            (Some(q), _) if q.embedding_dim() != idx.dim() => {
+                return Err(format!(
+                    "the query model gives {}-dimensional embeddings but the index holds {}-dimensional ones: it was not made for this index's model",
+                    q.embedding_dim(),
+                    idx.dim()
+                ))
+            }
+            (Some(q), _) => Box::new(|t: &[&str]| q.embed_texts(t).map_err(|e| e.to_string())),
+            (None, Some(c)) => Box::new(|t: &[&str]| c.embed_texts(t).map_err(|e| e.to_string())),
+            (None, None) => return Err("give --model or --query-model".into()),
+        };
         let mut results = Vec::new();
         for q in &a.queries {
-            match compound_search(&clip, &idx, q, a.top_k) {
+            match compound_search(&*embed, &idx, q, a.top_k) {
                 Ok(matches) => {
                     let m: Vec<Value> = matches
                         .iter()
@@ -556,10 +586,13 @@ mod cli {
         Ok(())
     }
 
+    /// Texts to normalised embeddings: the CLIP text tower or a multilingual query model.
+    type TextEmbedder<'a> = dyn Fn(&[&str]) -> Result<Embeddings, String> + 'a;
+
     /// Ranks `idx` against one compound query (`index::query`): its distinct texts are
     /// encoded in one batch, its photos (`@PATH`, `@#ID`) looked up in the index.
     fn compound_search(
-        clip: &Clip,
+        embed: &TextEmbedder<'_>,
         idx: &EmbeddingIndex,
         text: &str,
         top_k: usize,
@@ -569,7 +602,7 @@ mod cli {
         let embedded = if texts.is_empty() {
             None
         } else {
-            Some(clip.embed_texts(&texts).map_err(|e| e.to_string())?)
+            Some(embed(&texts)?)
         };
         let lookup = |t: &str| {
             let i = texts.iter().position(|x| *x == t)?;

@@ -21,18 +21,18 @@ use super::quant::{ActivationBits, QuantLinear, WeightBits};
 use super::{l2_normalize_rows, Embeddings, EncodeError, Encoder};
 use crate::model::config::{Activation, ClipConfig};
 use crate::model::tokenizer::TokenIds;
-use crate::model::weights::ClipWeights;
+use crate::model::weights::{ClipWeights, TensorSource};
 
-fn ce(stage: &'static str) -> impl Fn(candle_core::Error) -> EncodeError {
+pub(super) fn ce(stage: &'static str) -> impl Fn(candle_core::Error) -> EncodeError {
     move |e| EncodeError::Compute {
         stage,
         message: e.to_string(),
     }
 }
 
-type CResult<T> = candle_core::Result<T>;
+pub(super) type CResult<T> = candle_core::Result<T>;
 
-fn tensor(weights: &mut ClipWeights, name: &str) -> Result<Tensor, EncodeError> {
+pub(super) fn tensor(weights: &mut impl TensorSource, name: &str) -> Result<Tensor, EncodeError> {
     let t = weights.take(name)?;
     Tensor::from_vec(t.data, t.shape, &Device::Cpu).map_err(ce("loading weights"))
 }
@@ -80,7 +80,7 @@ impl Default for QuantOptions {
 }
 
 /// `y = x W^T + b`: `W^T` stored contiguous for candle's gemm, or quantised.
-enum Linear {
+pub(super) enum Linear {
     F32 {
         weight_t: Tensor,
         bias: Option<Tensor>,
@@ -89,7 +89,11 @@ enum Linear {
 }
 
 impl Linear {
-    fn load(weights: &mut ClipWeights, prefix: &str, bias: bool) -> Result<Self, EncodeError> {
+    pub(super) fn load(
+        weights: &mut impl TensorSource,
+        prefix: &str,
+        bias: bool,
+    ) -> Result<Self, EncodeError> {
         let w = tensor(weights, &format!("{prefix}.weight"))?;
         let weight_t = w
             .t()
@@ -130,7 +134,7 @@ impl Linear {
     }
 
     /// `x`: `[rows, in]` → `[rows, out]`.
-    fn forward(&self, x: &Tensor) -> CResult<Tensor> {
+    pub(super) fn forward(&self, x: &Tensor) -> CResult<Tensor> {
         match self {
             Self::F32 { weight_t, bias } => {
                 let y = x.matmul(weight_t)?;
@@ -151,14 +155,18 @@ impl Linear {
     }
 }
 
-struct LayerNorm {
+pub(super) struct LayerNorm {
     weight: Tensor,
     bias: Tensor,
     eps: f64,
 }
 
 impl LayerNorm {
-    fn load(weights: &mut ClipWeights, prefix: &str, eps: f64) -> Result<Self, EncodeError> {
+    pub(super) fn load(
+        weights: &mut impl TensorSource,
+        prefix: &str,
+        eps: f64,
+    ) -> Result<Self, EncodeError> {
         Ok(Self {
             weight: tensor(weights, &format!("{prefix}.weight"))?,
             bias: tensor(weights, &format!("{prefix}.bias"))?,
@@ -166,7 +174,7 @@ impl LayerNorm {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> CResult<Tensor> {
+    pub(super) fn forward(&self, x: &Tensor) -> CResult<Tensor> {
         let mean = x.mean_keepdim(D::Minus1)?;
         let centred = x.broadcast_sub(&mean)?;
         let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
@@ -178,11 +186,42 @@ impl LayerNorm {
     }
 }
 
-fn activate(x: &Tensor, act: Activation) -> CResult<Tensor> {
+pub(super) fn activate(x: &Tensor, act: Activation) -> CResult<Tensor> {
     match act {
         Activation::Gelu => x.gelu_erf(),
         Activation::QuickGelu => x.mul(&candle_nn::ops::sigmoid(&(x * 1.702)?)?),
     }
+}
+
+/// Multi-head attention of the rows `y` (`[b * t, h]`) through the q, k and v projections,
+/// with an additive `mask` broadcast over the scores (`[t, t]` causal, `[b, 1, 1, t]` for
+/// padding); returns the heads' context `[b * t, h]`, before the output projection.
+pub(super) fn attention(
+    y: &Tensor,
+    [q, k, v]: [&Linear; 3],
+    (b, t, heads): (usize, usize, usize),
+    mask: Option<&Tensor>,
+) -> CResult<Tensor> {
+    let h = y.dim(1)?;
+    let dh = h / heads;
+    let split = |lin: &Linear, s: f64| -> CResult<Tensor> {
+        let p = lin.forward(y)?;
+        let p = if s == 1.0 { p } else { (p * s)? };
+        p.reshape((b, t, heads, dh))?.transpose(1, 2)?.contiguous()
+    };
+    let q = split(q, (dh as f64).powf(-0.5))?;
+    let k = split(k, 1.0)?;
+    let v = split(v, 1.0)?;
+    let mut scores = q.matmul(&k.t()?.contiguous()?)?;
+    if let Some(m) = mask {
+        scores = scores.broadcast_add(m)?;
+    }
+    let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+    probs
+        .matmul(&v)?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((b * t, h))
 }
 
 struct Layer {
@@ -254,31 +293,10 @@ impl LayerStack {
     /// `x`: `[batch, seq, hidden]`; `mask`: additive `[seq, seq]` or none.
     fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> CResult<Tensor> {
         let (b, t, h) = x.dims3()?;
-        let dh = h / self.heads;
-        let scale = (dh as f64).powf(-0.5);
         let mut x = x.reshape((b * t, h))?;
         for layer in &self.layers {
             let y = layer.ln1.forward(&x)?;
-            let split = |lin: &Linear, s: f64| -> CResult<Tensor> {
-                let p = lin.forward(&y)?;
-                let p = if s == 1.0 { p } else { (p * s)? };
-                p.reshape((b, t, self.heads, dh))?
-                    .transpose(1, 2)?
-                    .contiguous()
-            };
-            let q = split(&layer.q, scale)?;
-            let k = split(&layer.k, 1.0)?;
-            let v = split(&layer.v, 1.0)?;
-            let mut scores = q.matmul(&k.t()?.contiguous()?)?;
-            if let Some(m) = mask {
-                scores = scores.broadcast_add(m)?;
-            }
-            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-            let ctx = probs
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .contiguous()?
-                .reshape((b * t, h))?;
+            let ctx = attention(&y, [&layer.q, &layer.k, &layer.v], (b, t, self.heads), mask)?;
             x = (x + layer.out.forward(&ctx)?)?;
             let y = layer.ln2.forward(&x)?;
             let y = layer

@@ -10,6 +10,7 @@
 pub mod cpu;
 pub mod gpu;
 pub mod quant;
+pub mod sentence;
 
 use crate::model::tokenizer::TokenIds;
 

@@ -3,9 +3,11 @@
 
 pub mod config;
 pub mod preprocess;
+pub mod sentence;
 pub mod synthetic;
 pub mod thumbnail;
 pub mod tokenizer;
+pub mod torch_bin;
 pub mod weights;
 
 pub use config::{Activation, ClipConfig, ConfigError, PreprocessConfig, TextConfig, VisionConfig};

@@ -446,6 +446,28 @@ impl ClipWeights {
     }
 }
 
+/// Where an engine takes its tensors from, by name (it owns what it takes).
+pub trait TensorSource {
+    fn take(&mut self, name: &str) -> Result<F32Tensor, WeightsError>;
+}
+
+impl TensorSource for ClipWeights {
+    fn take(&mut self, name: &str) -> Result<F32Tensor, WeightsError> {
+        ClipWeights::take(self, name)
+    }
+}
+
+/// Checked tensors of any other model (the multilingual text encoder).
+pub type NamedTensors = BTreeMap<String, F32Tensor>;
+
+impl TensorSource for NamedTensors {
+    fn take(&mut self, name: &str) -> Result<F32Tensor, WeightsError> {
+        self.remove(name).ok_or_else(|| WeightsError::Missing {
+            tensor: name.to_owned(),
+        })
+    }
+}
+
 /// Collects tensors one at a time, converting each to f32 as it arrives.
 pub struct WeightsBuilder {
     plan: Vec<(String, TensorInfo)>,
@@ -531,7 +553,7 @@ impl WeightsBuilder {
     }
 }
 
-fn to_f32(dtype: Dtype, bytes: &[u8]) -> Vec<f32> {
+pub(crate) fn to_f32(dtype: Dtype, bytes: &[u8]) -> Vec<f32> {
     match dtype {
         Dtype::F32 => bytes
             .chunks_exact(4)
