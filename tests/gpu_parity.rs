@@ -94,6 +94,32 @@ fn min_cos_ref<'a>(a: &Embeddings, refs: impl Iterator<Item = &'a Vec<f32>>) -> 
         .fold(f32::MAX, f32::min)
 }
 
+/// The device's image and text embeddings against the CPU engine's and transformers' (the
+/// reference), each at least `bar`; the figures are printed.
+fn meets_the_bar(
+    label: &str,
+    precision: Precision,
+    bar: f32,
+    (images, texts): (&Embeddings, &Embeddings),
+    (cpu_images, cpu_texts): (&Embeddings, &Embeddings),
+    r: &Reference,
+) {
+    let (ci, ct) = (min_cos(images, cpu_images), min_cos(texts, cpu_texts));
+    let ri = min_cos_ref(images, r.images.iter().map(|i| &i.embedding));
+    let rt = min_cos_ref(texts, r.texts.iter().map(|t| &t.embedding));
+    eprintln!(
+        "{label} {precision:?}: min cos vs CPU images {ci:.7} texts {ct:.7}; vs transformers images {ri:.7} texts {rt:.7}"
+    );
+    assert!(
+        ci >= bar && ct >= bar,
+        "{label} {precision:?}: images {ci}, texts {ct} (bar {bar})"
+    );
+    assert!(
+        ri >= bar && rt >= bar,
+        "{label} {precision:?} vs transformers: images {ri}, texts {rt}"
+    );
+}
+
 #[test]
 fn tiny_towers_match_the_cpu_engine() -> TestResult {
     let Some((device, queue)) = device() else {
@@ -120,22 +146,14 @@ fn tiny_towers_match_the_cpu_engine() -> TestResult {
         assert_eq!(gpu.image_shape(), cpu.image_shape());
         let images = gpu.encode_images(&pixels, count)?;
         let texts_out = gpu.encode_texts(&texts)?;
-        let (ci, ct) = (
-            min_cos(&images, &cpu_images),
-            min_cos(&texts_out, &cpu_texts),
-        );
-        let ri = min_cos_ref(&images, r.images.iter().map(|i| &i.embedding));
-        let rt = min_cos_ref(&texts_out, r.texts.iter().map(|t| &t.embedding));
-        eprintln!(
-            "tiny {precision:?}: min cos vs CPU images {ci:.7} texts {ct:.7}; vs transformers images {ri:.7} texts {rt:.7}"
-        );
-        assert!(
-            ci >= bar && ct >= bar,
-            "{precision:?}: images {ci}, texts {ct} (bar {bar})"
-        );
-        assert!(
-            ri >= bar && rt >= bar,
-            "{precision:?} vs transformers: images {ri}, texts {rt}"
+        let gpu_out = (&images, &texts_out);
+        meets_the_bar(
+            "tiny",
+            precision,
+            bar,
+            gpu_out,
+            (&cpu_images, &cpu_texts),
+            &r,
         );
         // Rows are unit length and a single image gives its batch row.
         for row in images.rows() {
@@ -205,23 +223,8 @@ fn variant_towers_match_the_cpu_engine_and_transformers() -> TestResult {
                 GpuEncoder::with_options(&device, &queue, &config, weights.clone(), &options)?;
             let images = gpu.encode_images(&pixels, count)?;
             let texts_out = gpu.encode_texts(&texts)?;
-            let (ci, ct) = (
-                min_cos(&images, &cpu_images),
-                min_cos(&texts_out, &cpu_texts),
-            );
-            let ri = min_cos_ref(&images, r.images.iter().map(|i| &i.embedding));
-            let rt = min_cos_ref(&texts_out, r.texts.iter().map(|t| &t.embedding));
-            eprintln!(
-                "{name} {precision:?}: min cos vs CPU images {ci:.7} texts {ct:.7}; vs transformers images {ri:.7} texts {rt:.7}"
-            );
-            assert!(
-                ci >= bar && ct >= bar,
-                "{name} {precision:?}: images {ci}, texts {ct}"
-            );
-            assert!(
-                ri >= bar && rt >= bar,
-                "{name} {precision:?} vs transformers: {ri}, {rt}"
-            );
+            let gpu_out = (&images, &texts_out);
+            meets_the_bar(name, precision, bar, gpu_out, (&cpu_images, &cpu_texts), &r);
         }
     }
     Ok(())
