@@ -227,7 +227,7 @@ impl UnionFind {
 /// Groups of rows of the row-major, L2-normalised `matrix` (`dim` values per row) within
 /// cosine `threshold` of each other, by the method in the module docs.
 pub fn find_groups(matrix: &[f32], dim: usize, threshold: f32) -> Result<Groups, DupesError> {
-    let rows = if dim == 0 { 0 } else { matrix.len() / dim };
+    let rows = matrix.len().checked_div(dim).unwrap_or(0);
     let mut finder = Finder::new(rows, dim, threshold)?;
     if dim == 0 && !matrix.is_empty() {
         return Err(DupesError::BadMatrix {

@@ -96,7 +96,7 @@ fn say(app: &AppRef, line: &str) {
 
 /// "Copy paths": one path a line, through the asynchronous clipboard.
 pub fn copy_paths(app: &AppRef) {
-    let Some(paths) = with(app, selected_paths) else {
+    let Some(paths) = with(app, |a| selected_paths(a)) else {
         return;
     };
     let n = paths.len();
@@ -178,7 +178,7 @@ fn revoke_later(url: String) {
 /// "Remove from index", after the person says yes: the core forgets the photos in one
 /// pass and the store removes them (the other tabs are told), as "Forget" does.
 pub fn remove_selected(app: &AppRef) {
-    let Some(paths) = with(app, selected_paths) else {
+    let Some(paths) = with(app, |a| selected_paths(a)) else {
         return;
     };
     if paths.is_empty() {
@@ -217,7 +217,7 @@ pub fn remove_selected(app: &AppRef) {
     let n = removed.len();
     render_results(app);
     draw_dupes(app);
-    with(app, draw_selection);
+    with(app, |a| draw_selection(a));
     say(
         app,
         &format!(

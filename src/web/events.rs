@@ -71,9 +71,10 @@ fn drop_target(
     })
 }
 
-type Handler = fn(&AppRef, Event);
+pub type Handler = fn(&AppRef, Event);
 
-fn on(app: &AppRef, el: &EventTarget, event: &str, f: Handler) -> Result<(), JsValue> {
+/// Calls `f` with the page for each `event` on `el`.
+pub fn on(app: &AppRef, el: &EventTarget, event: &str, f: Handler) -> Result<(), JsValue> {
     let app = app.clone();
     listen(el, event, move |e: Event| f(&app, e))
 }

@@ -14,7 +14,7 @@ use wasm_bindgen_futures::spawn_local;
 use web_sys::{Blob, BlobPropertyBag, Event, File, HtmlAnchorElement, Url};
 
 use super::driver::{with, AppRef};
-use super::events::listen;
+use super::events::on;
 use super::search::{render_results, search_input};
 use super::sync::{guard, store_of, tell};
 use super::ui::{set_text, Dom};
@@ -71,7 +71,7 @@ pub fn set_folders(dom: &Dom, folders: &[String]) {
     let chosen = dom.folder_filter.value();
     let doc = &dom.document;
     dom.folder_filter.set_inner_html("");
-    let mut add = |value: &str, text: &str| {
+    let add = |value: &str, text: &str| {
         if let Ok(option) = doc.create_element("option") {
             super::ui::attr(&option, "value", value);
             option.set_text_content(Some(text));
@@ -85,13 +85,6 @@ pub fn set_folders(dom: &Dom, folders: &[String]) {
     if folders.iter().any(|f| *f == chosen) {
         dom.folder_filter.set_value(&chosen);
     }
-}
-
-type Handler = fn(&AppRef, Event);
-
-fn on(app: &AppRef, el: &web_sys::EventTarget, event: &str, f: Handler) -> Result<(), JsValue> {
-    let app = app.clone();
-    listen(el, event, move |e: Event| f(&app, e))
 }
 
 fn dates_changed(app: &AppRef, _: Event) {
