@@ -161,7 +161,8 @@ pub fn download_selected(app: &AppRef) {
     say(app, &line);
 }
 
-fn revoke_later(url: String) {
+/// Revokes an object URL a minute from now (a download has its own copy by then).
+pub fn revoke_later(url: String) {
     let revoke = Closure::once_into_js(move || {
         noted(Url::revoke_object_url(&url), "revoke an object URL");
     });

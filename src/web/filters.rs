@@ -8,7 +8,6 @@
 //! items 3–5; DESIGN.md "Contract: native CLI" (the archive).
 
 use js_sys::{Array, Uint8Array};
-use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::spawn_local;
 use web_sys::{Blob, BlobPropertyBag, Event, File, HtmlAnchorElement, Url};
@@ -82,7 +81,7 @@ pub fn set_folders(dom: &Dom, folders: &[String]) {
     for folder in folders {
         add(folder, folder);
     }
-    if folders.iter().any(|f| *f == chosen) {
+    if folders.contains(&chosen) {
         dom.folder_filter.set_value(&chosen);
     }
 }
@@ -220,12 +219,6 @@ fn export_index(app: &AppRef) -> Result<usize, String> {
     link.set_download("clipseek-export.zip");
     link.click();
     // The download has its own copy once it started; the URL goes a minute later.
-    let revoke = Closure::once_into_js(move || {
-        noted(Url::revoke_object_url(&url), "revoke an object URL");
-    });
-    let window = web_sys::window().ok_or("no window")?;
-    window
-        .set_timeout_with_callback_and_timeout_and_arguments_0(revoke.unchecked_ref(), 60_000)
-        .map_err(js)?;
+    super::actions::revoke_later(url);
     Ok(n)
 }
