@@ -150,6 +150,7 @@ pub fn plan(n: usize, spread: f64, threshold: f32) -> Plan {
 
 /// splitmix64: a small deterministic generator (the hyperplanes must be the same on every
 /// run and target, so the groups are too).
+#[derive(Debug, Clone)]
 struct SplitMix(u64);
 
 impl SplitMix {
@@ -173,6 +174,7 @@ impl SplitMix {
     }
 }
 
+#[derive(Debug, Clone)]
 struct UnionFind {
     parent: Vec<u32>,
     size: Vec<u32>,
@@ -225,144 +227,312 @@ impl UnionFind {
 /// Groups of rows of the row-major, L2-normalised `matrix` (`dim` values per row) within
 /// cosine `threshold` of each other, by the method in the module docs.
 pub fn find_groups(matrix: &[f32], dim: usize, threshold: f32) -> Result<Groups, DupesError> {
-    if !(threshold.is_finite() && (MIN_THRESHOLD..=1.0).contains(&threshold)) {
-        return Err(DupesError::BadThreshold {
-            threshold,
-            min: MIN_THRESHOLD,
-        });
-    }
-    if dim == 0 || !matrix.len().is_multiple_of(dim) {
-        if matrix.is_empty() {
-            return Ok(Groups {
-                groups: Vec::new(),
-                stats: Stats {
-                    plan: plan(0, 1.0, threshold),
-                    candidate_pairs: 0,
-                    verified_pairs: 0,
-                },
-            });
-        }
+    let rows = matrix.len().checked_div(dim).unwrap_or(0);
+    let mut finder = Finder::new(rows, dim, threshold)?;
+    if dim == 0 && !matrix.is_empty() {
         return Err(DupesError::BadMatrix {
             values: matrix.len(),
             dim,
         });
     }
-    let n = matrix.len() / dim;
-    // Positions are kept as u32 (half the memory of the per-table sort keys).
-    let n = n.min(u32::MAX as usize);
+    while !finder.step(matrix, u64::MAX)? {}
+    Ok(finder.groups())
+}
 
-    let mut mean = vec![0.0f64; dim];
-    for row in matrix.chunks_exact(dim).take(n) {
-        for (m, &x) in mean.iter_mut().zip(row) {
-            *m += f64::from(x);
+/// Where a [`Finder`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Summing rows from this one for the mean.
+    Mean {
+        row: usize,
+    },
+    /// Hashing rows from this one.
+    Hash {
+        row: usize,
+    },
+    /// Checking bucket-mates in `table`, from position `at` of its sorted order; the
+    /// bucket holding `at` starts at `bucket`.
+    Table {
+        table: usize,
+        at: usize,
+        bucket: usize,
+    },
+    Done,
+}
+
+/// [`find_groups`] in slices: each [`Finder::step`] does a bounded amount of work, so the
+/// page can look for duplicates among tens of thousands of photos between frames without
+/// a worker. Every step must be given the same matrix (a changed index starts a new
+/// finder); the groups are those [`find_groups`] gives.
+#[derive(Debug, Clone)]
+pub struct Finder {
+    rows: usize,
+    dim: usize,
+    threshold: f32,
+    phase: Phase,
+    mean: Vec<f64>,
+    plan: Plan,
+    rng: SplitMix,
+    planes: Vec<f32>,
+    offsets: Vec<f32>,
+    /// `hashes[row * tables + table]`.
+    hashes: Vec<u32>,
+    order: Vec<(u32, u32, u32)>,
+    sets: UnionFind,
+    candidate_pairs: u64,
+    verified_pairs: u64,
+}
+
+impl Finder {
+    /// A finder for `rows` rows of `dim` values at `threshold`.
+    pub fn new(rows: usize, dim: usize, threshold: f32) -> Result<Self, DupesError> {
+        if !(threshold.is_finite() && (MIN_THRESHOLD..=1.0).contains(&threshold)) {
+            return Err(DupesError::BadThreshold {
+                threshold,
+                min: MIN_THRESHOLD,
+            });
         }
+        // Positions are kept as u32 (half the memory of the per-table sort keys).
+        let rows = rows.min(u32::MAX as usize);
+        Ok(Self {
+            rows,
+            dim,
+            threshold,
+            phase: if rows == 0 || dim == 0 {
+                Phase::Done
+            } else {
+                Phase::Mean { row: 0 }
+            },
+            mean: vec![0.0; dim],
+            plan: plan(rows, 1.0, threshold),
+            rng: SplitMix(0x636C_6970_7365_656B ^ dim as u64),
+            planes: Vec::new(),
+            offsets: Vec::new(),
+            hashes: Vec::new(),
+            order: Vec::new(),
+            sets: UnionFind::new(rows),
+            candidate_pairs: 0,
+            verified_pairs: 0,
+        })
     }
-    for m in &mut mean {
-        *m /= n.max(1) as f64;
+
+    /// How far it got, from 0 to 1 (the mean, the hashes, then each table, by rows).
+    pub fn progress(&self) -> f64 {
+        let rows = self.rows.max(1) as f64;
+        let stages = (self.plan.tables + 2) as f64;
+        let done = match self.phase {
+            Phase::Mean { row } => row as f64 / rows,
+            Phase::Hash { row } => 1.0 + row as f64 / rows,
+            Phase::Table { table, at, .. } => 2.0 + table as f64 + at as f64 / rows,
+            Phase::Done => stages,
+        };
+        (done / stages).clamp(0.0, 1.0)
     }
-    // Mean squared distance from the mean, for unit rows: 1 - |mean|^2.
-    let spread = 1.0 - mean.iter().map(|m| m * m).sum::<f64>();
-    let mean: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
-    let plan = plan(n, spread, threshold);
 
-    let planes_count = plan.bits * plan.tables;
-    let mut rng = SplitMix(0x636C_6970_7365_656B ^ dim as u64);
-    let planes: Vec<f32> = (0..planes_count * dim)
-        .map(|_| rng.gaussian() as f32)
-        .collect();
-    // Sign of (x - mean) . r  ==  sign of x . r - mean . r.
-    let offsets: Vec<f32> = planes.chunks_exact(dim).map(|r| dot(&mean, r)).collect();
+    pub fn is_done(&self) -> bool {
+        self.phase == Phase::Done
+    }
 
-    // hashes[row * tables + table]
-    let mut hashes = vec![0u32; n * plan.tables];
-    let mut projections = vec![0.0f32; planes_count];
-    for (row, out) in matrix
-        .chunks_exact(dim)
-        .take(n)
-        .zip(hashes.chunks_exact_mut(plan.tables))
-    {
-        project(row, &planes, dim, &mut projections);
-        let mut signs = projections.iter().zip(&offsets);
-        for h in out.iter_mut() {
-            let mut code = 0u32;
-            for bit in 0..plan.bits {
-                if let Some((&p, &offset)) = signs.next() {
-                    if p >= offset {
-                        code |= 1 << bit;
+    /// Does about `work` multiply-adds more (at least one row or one bucket member) on
+    /// `matrix`; true when the search is complete.
+    pub fn step(&mut self, matrix: &[f32], work: u64) -> Result<bool, DupesError> {
+        if matrix.len() != self.rows * self.dim && self.phase != Phase::Done {
+            return Err(DupesError::BadMatrix {
+                values: matrix.len(),
+                dim: self.dim,
+            });
+        }
+        let mut left = work.max(1);
+        while left > 0 {
+            let spent = match self.phase {
+                Phase::Mean { row } => self.mean_rows(matrix, row, left),
+                Phase::Hash { row } => self.hash_rows(matrix, row, left),
+                Phase::Table { table, at, bucket } => self.check(matrix, table, at, bucket, left),
+                Phase::Done => return Ok(true),
+            };
+            left = left.saturating_sub(spent.max(1));
+        }
+        Ok(self.is_done())
+    }
+
+    /// Rows a step may take when each costs `per_row`, from `row` (at least one).
+    fn take(&self, row: usize, per_row: u64, left: u64) -> usize {
+        let fit = (left / per_row.max(1)).max(1);
+        let fit = usize::try_from(fit).unwrap_or(usize::MAX);
+        self.rows.saturating_sub(row).min(fit)
+    }
+
+    fn mean_rows(&mut self, matrix: &[f32], row: usize, left: u64) -> u64 {
+        let dim = self.dim;
+        let count = self.take(row, dim as u64, left);
+        let part = matrix
+            .get(row * dim..(row + count) * dim)
+            .unwrap_or_default();
+        for r in part.chunks_exact(dim) {
+            for (m, &x) in self.mean.iter_mut().zip(r) {
+                *m += f64::from(x);
+            }
+        }
+        if row + count < self.rows {
+            self.phase = Phase::Mean { row: row + count };
+        } else {
+            self.start_hashing();
+        }
+        (count * dim) as u64
+    }
+
+    fn start_hashing(&mut self) {
+        let (n, dim) = (self.rows, self.dim);
+        for m in &mut self.mean {
+            *m /= n.max(1) as f64;
+        }
+        // Mean squared distance from the mean, for unit rows: 1 - |mean|^2.
+        let spread = 1.0 - self.mean.iter().map(|m| m * m).sum::<f64>();
+        let mean: Vec<f32> = self.mean.iter().map(|&m| m as f32).collect();
+        self.plan = plan(n, spread, self.threshold);
+        let planes_count = self.plan.bits * self.plan.tables;
+        let rng = &mut self.rng;
+        self.planes = (0..planes_count * dim)
+            .map(|_| rng.gaussian() as f32)
+            .collect();
+        // Sign of (x - mean) . r  ==  sign of x . r - mean . r.
+        self.offsets = self
+            .planes
+            .chunks_exact(dim)
+            .map(|r| dot(&mean, r))
+            .collect();
+        self.hashes = vec![0u32; n * self.plan.tables];
+        self.phase = Phase::Hash { row: 0 };
+    }
+
+    fn hash_rows(&mut self, matrix: &[f32], row: usize, left: u64) -> u64 {
+        let (dim, tables, bits) = (self.dim, self.plan.tables, self.plan.bits);
+        let per_row = (self.planes.len()) as u64;
+        let count = self.take(row, per_row, left);
+        let mut projections = vec![0.0f32; bits * tables];
+        let part = matrix
+            .get(row * dim..(row + count) * dim)
+            .unwrap_or_default();
+        let out = self
+            .hashes
+            .get_mut(row * tables..(row + count) * tables)
+            .unwrap_or_default();
+        for (r, out) in part.chunks_exact(dim).zip(out.chunks_exact_mut(tables)) {
+            project(r, &self.planes, dim, &mut projections);
+            let mut signs = projections.iter().zip(&self.offsets);
+            for h in out.iter_mut() {
+                let mut code = 0u32;
+                for bit in 0..bits {
+                    if let Some((&p, &offset)) = signs.next() {
+                        if p >= offset {
+                            code |= 1 << bit;
+                        }
                     }
                 }
+                *h = code;
             }
-            *h = code;
         }
+        if row + count < self.rows {
+            self.phase = Phase::Hash { row: row + count };
+        } else {
+            self.start_table(0);
+        }
+        count as u64 * per_row
     }
 
-    let mut sets = UnionFind::new(n);
-    let mut candidate_pairs = 0u64;
-    let mut verified_pairs = 0u64;
-    let mut order: Vec<(u32, u32, u32)> = Vec::with_capacity(n);
-    let row_of = |i: u32| {
-        let start = i as usize * dim;
-        matrix.get(start..start + dim).unwrap_or_default()
-    };
-    for table in 0..plan.tables {
-        let salt = rng.next_u64();
-        order.clear();
-        order.extend((0..n as u32).map(|i| {
-            let h = hashes.get(i as usize * plan.tables + table).copied();
+    /// Sorts the rows by their hash in `table` (shuffled within a bucket).
+    fn start_table(&mut self, table: usize) {
+        if table >= self.plan.tables {
+            self.phase = Phase::Done;
+            return;
+        }
+        let tables = self.plan.tables;
+        let salt = self.rng.next_u64();
+        let hashes = &self.hashes;
+        self.order.clear();
+        self.order.extend((0..self.rows as u32).map(|i| {
+            let h = hashes.get(i as usize * tables + table).copied();
             // The shuffle key decides who a member of an over-full bucket is compared with.
             let shuffle = (u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt) >> 32;
             (h.unwrap_or(0), shuffle as u32, i)
         }));
-        order.sort_unstable();
-        let mut start = 0;
-        while start < order.len() {
-            let code = order.get(start).map_or(0, |e| e.0);
-            let end = order
-                .get(start..)
-                .and_then(|rest| rest.iter().position(|e| e.0 != code))
-                .map_or(order.len(), |len| start + len);
-            let bucket = order.get(start..end).unwrap_or_default();
-            for (j, &(_, _, b)) in bucket.iter().enumerate() {
-                let window = bucket
-                    .get(j.saturating_sub(MAX_BUCKET)..j)
-                    .unwrap_or_default();
-                for &(_, _, a) in window {
-                    candidate_pairs += 1;
-                    if sets.find(a) == sets.find(b) {
-                        continue;
-                    }
-                    verified_pairs += 1;
-                    if dot(row_of(a), row_of(b)) >= threshold - EPSILON {
-                        sets.union(a, b);
-                    }
-                }
-            }
-            start = end;
-        }
+        self.order.sort_unstable();
+        self.phase = Phase::Table {
+            table,
+            at: 0,
+            bucket: 0,
+        };
     }
 
-    let mut by_root: std::collections::HashMap<u32, Vec<usize>> = std::collections::HashMap::new();
-    for i in 0..n as u32 {
-        let root = sets.find(i);
-        if sets.size.get(root as usize).copied().unwrap_or(1) > 1 {
-            by_root.entry(root).or_default().push(i as usize);
+    /// Compares bucket members from position `at` with the members before them.
+    fn check(&mut self, matrix: &[f32], table: usize, at: usize, bucket: usize, left: u64) -> u64 {
+        let dim = self.dim;
+        let row_of = |i: u32| {
+            let start = i as usize * dim;
+            matrix.get(start..start + dim).unwrap_or_default()
+        };
+        let (mut at, mut bucket, mut spent) = (at, bucket, 0u64);
+        while at < self.order.len() && spent < left {
+            let Some(&(code, _, b)) = self.order.get(at) else {
+                break;
+            };
+            if self.order.get(bucket).map(|e| e.0) != Some(code) {
+                bucket = at;
+            }
+            let from = bucket.max(at.saturating_sub(MAX_BUCKET));
+            for k in from..at {
+                let Some(&(_, _, a)) = self.order.get(k) else {
+                    continue;
+                };
+                self.candidate_pairs += 1;
+                spent += 1;
+                if self.sets.find(a) == self.sets.find(b) {
+                    continue;
+                }
+                self.verified_pairs += 1;
+                spent += dim as u64;
+                if dot(row_of(a), row_of(b)) >= self.threshold - EPSILON {
+                    self.sets.union(a, b);
+                }
+            }
+            at += 1;
+            spent += 1;
+        }
+        if at < self.order.len() {
+            self.phase = Phase::Table { table, at, bucket };
+        } else {
+            self.start_table(table + 1);
+        }
+        spent
+    }
+
+    /// The groups found (all of them once [`Finder::is_done`]).
+    pub fn groups(&mut self) -> Groups {
+        let sets = &mut self.sets;
+        let mut by_root: std::collections::HashMap<u32, Vec<usize>> =
+            std::collections::HashMap::new();
+        for i in 0..self.rows as u32 {
+            let root = sets.find(i);
+            if sets.size.get(root as usize).copied().unwrap_or(1) > 1 {
+                by_root.entry(root).or_default().push(i as usize);
+            }
+        }
+        // Members were pushed in ascending order; sort the groups (hash map order is arbitrary).
+        let mut groups: Vec<Vec<usize>> = by_root.into_values().collect();
+        groups.sort_by(|a, b| {
+            b.len()
+                .cmp(&a.len())
+                .then_with(|| a.first().cmp(&b.first()))
+        });
+        Groups {
+            groups,
+            stats: Stats {
+                plan: self.plan,
+                candidate_pairs: self.candidate_pairs,
+                verified_pairs: self.verified_pairs,
+            },
         }
     }
-    // Members were pushed in ascending order; sort the groups (hash map order is arbitrary).
-    let mut groups: Vec<Vec<usize>> = by_root.into_values().collect();
-    groups.sort_by(|a, b| {
-        b.len()
-            .cmp(&a.len())
-            .then_with(|| a.first().cmp(&b.first()))
-    });
-    Ok(Groups {
-        groups,
-        stats: Stats {
-            plan,
-            candidate_pairs,
-            verified_pairs,
-        },
-    })
 }
 
 /// Lanes of [`project`]'s accumulators.
@@ -702,6 +872,47 @@ mod tests {
         assert!(found.groups.iter().all(|g| g.len() == 3000));
         let bound = (6000 * MAX_BUCKET * found.stats.plan.tables) as u64;
         assert!(found.stats.candidate_pairs <= bound);
+        Ok(())
+    }
+
+    #[test]
+    fn slices_find_what_one_pass_finds() -> TestResult {
+        let data = planted(900, 32, 25, 3, 0.985, 0.5, 7);
+        let whole = find_groups(&data.matrix, 32, 0.95)?;
+        assert!(!whole.groups.is_empty());
+        for work in [1u64, 500, 40_000] {
+            let mut finder = Finder::new(900, 32, 0.95)?;
+            let mut last = 0.0;
+            let mut steps = 0;
+            while !finder.step(&data.matrix, work)? {
+                let p = finder.progress();
+                assert!(p >= last && p < 1.0, "progress {p} after {last}");
+                last = p;
+                steps += 1;
+            }
+            assert_eq!(finder.progress(), 1.0);
+            assert!(steps > 2, "work {work}: {steps} steps");
+            assert_eq!(finder.groups(), whole, "work {work}");
+        }
+        // A step is bounded: with a budget of one row's projections it hashes one row.
+        let mut finder = Finder::new(900, 32, 0.95)?;
+        finder.step(&data.matrix, 900 * 32)?;
+        assert!(
+            matches!(finder.phase, Phase::Hash { row: 0 }),
+            "{:?}",
+            finder.phase
+        );
+        let per_row = finder.planes.len() as u64;
+        finder.step(&data.matrix, per_row)?;
+        assert_eq!(finder.phase, Phase::Hash { row: 1 });
+        // Another matrix (the index changed) is refused, not misread.
+        assert_eq!(
+            finder.step(&data.matrix[..32 * 10], 1),
+            Err(DupesError::BadMatrix {
+                values: 320,
+                dim: 32
+            })
+        );
         Ok(())
     }
 

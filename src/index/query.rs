@@ -412,6 +412,20 @@ pub fn search(
     text_embedding: impl Fn(&str) -> Option<Vec<f32>>,
     k: usize,
 ) -> Result<Vec<Match>, QueryError> {
+    search_with(index, query, text_embedding, |_| None, k)
+}
+
+/// [`search`], with photo terms that name no indexed photo asked of `other_photo` (the
+/// page's photos dropped on the search box, which are not in the index): it answers the
+/// embedding of the photo that `reference` names, or `None` (an
+/// [`QueryError::UnknownPhoto`]). An indexed path or `#ID` always wins.
+pub fn search_with(
+    index: &EmbeddingIndex,
+    query: &CompoundQuery,
+    text_embedding: impl Fn(&str) -> Option<Vec<f32>>,
+    other_photo: impl Fn(&str) -> Option<Vec<f32>>,
+    k: usize,
+) -> Result<Vec<Match>, QueryError> {
     let mut owned: Vec<Vec<f32>> = Vec::with_capacity(query.terms.len());
     let mut exclude = Vec::new();
     for term in &query.terms {
@@ -423,14 +437,19 @@ pub fn search(
                 );
             }
             TermSource::Photo(reference) => {
-                let id =
-                    resolve_photo(index, reference).ok_or_else(|| QueryError::UnknownPhoto {
-                        reference: reference.clone(),
-                    })?;
-                let row = index.embedding(id).ok_or(IndexError::UnknownId { id })?;
-                owned.push(row.to_vec());
-                if !term.negative {
-                    exclude.push(id);
+                match resolve_photo(index, reference) {
+                    Some(id) => {
+                        let row = index.embedding(id).ok_or(IndexError::UnknownId { id })?;
+                        owned.push(row.to_vec());
+                        if !term.negative {
+                            exclude.push(id);
+                        }
+                    }
+                    None => owned.push(other_photo(reference).ok_or_else(|| {
+                        QueryError::UnknownPhoto {
+                            reference: reference.clone(),
+                        }
+                    })?),
                 }
             }
         }
@@ -755,6 +774,30 @@ mod tests {
         assert_eq!(
             search(&index, &parse("cat")?, texts, 3),
             Err(QueryError::MissingText { text: "cat".into() })
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn photos_outside_the_index_come_from_the_caller() -> Result<(), Box<dyn std::error::Error>> {
+        let mut index = EmbeddingIndex::new("m", 2);
+        let a = index.upsert(meta("a.jpg"), &[1.0, 0.0])?;
+        let b = index.upsert(meta("b.jpg"), &[0.0, 1.0])?;
+        let none = |_: &str| None;
+        let dropped = |r: &str| (r == "drop.png").then(|| vec![0.0, 2.0]);
+        let found = search_with(&index, &parse("@drop.png")?, none, dropped, 2)?;
+        // Not an indexed photo, so nothing is left out: b first, at cosine 1.
+        assert_eq!(found.iter().map(|m| m.id).collect::<Vec<_>>(), [b, a]);
+        assert!((found[0].score - 1.0).abs() < 1e-6);
+        // An indexed path wins over the caller's photo of that name.
+        let shadow = |_: &str| Some(vec![0.0, 1.0]);
+        let own = search_with(&index, &parse("@a.jpg")?, none, shadow, 2)?;
+        assert_eq!(own.iter().map(|m| m.id).collect::<Vec<_>>(), [b]);
+        assert_eq!(
+            search_with(&index, &parse("@x.png")?, none, dropped, 2),
+            Err(QueryError::UnknownPhoto {
+                reference: "x.png".into()
+            })
         );
         Ok(())
     }

@@ -18,6 +18,25 @@ fn sent(effects: &[Effect]) -> Vec<(JobId, String)> {
         .collect()
 }
 
+fn texts_of(s: &Search) -> Vec<(String, Vec<f32>)> {
+    match s.query() {
+        Query::Terms { texts, .. } => texts.clone(),
+        Query::None => Vec::new(),
+    }
+}
+
+/// Answers every text sent in `effects` with `embed(text)`; returns the effects of the last.
+fn answer(s: &mut Search, effects: &[Effect], embed: impl Fn(&str) -> Vec<f32>) -> Vec<Effect> {
+    let mut last = Vec::new();
+    for (job, text) in sent(effects) {
+        last = s.update(Input::Texted {
+            job,
+            result: Ok(embed(&text)),
+        });
+    }
+    last
+}
+
 fn timer(effects: &[Effect]) -> Option<u32> {
     effects.iter().find_map(|e| match e {
         Effect::StartTimer { generation, .. } => Some(*generation),
@@ -98,13 +117,7 @@ fn the_answer_to_the_newest_query_is_shown() {
         result: Ok(vec![0.5, 0.5]),
     });
     assert_eq!(e, vec![Effect::Render]);
-    assert_eq!(
-        s.query(),
-        &Query::Text {
-            text: "dog".into(),
-            embedding: vec![0.5, 0.5]
-        }
-    );
+    assert_eq!(texts_of(&s), vec![("dog".to_owned(), vec![0.5, 0.5])]);
     assert_eq!(s.label().as_deref(), Some("dog"));
 }
 
@@ -165,10 +178,10 @@ fn an_answer_is_taken_once() {
 #[test]
 fn an_encoder_error_is_said_and_keeps_the_results() {
     let mut s = ready();
-    s.update(Input::Show(Query::Similar {
+    s.update(Input::Similar {
         id: 3,
         path: "a.jpg".into(),
-    }));
+    });
     let job = sent(&s.update(Input::Enter("dog".into())));
     let job = job.first().map(|(j, _)| *j).unwrap_or(JobId(0));
     let e = s.update(Input::Texted {
@@ -181,7 +194,7 @@ fn an_encoder_error_is_said_and_keeps_the_results() {
             "The query could not be encoded: too long".into()
         )]
     );
-    assert!(matches!(s.query(), Query::Similar { id: 3, .. }));
+    assert_eq!(s.label().as_deref(), Some("@a.jpg"));
 }
 
 #[test]
@@ -257,10 +270,10 @@ fn show_more_widens_and_a_new_query_resets() {
     assert_eq!(s.k(), RESULTS_PAGE);
     assert_eq!(s.update(Input::ShowMore), vec![Effect::Render]);
     assert_eq!(s.k(), 2 * RESULTS_PAGE);
-    s.update(Input::Show(Query::Image {
+    s.update(Input::Dropped {
         name: "x.jpg".into(),
         embedding: vec![1.0],
-    }));
+    });
     assert_eq!(s.k(), RESULTS_PAGE);
 }
 
@@ -268,26 +281,26 @@ fn show_more_widens_and_a_new_query_resets() {
 fn labels_name_the_kind_of_search() {
     let mut s = ready();
     assert_eq!(s.label(), None);
-    s.update(Input::Show(Query::Similar {
+    s.update(Input::Similar {
         id: 1,
         path: "a/b.jpg".into(),
-    }));
-    assert_eq!(s.label().as_deref(), Some("similar:a/b.jpg"));
-    s.update(Input::Show(Query::Image {
-        name: "c.jpg".into(),
+    });
+    assert_eq!(s.label().as_deref(), Some("@a/b.jpg"));
+    s.update(Input::Dropped {
+        name: "c d.jpg".into(),
         embedding: vec![],
-    }));
-    assert_eq!(s.label().as_deref(), Some("image:c.jpg"));
+    });
+    assert_eq!(s.label().as_deref(), Some("@\"c d.jpg\""));
 }
 
 #[test]
 fn a_photo_search_drops_a_text_in_flight() {
     let mut s = ready();
     let job = sent(&s.update(Input::Enter("dog".into())));
-    s.update(Input::Show(Query::Similar {
+    s.update(Input::Similar {
         id: 1,
         path: "a.jpg".into(),
-    }));
+    });
     let job = job.first().map(|(j, _)| *j).unwrap_or(JobId(0));
     assert!(s
         .update(Input::Texted {
@@ -295,18 +308,18 @@ fn a_photo_search_drops_a_text_in_flight() {
             result: Ok(vec![1.0])
         })
         .is_empty());
-    assert!(matches!(s.query(), Query::Similar { .. }));
+    assert_eq!(s.label().as_deref(), Some("@a.jpg"));
 }
 
 #[test]
 fn removing_the_photo_searched_by_ends_that_search() {
     let mut s = ready();
-    s.update(Input::Show(Query::Similar {
+    s.update(Input::Similar {
         id: 7,
         path: "a.jpg".into(),
-    }));
-    assert!(!s.forget(8));
-    assert!(s.forget(7));
+    });
+    assert!(!s.forget(8, "b.jpg"));
+    assert!(s.forget(7, "a.jpg"));
     assert_eq!(s.query(), &Query::None);
 }
 
@@ -328,47 +341,193 @@ fn job_ids_differ_for_each_text() {
 }
 
 #[test]
-fn the_line_for_an_empty_index_says_how_to_start() {
-    let line = results_line(&Query::None, 0, 0);
-    assert!(line.starts_with("No photos are indexed yet"));
-    assert!(!line.contains("  "), "{line}");
+fn a_compound_query_sends_each_distinct_text_once_and_shows_when_all_came() {
+    let mut s = ready();
+    let e = s.update(Input::Enter("2:dog -leash + dog".into()));
+    let texts: Vec<String> = sent(&e).into_iter().map(|(_, t)| t).collect();
+    assert_eq!(texts, ["dog", "leash"]);
+    let jobs = sent(&e);
+    let first = s.update(Input::Texted {
+        job: jobs[0].0,
+        result: Ok(vec![1.0, 0.0]),
+    });
+    assert!(first.is_empty(), "shown before every text came: {first:?}");
+    assert_eq!(s.query(), &Query::None);
+    let last = s.update(Input::Texted {
+        job: jobs[1].0,
+        result: Ok(vec![0.0, 1.0]),
+    });
+    assert_eq!(last, vec![Effect::Render]);
+    assert_eq!(
+        texts_of(&s),
+        vec![
+            ("dog".to_owned(), vec![1.0, 0.0]),
+            ("leash".to_owned(), vec![0.0, 1.0])
+        ]
+    );
+    match s.query() {
+        Query::Terms { query, .. } => assert_eq!(query.terms.len(), 3),
+        Query::None => panic!("no query"),
+    }
 }
 
 #[test]
-fn the_line_without_a_query_counts_the_photos() {
-    assert_eq!(
-        results_line(&Query::None, 0, 1),
-        "Type to search 1 photo, or drop a photo on the search box to find similar ones."
-    );
-    assert!(results_line(&Query::None, 0, 5).starts_with("Type to search 5 photos,"));
+fn texts_already_encoded_are_not_sent_again() {
+    let mut s = ready();
+    let e = s.update(Input::Enter("dog".into()));
+    answer(&mut s, &e, |_| vec![1.0, 0.0]);
+    let e = s.update(Input::Enter("dog -leash".into()));
+    let texts: Vec<String> = sent(&e).into_iter().map(|(_, t)| t).collect();
+    assert_eq!(texts, ["leash"]);
+    answer(&mut s, &e, |_| vec![0.0, 1.0]);
+    // Back to "dog": nothing to encode, shown at once.
+    assert_eq!(s.update(Input::Enter("dog".into())), vec![Effect::Render]);
+    assert_eq!(texts_of(&s), vec![("dog".to_owned(), vec![1.0, 0.0])]);
 }
 
 #[test]
-fn the_line_for_a_text_says_best_of_or_all() {
-    let q = Query::Text {
-        text: "dog".into(),
-        embedding: vec![],
-    };
-    assert_eq!(
-        results_line(&q, 24, 100),
-        "The 24 best of 100 photos for \u{201c}dog\u{201d}."
-    );
-    assert_eq!(
-        results_line(&q, 7, 7),
-        "All 7 photos, best first, for \u{201c}dog\u{201d}."
-    );
+fn a_photo_only_query_needs_no_encoder() {
+    let mut s = Search::new();
+    let e = s.update(Input::Enter("@a.jpg -@b.jpg".into()));
+    assert_eq!(e, vec![Effect::Render]);
+    assert_eq!(s.label().as_deref(), Some("@a.jpg -@b.jpg"));
 }
 
 #[test]
-fn the_line_for_a_photo_names_it() {
-    let similar = Query::Similar {
-        id: 1,
-        path: "a/b.jpg".into(),
-    };
-    assert_eq!(results_line(&similar, 3, 9), "Photos most like a/b.jpg.");
-    let image = Query::Image {
-        name: "x.png".into(),
-        embedding: vec![],
-    };
-    assert_eq!(results_line(&image, 3, 9), "Photos most like x.png.");
+fn an_unreadable_query_says_why_and_keeps_the_results() {
+    let mut s = ready();
+    let e = s.update(Input::Enter("dog".into()));
+    answer(&mut s, &e, |_| vec![1.0]);
+    let e = s.update(Input::Enter("dog -".into()));
+    assert!(
+        matches!(e.as_slice(), [Effect::Say(t)] if t.starts_with("The query could not be read: `-`")),
+        "{e:?}"
+    );
+    assert_eq!(s.label().as_deref(), Some("dog"));
+    let e = s.update(Input::Enter("-leash".into()));
+    assert!(matches!(e.as_slice(), [Effect::Say(t)] if t.contains("add something to look for")));
+}
+
+#[test]
+fn one_failed_text_says_so_and_drops_the_query() {
+    let mut s = ready();
+    let e = s.update(Input::Enter("dog + cat".into()));
+    let jobs = sent(&e);
+    let said = s.update(Input::Texted {
+        job: jobs[0].0,
+        result: Err("too long".into()),
+    });
+    assert_eq!(
+        said,
+        vec![Effect::Say(
+            "The query could not be encoded: too long".into()
+        )]
+    );
+    assert!(s
+        .update(Input::Texted {
+            job: jobs[1].0,
+            result: Ok(vec![1.0])
+        })
+        .is_empty());
+    assert_eq!(s.query(), &Query::None);
+}
+
+#[test]
+fn similar_puts_the_photo_in_the_box_and_runs_it() {
+    let mut s = ready();
+    let e = s.update(Input::Similar {
+        id: 4,
+        path: "trip/a b.jpg".into(),
+    });
+    assert_eq!(
+        e,
+        vec![Effect::SetBox("@\"trip/a b.jpg\"".into()), Effect::Render]
+    );
+    // Words added to it make a compound query: only the words go to the encoder.
+    let e = s.update(Input::Enter("@\"trip/a b.jpg\" -people".into()));
+    let texts: Vec<String> = sent(&e).into_iter().map(|(_, t)| t).collect();
+    assert_eq!(texts, ["people"]);
+}
+
+#[test]
+fn photo_terms_quote_what_needs_it() {
+    assert_eq!(photo_term("a/b.jpg", Some(1)), "@a/b.jpg");
+    assert_eq!(photo_term("a b.jpg", Some(1)), "@\"a b.jpg\"");
+    assert_eq!(photo_term("say \"hi\" now.jpg", Some(9)), "@#9");
+    assert_eq!(photo_term("x\".jpg", None), "@\"x'.jpg\"");
+    for (path, id) in [("a/b.jpg", 1), ("a b.jpg", 2), ("q\"s t.jpg", 3)] {
+        let parsed = crate::index::query::parse(&photo_term(path, Some(id)));
+        let source = parsed.map(|q| q.terms[0].source.clone());
+        let want = if path.contains('"') {
+            format!("#{id}")
+        } else {
+            path.to_owned()
+        };
+        assert_eq!(source, Ok(TermSource::Photo(want)));
+    }
+}
+
+#[test]
+fn dropped_photos_are_kept_by_their_terms_name() {
+    let mut s = ready();
+    let e = s.update(Input::Dropped {
+        name: "new pic.png".into(),
+        embedding: vec![0.0, 1.0],
+    });
+    assert_eq!(
+        e,
+        vec![Effect::SetBox("@\"new pic.png\"".into()), Effect::Render]
+    );
+    assert_eq!(s.dropped("new pic.png"), Some(&[0.0, 1.0][..]));
+    s.update(Input::Dropped {
+        name: "new pic.png".into(),
+        embedding: vec![1.0, 0.0],
+    });
+    assert_eq!(s.dropped("new pic.png"), Some(&[1.0, 0.0][..]));
+    for i in 0..DROPPED_KEPT {
+        s.update(Input::Dropped {
+            name: format!("{i}.png"),
+            embedding: vec![1.0],
+        });
+    }
+    assert_eq!(s.dropped("new pic.png"), None, "the oldest goes");
+    assert!(s.dropped("0.png").is_some());
+}
+
+#[test]
+fn the_minimum_score_is_clamped_remembered_and_drawn() {
+    let mut s = ready();
+    assert_eq!(s.filters().min_score, 0.0);
+    assert_eq!(
+        s.update(Input::MinScore(0.25)),
+        vec![Effect::RememberMinScore(0.25), Effect::Render]
+    );
+    assert_eq!(s.filters().min_score, 0.25);
+    s.update(Input::MinScore(7.0));
+    assert_eq!(s.filters().min_score, 1.0);
+    s.update(Input::MinScore(f32::NAN));
+    assert_eq!(s.filters().min_score, 0.0);
+}
+
+#[test]
+fn filters_redraw_from_the_first_page() {
+    let mut s = ready();
+    s.update(Input::ShowMore);
+    assert_eq!(s.update(Input::Folder("a/b".into())), vec![Effect::Render]);
+    assert_eq!(s.k(), RESULTS_PAGE);
+    assert_eq!(s.filters().folder, "a/b");
+    s.update(Input::Sort(SortBy::DateNewest));
+    s.update(Input::Dates(DateRange {
+        from_ms: Some(5),
+        to_ms: None,
+    }));
+    assert_eq!(s.filters().sort, SortBy::DateNewest);
+    assert_eq!(s.filters().range.from_ms, Some(5));
+}
+
+#[test]
+fn removing_a_photo_named_by_id_ends_the_search() {
+    let mut s = ready();
+    s.update(Input::Enter("@#7".into()));
+    assert!(s.forget(7, "a.jpg"));
 }

@@ -26,10 +26,12 @@ use super::ui::{self, set_text, Dom, State};
 use super::worker::WorkerHandle;
 use super::{describe_js, events, search};
 use crate::encode::EngineKind;
+use crate::page::duplicates::Duplicates;
 use crate::page::params::Params;
 use crate::page::pool::WorkerId;
 use crate::page::run::Indexer;
 use crate::page::search::Search;
+use crate::page::selection::Selection;
 use crate::page::tabs::Tabs;
 
 /// The worker loader (www/encoder-worker.js), relative to the page.
@@ -83,6 +85,13 @@ pub struct App {
     /// The search box's state (`page::search`).
     pub search: Search,
     pub last_rerank_ms: f64,
+    /// The index (length, next id) whose folders `#folder-filter` lists.
+    pub folders_for: Option<(usize, u64)>,
+    /// The results selected (`page::selection`) and the ids shown, in order.
+    pub selection: Selection,
+    pub shown_ids: Vec<u64>,
+    /// The duplicates view (`page::duplicates`).
+    pub dupes: Duplicates,
     pub thumb_urls: HashMap<String, String>,
     pub preview_url: Option<String>,
     pub preview_id: Option<u64>,
@@ -163,6 +172,10 @@ fn new_app(dom: Rc<Dom>, params: Params) -> App {
         collecting: 0,
         search: Search::new(),
         last_rerank_ms: 0.0,
+        folders_for: None,
+        selection: Selection::new(),
+        shown_ids: Vec::new(),
+        dupes: Duplicates::new(),
         thumb_urls: HashMap::new(),
         preview_url: None,
         preview_id: None,
@@ -192,6 +205,7 @@ async fn boot() -> Result<(), JsValue> {
     ui::attr(&dom.model_name, "title", &title);
     let app = Rc::new(RefCell::new(new_app(dom.clone(), params)));
     events::wire(&app)?;
+    super::filters::restore(&app);
     dom.query.set_disabled(false);
     with(&app, App::update_status);
     search::render_results(&app);

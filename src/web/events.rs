@@ -11,6 +11,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::spawn_local;
 use web_sys::{DragEvent, Event, EventTarget, KeyboardEvent};
 
+use super::actions;
 use super::driver::{with, AppRef};
 use super::model::{begin_download, remove_model, retry};
 use super::photos::{clear_index, forget_vanished, picked, read_drop};
@@ -70,9 +71,10 @@ fn drop_target(
     })
 }
 
-type Handler = fn(&AppRef, Event);
+pub type Handler = fn(&AppRef, Event);
 
-fn on(app: &AppRef, el: &EventTarget, event: &str, f: Handler) -> Result<(), JsValue> {
+/// Calls `f` with the page for each `event` on `el`.
+pub fn on(app: &AppRef, el: &EventTarget, event: &str, f: Handler) -> Result<(), JsValue> {
     let app = app.clone();
     listen(el, event, move |e: Event| f(&app, e))
 }
@@ -86,6 +88,8 @@ pub fn wire(app: &AppRef) -> Result<(), JsValue> {
     wire_index(app, &dom)?;
     wire_search(app, &dom)?;
     wire_results(app, &dom)?;
+    super::filters::wire(app, &dom)?;
+    wire_actions(app, &dom)?;
     let window: EventTarget = web_sys::window()
         .ok_or_else(|| JsValue::from_str("no window"))?
         .into();
@@ -189,8 +193,17 @@ fn wire_results(app: &AppRef, dom: &std::rc::Rc<Dom>) -> Result<(), JsValue> {
     let grid: &EventTarget = &dom.results;
     on(app, grid, "click", result_clicked)?;
     let dom2 = dom.clone();
+    let key_app = app.clone();
     listen(grid, "keydown", move |e: KeyboardEvent| {
-        if results::move_focus(&dom2, &e) {
+        if results::move_focus(&dom2, &e) || actions::key(&key_app, &e) {
+            e.prevent_default();
+        }
+    })?;
+    let groups: &EventTarget = &dom.duplicates;
+    on(app, groups, "click", result_clicked)?;
+    let key_app = app.clone();
+    listen(groups, "keydown", move |e: KeyboardEvent| {
+        if actions::key(&key_app, &e) {
             e.prevent_default();
         }
     })?;
@@ -206,5 +219,51 @@ fn wire_results(app: &AppRef, dom: &std::rc::Rc<Dom>) -> Result<(), JsValue> {
         if let Some(Some(id)) = id {
             similar_to(app, id);
         }
+    })
+}
+
+fn wire_actions(app: &AppRef, dom: &Dom) -> Result<(), JsValue> {
+    on(app, &dom.copy_paths_button, "click", |app, _| {
+        actions::copy_paths(app)
+    })?;
+    on(app, &dom.download_selected_button, "click", |app, _| {
+        actions::download_selected(app)
+    })?;
+    on(app, &dom.remove_selected_button, "click", |app, _| {
+        actions::remove_selected(app)
+    })?;
+    on(app, &dom.clear_selection_button, "click", |app, _| {
+        with(app, |a| {
+            a.selection.clear();
+            actions::draw_selection(a);
+        });
+    })?;
+    on(app, &dom.find_duplicates_button, "click", |app, _| {
+        actions::find_duplicates(app)
+    })?;
+    on(
+        app,
+        &dom.dupes_threshold,
+        "change",
+        actions::threshold_moved,
+    )?;
+    on(app, &dom.select_but_best_button, "click", |app, _| {
+        actions::select_but_best(app)
+    })?;
+    on(app, &dom.fold_duplicates, "change", |app, _| {
+        let Some(fold) = with(app, |a| a.dom.fold_duplicates.checked()) else {
+            return;
+        };
+        if fold {
+            let idle = with(app, |a| {
+                a.core
+                    .index()
+                    .is_some_and(|i| a.dupes.groups(i).is_none() && !a.dupes.is_running())
+            });
+            if idle == Some(true) {
+                actions::find_duplicates(app);
+            }
+        }
+        search_input(app, Input::Fold(fold));
     })
 }

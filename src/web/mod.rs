@@ -12,9 +12,11 @@
 //! which this module only feeds with bytes and asks for answers. Errors reach the person
 //! as one plain sentence. Reference: DESIGN.md, "Contract: the page".
 
+pub mod actions;
 pub mod download;
 pub mod driver;
 pub mod events;
+pub mod filters;
 pub mod idb;
 pub mod library;
 pub mod model;

@@ -1,7 +1,8 @@
 //! The search's driver: inputs into the search box's state machine (`page::search`) and
 //! its effects carried out (timer, text to the query worker, results drawn); ranking the
-//! core's index for the current query and drawing the grid with its thumbnails; the
-//! result buttons (similar, remove, preview) and the preview dialog.
+//! core's index for the current query (`page::results`) and drawing the grid with its
+//! thumbnails; the result buttons (similar, remove, preview, the selection check) and the
+//! preview dialog.
 //!
 //! It must not rank itself (that is `index`) or decide what the search is (that is
 //! `page::search`). Reference: DESIGN.md "Contract: the page" (`#query`, `#results`).
@@ -12,14 +13,14 @@ use wasm_bindgen_futures::spawn_local;
 use web_sys::{Event, File, HtmlElement, Url};
 
 use super::driver::{with, App, AppRef};
-use super::ui::results::{self, ResultView};
+use super::ui::results::{self as grid, ResultView};
 use super::ui::{self, set_text, show};
 use super::workers::run_input;
 use super::{describe_js, noted, now_ms};
-use crate::index::Match;
 use crate::page::protocol::{JobId, ToWorker};
+use crate::page::results;
 use crate::page::run::Input as RunInput;
-use crate::page::search::{results_line, Effect, Input, Query};
+use crate::page::search::{Effect, Input, Query};
 
 /// The one way into the search box's state: `update` under `driver::with`, then its
 /// effects carried out with no borrow held.
@@ -35,6 +36,10 @@ pub fn search_input(app: &AppRef, input: Input) {
             Effect::Say(line) => {
                 with(app, |a| set_text(&a.dom.search_text, &line));
             }
+            Effect::SetBox(text) => {
+                with(app, |a| a.dom.query.set_value(&text));
+            }
+            Effect::RememberMinScore(score) => super::filters::remember_min_score(score),
         }
     }
 }
@@ -86,7 +91,7 @@ pub fn similar_to(app: &AppRef, id: u64) {
             .map(|e| e.path.clone())
     });
     let Some(Some(path)) = path else { return };
-    search_input(app, Input::Show(Query::Similar { id, path }));
+    search_input(app, Input::Similar { id, path });
     let Some(dom) = with(app, |a| a.dom.clone()) else {
         return;
     };
@@ -119,29 +124,19 @@ struct Drawn {
     missing: Vec<String>,
     more: bool,
     line: String,
+    /// The index's folders, when their count changed since they were last drawn.
+    folders: Option<Vec<String>>,
 }
 
-fn rank(a: &App) -> Option<Drawn> {
+fn rank(a: &mut App) -> Option<Drawn> {
     let index = a.core.index()?;
-    let k = a.search.k();
-    let ranked: Result<Vec<Match>, String> = match a.search.query() {
-        Query::None => Ok(Vec::new()),
-        Query::Text { embedding, .. } | Query::Image { embedding, .. } => {
-            index.search(embedding, k + 1).map_err(|e| e.to_string())
-        }
-        Query::Similar { id, .. } => index.similar(*id, k + 1).map_err(|e| e.to_string()),
-    };
-    let (mut ranked, failed) = match ranked {
-        Ok(r) => (r, None),
-        Err(e) => (Vec::new(), Some(format!("The search failed: {e}"))),
-    };
-    let more = ranked.len() > k;
-    ranked.truncate(k);
-    let line = failed.unwrap_or_else(|| results_line(a.search.query(), ranked.len(), index.len()));
+    let shown = results::shown_with(&a.search, index, Some(&a.dupes));
     let mut missing = Vec::new();
-    let views = ranked
+    let views: Vec<ResultView> = shown
+        .matches
         .iter()
-        .filter_map(|m| {
+        .zip(&shown.counts)
+        .filter_map(|(m, &count)| {
             let path = index.entry(m.id)?.path.clone();
             let thumb_url = a.thumb_urls.get(&path).cloned();
             if thumb_url.is_none() {
@@ -152,14 +147,21 @@ fn rank(a: &App) -> Option<Drawn> {
                 path,
                 score: m.score,
                 thumb_url,
+                count,
+                selected: a.selection.contains(m.id),
             })
         })
         .collect();
+    a.shown_ids = views.iter().map(|v| v.id).collect();
+    let version = (index.len(), index.next_id());
+    let folders = (a.folders_for != Some(version)).then(|| results::folders(index));
+    a.folders_for = Some(version);
     Some(Drawn {
         views,
         missing,
-        more,
-        line,
+        more: shown.more,
+        line: shown.line,
+        folders,
     })
 }
 
@@ -173,10 +175,13 @@ pub fn render_results(app: &AppRef) {
     };
     let Some(drawn) = drawn else {
         // No index yet: the hint comes from update_status.
-        results::render(&dom, &[]);
+        grid::render(&dom, &[]);
         return;
     };
-    results::render(&dom, &drawn.views);
+    grid::render(&dom, &drawn.views);
+    if let Some(folders) = &drawn.folders {
+        super::filters::set_folders(&dom, folders);
+    }
     match &label {
         Some(q) => ui::attr(&dom.results, "data-query", q),
         None => noted(
@@ -193,7 +198,8 @@ pub fn render_results(app: &AppRef) {
     }
 }
 
-async fn load_thumbs(app: &AppRef, paths: Vec<String>) {
+/// Fetches the thumbnails of `paths` from the store and shows them where they are drawn.
+pub async fn load_thumbs(app: &AppRef, paths: Vec<String>) {
     let Some(Some(library)) = with(app, |a| a.library.clone()) else {
         return;
     };
@@ -211,7 +217,8 @@ async fn load_thumbs(app: &AppRef, paths: Vec<String>) {
                 continue;
             }
             if let Ok(url) = Url::create_object_url_with_blob(&blob) {
-                results::set_thumb(&a.dom, &path, &url);
+                grid::set_thumb(&a.dom.results, &path, &url);
+                grid::set_thumb(&a.dom.duplicates, &path, &url);
                 a.thumb_urls.insert(path, url);
             }
         }
@@ -237,7 +244,9 @@ pub fn result_clicked(app: &AppRef, event: Event) {
     };
     let button = target.closest("button").ok().flatten();
     let class = button.map(|b| b.class_name()).unwrap_or_default();
-    if class.contains("similar") {
+    if class.contains("pick") {
+        super::actions::picked(app, id, &event);
+    } else if class.contains("similar") {
         similar_to(app, id);
     } else if class.contains("remove") {
         let app = app.clone();
@@ -313,7 +322,8 @@ async fn remove_entry(app: &AppRef, id: u64) {
         let path = a.core.remove(id)?;
         a.revoke_thumbs(std::slice::from_ref(&path));
         // A search by this photo ends; the results are drawn again just below.
-        a.search.forget(id);
+        a.search.forget(id, &path);
+        a.selection.retain(|s| s != id);
         a.update_status();
         Some((super::sync::store_of(a), path))
     });

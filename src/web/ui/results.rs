@@ -1,6 +1,8 @@
 //! The result grid: `#results` children in rank order, each an `<li>` with `data-path`
 //! (relative path), `data-score` (cosine, 4 decimals) and `data-id`, holding a thumbnail
-//! button (Enter or a click opens the preview) and "Similar" / "Remove" buttons. Arrow keys
+//! button (Enter or a click opens the preview), a selection check (`button.pick`,
+//! `aria-pressed`; the item's `data-selected`), a `.fold-count` badge on a tile standing
+//! for folded near-duplicates, and "Similar" / "Remove" buttons. Arrow keys
 //! move the focus across the grid, row by row as it is laid out.
 //!
 //! It draws what it is given and reports nothing itself; `web::events` listens on `#results`
@@ -19,6 +21,9 @@ pub struct ResultView {
     pub score: f32,
     /// A `blob:` URL of the thumbnail, if it is known yet.
     pub thumb_url: Option<String>,
+    /// The photos the tile stands for (near-duplicates folded into it), 1 normally.
+    pub count: usize,
+    pub selected: bool,
 }
 
 /// `0.1234`: the score as `data-score` and the label show it.
@@ -28,11 +33,43 @@ pub fn format_score(score: f32) -> String {
 
 /// Replaces the grid's children with `items`, in order.
 pub fn render(dom: &Dom, items: &[ResultView]) {
-    dom.results.set_inner_html("");
+    render_into(&dom.document, &dom.results, items);
+}
+
+/// Replaces `list`'s children with `items`, in order.
+pub fn render_into(doc: &Document, list: &Element, items: &[ResultView]) {
+    list.set_inner_html("");
     for item in items {
-        if let Some(li) = result_item(&dom.document, item) {
-            append(&dom.results, &li);
+        if let Some(li) = result_item(doc, item) {
+            append(list, &li);
         }
+    }
+}
+
+/// Marks each `li[data-id]` under `root` selected or not, as `selected` says (no redraw, so
+/// the focus stays).
+pub fn set_marks(root: &Element, selected: impl Fn(u64) -> bool) {
+    let Ok(items) = root.query_selector_all("li[data-id]") else {
+        return;
+    };
+    for i in 0..items.length() {
+        let Some(li) = items.item(i).and_then(|n| n.dyn_into::<Element>().ok()) else {
+            continue;
+        };
+        let Some(id) = li.get_attribute("data-id").and_then(|v| v.parse().ok()) else {
+            continue;
+        };
+        mark(&li, selected(id));
+    }
+}
+
+fn mark(li: &Element, on: bool) {
+    let value = if on { "true" } else { "false" };
+    attr(li, "data-selected", value);
+    attr(li, "aria-selected", value);
+    if let Ok(Some(pick)) = li.query_selector("button.pick") {
+        attr(&pick, "aria-pressed", value);
+        pick.set_text_content(Some(if on { "\u{2713}" } else { "" }));
     }
 }
 
@@ -70,12 +107,14 @@ fn result_item(doc: &Document, item: &ResultView) -> Option<Element> {
     attr(&li, "data-score", &score_text);
     attr(&li, "data-id", &item.id.to_string());
     let open = thumb_button(doc, item, &score_text)?;
+    let pick = button(doc, "pick", "", &format!("Select {}", item.path))?;
     let meta = doc.create_element("div").ok()?;
     let name = doc.create_element("span").ok()?;
     let score = doc.create_element("span").ok()?;
     meta.set_class_name("meta");
     name.set_class_name("path");
-    name.set_text_content(Some(&item.path));
+    // The file's name (a folder's photos all share its start); the whole path on hover.
+    name.set_text_content(Some(crate::page::results::file_name(&item.path)));
     attr(&name, "title", &item.path);
     score.set_class_name("score");
     score.set_text_content(Some(&score_text));
@@ -94,14 +133,28 @@ fn result_item(doc: &Document, item: &ResultView) -> Option<Element> {
         &button(doc, "remove link-button", "Remove", &remove_label)?,
     );
     append(&li, &open);
+    append(&li, &pick);
+    if item.count > 1 {
+        let badge = doc.create_element("span").ok()?;
+        badge.set_class_name("fold-count");
+        attr(&badge, "data-count", &item.count.to_string());
+        badge.set_text_content(Some(&format!("\u{d7}{}", item.count)));
+        attr(
+            &badge,
+            "title",
+            &format!("{} near-duplicates shown as one", item.count),
+        );
+        append(&li, &badge);
+    }
     append(&li, &meta);
     append(&li, &actions);
+    mark(&li, item.selected);
     Some(li)
 }
 
-/// Shows a thumbnail that arrived after the grid was drawn.
-pub fn set_thumb(dom: &Dom, path: &str, url: &str) {
-    let Ok(items) = dom.results.query_selector_all("li[data-path]") else {
+/// Shows a thumbnail that arrived after the grid (or a list under `root`) was drawn.
+pub fn set_thumb(root: &Element, path: &str, url: &str) {
+    let Ok(items) = root.query_selector_all("li[data-path]") else {
         return;
     };
     for i in 0..items.length() {

@@ -27,7 +27,7 @@ use super::{describe_js, now_ms, sleep_ms, sync};
 use crate::page::photo_store::{PhotoStore, PhotoStoreError};
 use crate::page::protocol::ToWorker;
 use crate::page::run::{BatchId, Effect, Input, SaveError, ThumbOf, ToSave};
-use crate::page::search::{Input as SearchInput, Query};
+use crate::page::search::Input as SearchInput;
 
 type RunEffect = Effect<File, ArrayBuffer>;
 type RunInput = Input<File, ArrayBuffer>;
@@ -98,7 +98,7 @@ fn show(app: &AppRef, effect: RunEffect) {
         }
         Effect::RunEnded => render_results(app),
         Effect::SearchImage { name, embedding } => {
-            search_input(app, SearchInput::Show(Query::Image { name, embedding }))
+            search_input(app, SearchInput::Dropped { name, embedding })
         }
         Effect::SaySearch(line) => {
             with(app, |a| set_text(&a.dom.search_text, &line));
