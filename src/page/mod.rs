@@ -1,8 +1,9 @@
 //! The page's rules without the browser: the URL parameters (`params`), what a drop's
 //! files become in the index (`library`), indexing runs (`run`, over the encoder `pool`
-//! and the per-photo `crash` budget), the search box (`search`), the worker protocol
-//! (`protocol`) and the sentences (`status`, `errors`). Everything here is plain Rust
-//! tested natively; `web` drives it (DOM events in, effects out, view drawn).
+//! and the per-photo `crash` budget), the search box (`search`), the query encoder
+//! (`text`), the worker protocol (`protocol`) and the sentences (`status`, `errors`).
+//! Everything here is plain Rust tested natively; `web` drives it (DOM events in, effects
+//! out, view drawn).
 //!
 //! It must not name `web_sys`, `js_sys` or `JsValue`, read files or talk to workers.
 //! Reference: issue 8 ("The page core out of the browser"), DESIGN.md "Contract: the page".
@@ -22,4 +23,5 @@ pub mod skipped;
 pub mod status;
 pub mod tabs;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
+pub mod text;
