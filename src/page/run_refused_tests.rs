@@ -475,7 +475,7 @@ fn a_claim_the_store_could_not_answer_lets_the_drop_go_on_unguarded() -> Result<
 #[test]
 fn a_claim_answered_after_a_clear_elsewhere_is_ignored() -> Result<(), String> {
     let (mut s, _) = Sim::open(1);
-    let mut ix = std::mem::replace(&mut s.ix, Ix::new());
+    let mut ix = std::mem::take(&mut s.ix);
     let e = ix.update(2.0, phone(1, 100));
     let Some(Effect::Claim { round, folders }) = e.into_iter().next() else {
         return Err("no claim asked".into());
