@@ -4,28 +4,14 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
-use std::future::Future;
-use std::pin::pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
 
 use sha2::{Digest, Sha256};
 
 use super::{Answer, Env, Hub};
 use crate::hub::{to_hex, ModelSource, WEIGHTS_FILE};
 
-/// Polls `future` to completion; an error if it ever waits for something (nothing in these
-/// tests can wake it).
-pub fn block_on<T>(future: impl Future<Output = T>) -> Result<T, String> {
-    let mut future = pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    for _ in 0..1000 {
-        if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
-            return Ok(v);
-        }
-    }
-    Err("the future waited for something that never comes".into())
-}
+pub use crate::page::testing::block_on;
 
 pub(super) const CONFIG: &[u8] = include_bytes!("../../tests/fixtures/tiny-clip/config.json");
 pub(super) const PREPROCESSOR: &[u8] =

@@ -45,6 +45,24 @@ pub fn line(what: &str, why: &str) -> String {
     }
 }
 
+/// The sentence listed beside an entry of a dropped tree the browser could not open,
+/// from the name of the browser's error (`NotFoundError`, `NotReadableError`, …):
+/// `folder` when the entry is a folder whose contents could not be listed.
+pub fn unreadable_entry(error_name: &str, folder: bool) -> String {
+    let what = if folder { "folder" } else { "file" };
+    match error_name {
+        "NotFoundError" => {
+            format!("The {what} was moved or deleted before it could be read.")
+        }
+        "NotReadableError" | "SecurityError" | "NotAllowedError" => format!(
+            "The browser was not allowed to read this {what}; check its permissions and drop \
+             it again."
+        ),
+        "" => format!("The browser could not open this {what}."),
+        other => format!("The browser could not open this {what} ({other})."),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +99,34 @@ mod tests {
         assert_eq!(
             line("open the preview", ""),
             "clipseek: could not open the preview"
+        );
+    }
+
+    #[test]
+    fn a_vanished_file_says_it_was_moved_or_deleted() {
+        assert_eq!(
+            unreadable_entry("NotFoundError", false),
+            "The file was moved or deleted before it could be read."
+        );
+    }
+
+    #[test]
+    fn a_file_or_folder_without_permission_says_so() {
+        for name in ["NotReadableError", "SecurityError", "NotAllowedError"] {
+            assert!(unreadable_entry(name, false).contains("not allowed to read this file"));
+            assert!(unreadable_entry(name, true).contains("not allowed to read this folder"));
+        }
+    }
+
+    #[test]
+    fn another_error_is_named() {
+        assert_eq!(
+            unreadable_entry("AbortError", true),
+            "The browser could not open this folder (AbortError)."
+        );
+        assert_eq!(
+            unreadable_entry("", false),
+            "The browser could not open this file."
         );
     }
 }

@@ -2,8 +2,9 @@
 //! files become in the index (`library`), indexing runs (`run`, over the encoder `pool`
 //! and the per-photo `crash` budget), the search box (`search`), what its results show
 //! (`results`), the selection (`selection`) and the near-duplicates view (`duplicates`),
-//! the worker protocol (`protocol`) and the sentences (`status`, `errors`). Everything here is plain Rust
-//! tested natively; `web` drives it (DOM events in, effects out, view drawn).
+//! the query encoder (`text`), the worker protocol (`protocol`) and the sentences
+//! (`status`, `errors`). Everything here is plain Rust tested natively; `web` drives it
+//! (DOM events in, effects out, view drawn).
 //!
 //! It must not name `web_sys`, `js_sys` or `JsValue`, read files or talk to workers.
 //! Reference: issue 8 ("The page core out of the browser"), DESIGN.md "Contract: the page".
@@ -27,4 +28,5 @@ pub mod skipped;
 pub mod status;
 pub mod tabs;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
+pub mod text;

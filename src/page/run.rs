@@ -15,12 +15,14 @@
 //! comes in with each input. Reference: issue 8, item 1 and "A failed save"; DESIGN.md
 //! "The page core".
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use super::crash::{CrashBudget, Lost, CRASH_REASON};
-use super::library::{place_drop, DropFile, ForgetOffer, Known};
+use super::library::{place_drop, DropFile, FolderPlace, ForgetOffer, Known};
+use super::photo_store::{claim_name, Claim};
 use super::pool::{Pool, WorkerId};
 use super::protocol::{Hash, JobId, Photo, ToWorker, Tower};
+use super::refused::{Refused, RefusedFile, RefusedKey};
 use super::skipped::{SkippedChange, SkippedList};
 use super::status::RunSummary;
 use crate::encode::{Backend, EngineKind, PrecisionChoice};
@@ -32,6 +34,8 @@ use crate::ingest::{self, Candidate};
 mod apply;
 #[path = "run_life.rs"]
 mod life;
+#[path = "run_place.rs"]
+mod place;
 #[path = "run_workers.rs"]
 mod workers;
 
@@ -56,18 +60,9 @@ pub struct Config {
     pub idle_release_s: u32,
 }
 
-/// One stored photo, as read back at start-up and as written by a save.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Stored {
-    pub path: String,
-    pub size_bytes: u64,
-    pub modified_ms: i64,
-    pub content_hash: Hash,
-    pub model_id: String,
-    /// Insertion order: an entry keeps its number when it is replaced.
-    pub seq: f64,
-    pub embedding: Vec<f32>,
-}
+/// One stored photo, as read back at start-up and as written by a save: the store's own
+/// record (`page::photo_store`), so the shell copies no field.
+pub use super::photo_store::PhotoRecord as Stored;
 
 /// Where a saved photo's thumbnail comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -129,6 +124,22 @@ pub enum Input<F, T> {
     Dropped {
         files: Vec<DropFile<F>>,
         roots: Vec<String>,
+    },
+    /// The refused files the store remembers (`PhotoStore::refused`), read when the index
+    /// is: a drop lists them without their being read.
+    Remembered(Vec<RefusedFile>),
+    /// Files of a drop refused by their first bytes (`ingest::refusal_for_head`), before
+    /// the drop itself: remembered and listed, never read whole.
+    Refused(Vec<RefusedFile>),
+    /// Entries of a dropped tree the browser could not open (dropped path, sentence:
+    /// `page::errors::unreadable_entry`): listed; the rest of the tree is indexed.
+    NotOpened(Vec<(String, String)>),
+    /// The store's answers to [`Effect::Claim`] of this `round`: per claim, won
+    /// (`Some(true)`), taken by another tab or by stored photos (`Some(false)`), or not
+    /// asked because the store failed (`None`: the drop goes on unguarded).
+    Claimed {
+        round: u32,
+        answers: Vec<(Claim, Option<bool>)>,
     },
     Started(WorkerId),
     Loading(WorkerId, f64),
@@ -203,7 +214,17 @@ pub enum Effect<F, T> {
         message: ToWorker,
         files: Vec<F>,
     },
-    /// Write these photos; answer [`Input::SaveDone`] or [`Input::SaveFailed`].
+    /// Claim these new folders' names in the store (`page::tabs::Tabs::claims_for`, then
+    /// `PhotoStore::claim`) before anything is indexed into them; answer
+    /// [`Input::Claimed`] with this `round`.
+    Claim {
+        round: u32,
+        folders: Vec<FolderPlace>,
+    },
+    /// Remember these refused files in the store (`PhotoStore::put_refused`).
+    Remember(Vec<RefusedFile>),
+    /// Write these photos; answer [`Input::SaveDone`] or [`Input::SaveFailed`]. The save's
+    /// guard names [`Indexer::claims_covering`] its paths.
     Save {
         batch: BatchId,
         photos: Vec<ToSave<T>>,
@@ -374,7 +395,15 @@ pub struct Indexer<F, T> {
     next_seq: f64,
     originals: HashMap<String, F>,
     skipped: SkippedList,
+    refused: Refused,
     waiting: Vec<(Vec<DropFile<F>>, Vec<String>)>,
+    /// Folder names this tab claimed (`None`: the store could not be asked).
+    claims: HashMap<String, Option<Claim>>,
+    /// Folder names another tab (or stored photos) holds: never placed into as new.
+    reserved: BTreeSet<String>,
+    /// The round of the [`Effect::Claim`] awaiting its answer.
+    claiming: Option<u32>,
+    claim_rounds: u32,
     run: Option<Run<F, T>>,
     pool: Pool,
     pool_activity: u32,
@@ -408,7 +437,12 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
             next_seq: 0.0,
             originals: HashMap::new(),
             skipped: SkippedList::new(),
+            refused: Refused::default(),
             waiting: Vec::new(),
+            claims: HashMap::new(),
+            reserved: BTreeSet::new(),
+            claiming: None,
+            claim_rounds: 0,
             run: None,
             pool: Pool::new(),
             pool_activity: 0,
@@ -448,6 +482,21 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
     /// The changes to the skipped list since the last call, for the view to apply.
     pub fn take_skipped_changes(&mut self) -> Vec<SkippedChange> {
         self.skipped.take_changes()
+    }
+
+    /// Why this very file (dropped path, size, date) was refused before, if it was: the
+    /// shell does not read its first bytes again.
+    pub fn refusal(&self, key: &RefusedKey) -> Option<&str> {
+        self.refused.reason(key)
+    }
+
+    /// The claims a save of `paths` must name (those of this tab's new folders among them).
+    pub fn claims_covering(&self, paths: &[String]) -> Vec<Claim> {
+        let names: BTreeSet<&str> = paths.iter().map(|p| claim_name(p)).collect();
+        names
+            .into_iter()
+            .filter_map(|n| self.claims.get(n).cloned().flatten())
+            .collect()
     }
 
     /// Drops are waiting for the model.
@@ -542,6 +591,26 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
                 self.waiting.push((files, roots));
                 self.maybe_start(now, &mut out);
             }
+            Input::Remembered(files) => {
+                for f in files {
+                    self.refused.record(f.key, f.reason);
+                }
+            }
+            Input::Refused(files) => {
+                let new: Vec<RefusedFile> = files
+                    .into_iter()
+                    .filter_map(|f| self.refused.record(f.key, f.reason))
+                    .collect();
+                if !new.is_empty() {
+                    out.push(Effect::Remember(new));
+                }
+            }
+            Input::NotOpened(entries) => {
+                for (path, reason) in entries {
+                    self.skipped.insert(path, reason);
+                }
+            }
+            Input::Claimed { round, answers } => self.claimed(now, round, answers, &mut out),
             Input::TogglePause => self.toggle_pause(now, &mut out),
             Input::Cancel => self.cancel(now, &mut out),
             Input::SaveDone(batch) => self.save_done(now, batch, &mut out),
@@ -568,70 +637,6 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
     fn fail(&mut self, message: String, retry: bool, out: &mut Vec<Effect<F, T>>) {
         self.stopped = true;
         out.push(Effect::Fail { message, retry });
-    }
-
-    /// Starts indexing what is waiting, once the model is open and no run is going.
-    fn maybe_start(&mut self, now: f64, out: &mut Vec<Effect<F, T>>) {
-        if self.run.is_some() || self.waiting.is_empty() || self.stopped {
-            return;
-        }
-        if self.config.is_none() || !self.saves.is_idle() {
-            return;
-        }
-        let Some(index) = self.index.as_ref() else {
-            return;
-        };
-        let sets = std::mem::take(&mut self.waiting);
-        let (mut candidates, files, roots) = place_sets(index, sets);
-        let plan = ingest::plan(index, &mut candidates, &roots);
-        for c in &candidates {
-            if let Some(f) = files.get(&c.path) {
-                self.originals.insert(c.path.clone(), f.clone());
-            }
-        }
-        let items: Vec<Item<F>> = plan
-            .encode
-            .iter()
-            .filter_map(|&i| {
-                let c = candidates.get(i)?;
-                Some(Item {
-                    path: c.path.clone(),
-                    size_bytes: c.size_bytes,
-                    modified_ms: c.modified_ms,
-                    file: files.get(&c.path)?.clone(),
-                })
-            })
-            .collect();
-        let limit = items.len();
-        self.note = None;
-        self.forget = None;
-        self.crashes = CrashBudget::new();
-        self.run = Some(Run {
-            items,
-            next_dispatch: 0,
-            solo: VecDeque::new(),
-            finished: BTreeMap::new(),
-            next_apply: 0,
-            limit,
-            added: 0,
-            reused: 0,
-            failed: 0,
-            unchanged: plan.unchanged,
-            discarded: 0,
-            vanished: plan.vanished,
-            paused: false,
-            cancelled: false,
-            rate: Rate::new(10_000.0),
-            started_ms: now,
-        });
-        if limit == 0 {
-            self.finish(now, out);
-            return;
-        }
-        self.ensure_pool(out);
-        self.known_hashes(None, out);
-        self.dispatch(out);
-        self.report(now, true);
     }
 
     fn toggle_pause(&mut self, now: f64, out: &mut Vec<Effect<F, T>>) {
@@ -663,42 +668,6 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
         self.apply(now, out);
         self.report(now, true);
     }
-}
-
-/// Where the waiting drops' files go in the index (`page::library`): the candidates under
-/// their stored paths, their files by those paths, and the stored folders dropped again.
-fn place_sets<F>(
-    index: &EmbeddingIndex,
-    sets: Vec<(Vec<DropFile<F>>, Vec<String>)>,
-) -> (Vec<Candidate>, HashMap<String, F>, Vec<String>) {
-    let mut known = Known::new(
-        index
-            .entries()
-            .iter()
-            .map(|e| (e.path.as_str(), e.size_bytes, e.modified_ms)),
-    );
-    let mut files: HashMap<String, F> = HashMap::new();
-    let mut candidates = Vec::new();
-    let mut roots = Vec::new();
-    for (dropped, set_roots) in sets {
-        let placed = place_drop(&mut known, &set_roots, dropped);
-        roots.extend(
-            placed
-                .folders
-                .into_iter()
-                .filter(|f| f.same)
-                .map(|f| f.root),
-        );
-        for p in placed.files {
-            candidates.push(Candidate {
-                path: p.path.clone(),
-                size_bytes: p.size_bytes,
-                modified_ms: p.modified_ms,
-            });
-            files.entry(p.path).or_insert(p.handle);
-        }
-    }
-    (candidates, files, roots)
 }
 
 /// The checks `EmbeddingIndex::upsert` makes, so a photo that would be refused is listed

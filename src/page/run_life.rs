@@ -210,6 +210,10 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
         self.skipped.clear();
         self.forget = None;
         self.originals.clear();
+        // The store's claims and refused files went with the clear.
+        self.forget_claims();
+        self.claiming = None;
+        self.refused.clear();
         self.open(config, stored, unreadable);
         if cancelled.is_some() {
             self.note = Some(
@@ -222,6 +226,12 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
         self.progress = (0.0, None);
     }
 
+    /// Forgets the folder names claimed or reserved (the store cleared them).
+    fn forget_claims(&mut self) {
+        self.claims.clear();
+        self.reserved.clear();
+    }
+
     /// Removes one photo from the index: its path, to remove from storage.
     pub fn remove(&mut self, id: u64) -> Option<String> {
         let index = self.index.as_mut()?;
@@ -231,13 +241,16 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
         Some(path)
     }
 
-    /// Empties the index (storage is cleared by the caller).
+    /// Empties the index, the skipped list, the refused files and the claims (storage is
+    /// cleared by the caller).
     pub fn clear(&mut self) {
         if let Some(index) = self.index.as_mut() {
             index.clear();
         }
         self.seqs.clear();
         self.skipped.clear();
+        self.refused.clear();
+        self.forget_claims();
         self.forget = None;
         self.line = "The index was cleared.".to_owned();
         self.progress = (0.0, None);

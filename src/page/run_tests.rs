@@ -64,9 +64,31 @@ impl Sim {
         (s, e)
     }
 
+    /// One input; the folder claims it asks for are all won at once (two tabs racing for
+    /// one name are `run_claims_tests`).
     fn go(&mut self, input: In) -> Vec<Eff> {
         self.now += 1.0;
-        self.ix.update(self.now, input)
+        let mut out = self.ix.update(self.now, input);
+        while let Some(at) = out.iter().position(|e| matches!(e, Effect::Claim { .. })) {
+            let Effect::Claim { round, folders } = out.remove(at) else {
+                break;
+            };
+            let answers = folders
+                .into_iter()
+                .map(|f| {
+                    let owner = format!("this tab/{}", f.root);
+                    (
+                        Claim {
+                            name: f.root,
+                            owner,
+                        },
+                        Some(true),
+                    )
+                })
+                .collect();
+            out.extend(self.ix.update(self.now, Input::Claimed { round, answers }));
+        }
+        out
     }
 
     fn later(&mut self, ms: f64, input: In) -> Vec<Eff> {
@@ -1453,3 +1475,6 @@ fn the_dropped_file_is_kept_for_the_preview() {
 
 #[path = "run_store_tests.rs"]
 mod store;
+
+#[path = "run_refused_tests.rs"]
+mod refused;

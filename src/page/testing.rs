@@ -1,5 +1,6 @@
-//! Test support for the page's native tests: [`block_on`] for futures that never truly
-//! wait (the in-memory stores answer at once). Tests only.
+//! Test support for the native tests of the page and the model cache: [`block_on`] for
+//! futures that never truly wait (the in-memory stores and fakes answer at once). Tests
+//! only.
 
 use std::future::Future;
 use std::pin::pin;

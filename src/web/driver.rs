@@ -25,7 +25,6 @@ use super::tabs::TabChannel;
 use super::ui::{self, set_text, Dom, State};
 use super::worker::WorkerHandle;
 use super::{describe_js, events, search};
-use crate::encode::EngineKind;
 use crate::page::duplicates::Duplicates;
 use crate::page::params::Params;
 use crate::page::pool::WorkerId;
@@ -33,6 +32,7 @@ use crate::page::run::Indexer;
 use crate::page::search::Search;
 use crate::page::selection::Selection;
 use crate::page::tabs::Tabs;
+use crate::page::text::QueryEncoder;
 
 /// The worker loader (www/encoder-worker.js), relative to the page.
 const WORKER_SCRIPT: &str = "encoder-worker.js";
@@ -72,14 +72,10 @@ pub struct App {
     /// The photo encoders the core asked for, by id.
     pub vision: HashMap<WorkerId, WorkerHandle>,
     pub text_worker: Option<WorkerHandle>,
-    pub text_ready: bool,
-    /// The query worker's engine, once loaded, and in words.
-    pub text_engine: Option<EngineKind>,
-    pub text_detail: Option<String>,
+    /// The query encoder's state (`page::text`).
+    pub query: QueryEncoder,
     /// Why WebGPU is not used (the latest reason).
     pub engine_fallback: Option<String>,
-    /// Query-worker crashes since it last answered.
-    pub respawns: u32,
     /// Drops being read.
     pub collecting: usize,
     /// The search box's state (`page::search`).
@@ -149,6 +145,7 @@ fn read_params() -> Result<Params, String> {
 }
 
 fn new_app(dom: Rc<Dom>, params: Params) -> App {
+    let backend = params.backend;
     App {
         worker_url: worker_url(),
         dom,
@@ -164,11 +161,8 @@ fn new_app(dom: Rc<Dom>, params: Params) -> App {
         core: Indexer::new(),
         vision: HashMap::new(),
         text_worker: None,
-        text_ready: false,
-        text_engine: None,
-        text_detail: None,
+        query: QueryEncoder::new(backend),
         engine_fallback: None,
-        respawns: 0,
         collecting: 0,
         search: Search::new(),
         last_rerank_ms: 0.0,
@@ -298,7 +292,7 @@ impl App {
         let (_, mut vision) = self.core.vision_engines();
         vision.sort_unstable();
         vision.dedup();
-        (self.text_detail.as_ref(), vision)
+        (self.query.detail(), vision)
     }
 
     /// Forgets the thumbnail URLs of `paths` (their photos changed or left).

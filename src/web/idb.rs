@@ -109,6 +109,37 @@ async fn finish(op: &'static str, request: IdbRequest) -> Result<JsValue, IdbErr
 /// `versionchange` transaction.
 pub type Upgrade = fn(&IdbDatabase, u32) -> Result<(), JsValue>;
 
+/// The `upgradeneeded` handler: runs `upgrade` from the old version and, when it fails,
+/// keeps the reason in `failure` and aborts the upgrade (the database stays as it was).
+fn upgrade_handler(
+    request: &IdbOpenDbRequest,
+    failure: &Rc<std::cell::RefCell<Option<String>>>,
+    upgrade: Upgrade,
+) -> Closure<dyn FnMut(Event)> {
+    let request = request.clone();
+    let failure = failure.clone();
+    Closure::<dyn FnMut(Event)>::new(move |event: Event| {
+        let old = Reflect::get(&event, &JsValue::from_str("oldVersion"))
+            .ok()
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.0) as u32;
+        let result = request
+            .result()
+            .and_then(|db| db.dyn_into::<IdbDatabase>())
+            .and_then(|db| upgrade(&db, old));
+        if let Err(e) = result {
+            *failure.borrow_mut() = Some(super::describe_js(&e));
+            if let Some(tx) = request.transaction() {
+                if tx.abort().is_err() {
+                    web_sys::console::warn_1(&JsValue::from_str(
+                        "idb: could not abort the failed upgrade",
+                    ));
+                }
+            }
+        }
+    })
+}
+
 /// An open database. Cheap to clone.
 #[derive(Clone)]
 pub struct Database {
@@ -136,30 +167,7 @@ impl Database {
             .open_with_u32(name, version)
             .map_err(|e| IdbError::from_js("open the database", e))?;
         let failure: Rc<std::cell::RefCell<Option<String>>> = Rc::default();
-        let on_upgrade = {
-            let request = request.clone();
-            let failure = failure.clone();
-            Closure::<dyn FnMut(Event)>::new(move |event: Event| {
-                let old = Reflect::get(&event, &JsValue::from_str("oldVersion"))
-                    .ok()
-                    .and_then(|v| v.as_f64())
-                    .unwrap_or(0.0) as u32;
-                let result = request
-                    .result()
-                    .and_then(|db| db.dyn_into::<IdbDatabase>())
-                    .and_then(|db| upgrade(&db, old));
-                if let Err(e) = result {
-                    *failure.borrow_mut() = Some(super::describe_js(&e));
-                    if let Some(tx) = request.transaction() {
-                        if tx.abort().is_err() {
-                            web_sys::console::warn_1(&JsValue::from_str(
-                                "idb: could not abort the failed upgrade",
-                            ));
-                        }
-                    }
-                }
-            })
-        };
+        let on_upgrade = upgrade_handler(&request, &failure, upgrade);
         request.set_onupgradeneeded(Some(on_upgrade.as_ref().unchecked_ref()));
         let promise = settled(&request, &["success", "error", "blocked"]);
         let event = JsFuture::from(promise)
@@ -174,7 +182,12 @@ impl Database {
                 message,
             });
         }
-        let kind = Reflect::get(&event, &JsValue::from_str("type"))
+        Self::opened(&request, &event)
+    }
+
+    /// The connection an open request settled with (`event`), or why there is none.
+    fn opened(request: &IdbOpenDbRequest, event: &JsValue) -> Result<Self, IdbError> {
+        let kind = Reflect::get(event, &JsValue::from_str("type"))
             .ok()
             .and_then(|t| t.as_string())
             .unwrap_or_default();

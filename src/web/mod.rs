@@ -64,6 +64,15 @@ pub fn describe_js(value: &JsValue) -> String {
         .unwrap_or_else(|| "unknown error".to_owned())
 }
 
+/// The sentence listed beside a file (or folder) the browser could not open or read,
+/// from the error it gave (`page::errors::unreadable_entry`).
+pub fn unreadable_sentence(error: &JsValue, folder: bool) -> String {
+    let name = prop(error, "name")
+        .and_then(|n| n.as_string())
+        .unwrap_or_default();
+    crate::page::errors::unreadable_entry(&name, folder)
+}
+
 thread_local! {
     static LOGGED: std::cell::RefCell<crate::page::errors::LogOnce> =
         std::cell::RefCell::new(crate::page::errors::LogOnce::new());

@@ -21,8 +21,9 @@ use crate::hub::{format_bytes, format_eta};
 use crate::ingest;
 use crate::model::config::ClipConfig;
 use crate::page::photo_store::PhotoStore;
-use crate::page::run::{Config, Input as RunInput, Stored};
+use crate::page::run::{Config, Input as RunInput};
 use crate::page::search::{Encoder, Input};
+use crate::page::text::Input as TextInput;
 
 pub async fn show_storage(app: &AppRef) {
     let Some((dom, total)) = with(app, |a| (a.dom.clone(), a.model_id.is_some())) else {
@@ -224,7 +225,6 @@ pub async fn remove_model(app: &AppRef) {
     let Some((store, download)) = with(app, |a| {
         let download = a.download.take();
         a.text_worker = None;
-        a.text_ready = false;
         a.model_id = None;
         a.stage = Stage::NoModel;
         a.error = None;
@@ -233,6 +233,7 @@ pub async fn remove_model(app: &AppRef) {
         return;
     };
     run_input(app, RunInput::Closed);
+    text::text_input(app, TextInput::Closed);
     if let Some(d) = download {
         d.cancel();
     }
@@ -325,18 +326,6 @@ fn pool_size(vision_bytes: f64, requested: Option<usize>) -> (usize, String) {
     (count, title)
 }
 
-pub fn stored_of(r: PhotoRecord) -> Stored {
-    Stored {
-        path: r.path,
-        size_bytes: r.size_bytes,
-        modified_ms: r.modified_ms,
-        content_hash: r.content_hash,
-        model_id: r.model_id,
-        seq: r.seq,
-        embedding: r.embedding,
-    }
-}
-
 /// Opens the verified model: reads its configuration and header, restores the index and
 /// starts the query worker.
 pub async fn open_model(app: &AppRef) {
@@ -362,6 +351,7 @@ pub async fn open_model(app: &AppRef) {
         idle_release_s: params.idle_release_s,
     };
     let size = opened.size as f64;
+    let model_id = opened.id.clone();
     with(app, |a| {
         a.model_id = Some(opened.id);
         a.stage = Stage::Open;
@@ -373,10 +363,14 @@ pub async fn open_model(app: &AppRef) {
         );
         set_text(&a.dom.model_text, &line);
     });
-    let stored = opened.records.into_iter().map(stored_of).collect();
+    let stored = opened.records;
     let unreadable = opened.unreadable;
     super::sync::open(app, opened.generation);
+    if let Some(Some(store)) = with(app, |a| super::sync::store_of(a)) {
+        super::sync::remembered(app, &store).await;
+    }
     search_input(app, Input::Encoder(Encoder::Loading));
+    text::text_input(app, TextInput::Opened { model_id });
     text::start(app);
     run_input(
         app,

@@ -222,46 +222,70 @@ impl IdbPhotoStore {
         let mut checked: HashMap<String, bool> = HashMap::new();
         for (photo, thumb) in photos {
             let name = claim_name(&photo.path);
-            let wanted: Vec<&Claim> = guard
-                .map(|g| g.claims.iter().filter(|c| c.name == name).collect())
-                .unwrap_or_default();
-            if !wanted.is_empty() && !checked.contains_key(name) {
-                let owner = claims
-                    .get(&JsValue::from_str(name))
-                    .await?
-                    .and_then(|v| v.as_string());
-                let ok = wanted.iter().all(|c| owner.as_deref() == Some(&c.owner));
-                checked.insert(name.to_owned(), ok);
-            }
-            if checked.get(name) == Some(&false) {
-                return refuse(
-                    &tx,
-                    PhotoStoreError::FolderTaken {
-                        name: name.to_owned(),
-                    },
-                );
+            if !claims_hold(&claims, guard, name, &mut checked).await? {
+                let name = name.to_owned();
+                return refuse(&tx, PhotoStoreError::FolderTaken { name });
             }
             let key = JsValue::from_str(&photo.path);
             records.put(&key, &record_to_js(photo)?)?;
-            let blob = match thumb {
-                Thumb::Jpeg(b) => Some(b.clone()),
-                Thumb::CopyOf(source) => copies.get(source).cloned(),
-                Thumb::None => None,
-            };
-            match blob {
-                Some(b) => {
-                    thumbs.put(&key, &b)?;
-                    // A later photo of this batch copying this one gets this thumbnail.
-                    copies.insert(photo.path.clone(), b);
-                }
-                None => {
-                    thumbs.delete(&key)?;
-                    copies.remove(&photo.path);
-                }
-            }
+            put_thumb(&thumbs, &key, &photo.path, thumb, &mut copies)?;
         }
         Ok(tx.done().await?)
     }
+}
+
+/// Does the store (`claims`, inside the save's transaction) still give `name` to the
+/// owner of every claim of `guard` on it? Asked once per name (`checked`).
+async fn claims_hold(
+    claims: &Store,
+    guard: Option<&SaveGuard>,
+    name: &str,
+    checked: &mut HashMap<String, bool>,
+) -> Result<bool, PhotoStoreError> {
+    if let Some(&ok) = checked.get(name) {
+        return Ok(ok);
+    }
+    let wanted: Vec<&Claim> = guard
+        .map(|g| g.claims.iter().filter(|c| c.name == name).collect())
+        .unwrap_or_default();
+    if wanted.is_empty() {
+        return Ok(true);
+    }
+    let owner = claims
+        .get(&JsValue::from_str(name))
+        .await?
+        .and_then(|v| v.as_string());
+    let ok = wanted.iter().all(|c| owner.as_deref() == Some(&c.owner));
+    checked.insert(name.to_owned(), ok);
+    Ok(ok)
+}
+
+/// Writes (or removes) the thumbnail of `path`; `copies` are the thumbnails a later photo
+/// of the batch may copy.
+fn put_thumb(
+    thumbs: &Store,
+    key: &JsValue,
+    path: &str,
+    thumb: &Thumb<Blob>,
+    copies: &mut HashMap<String, Blob>,
+) -> Result<(), PhotoStoreError> {
+    let blob = match thumb {
+        Thumb::Jpeg(b) => Some(b.clone()),
+        Thumb::CopyOf(source) => copies.get(source).cloned(),
+        Thumb::None => None,
+    };
+    match blob {
+        Some(b) => {
+            thumbs.put(key, &b)?;
+            // A later photo of this batch copying this one gets this thumbnail.
+            copies.insert(path.to_owned(), b);
+        }
+        None => {
+            thumbs.delete(key)?;
+            copies.remove(path);
+        }
+    }
+    Ok(())
 }
 
 impl PhotoStore for IdbPhotoStore {

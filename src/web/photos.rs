@@ -16,10 +16,11 @@ use super::search::{render_results, search_input};
 use super::ui::drop::{entries_of_drop, from_input, walk, PickedSet};
 use super::ui::set_text;
 use super::workers::run_input;
-use super::{describe_js, now_ms, sleep_ms, sync};
+use super::{now_ms, sleep_ms, sync};
 use crate::ingest;
 use crate::page::library::DropFile;
 use crate::page::photo_store::PhotoStore;
+use crate::page::refused::{RefusedFile, RefusedKey};
 use crate::page::run::Input as RunInput;
 use crate::page::search::Input;
 
@@ -34,13 +35,7 @@ pub fn read_drop(app: &AppRef, dt: &DataTransfer) {
     spawn_local(async move {
         let set = walk(dropped).await;
         with(&app, |a| a.collecting -= 1);
-        match set {
-            Ok(set) => accept(&app, set).await,
-            Err(e) => {
-                let line = format!("The dropped folder could not be read: {}", describe_js(&e));
-                with(&app, |a| a.fail(line, false));
-            }
-        }
+        accept(&app, set).await;
     });
 }
 
@@ -61,24 +56,46 @@ pub fn picked(app: &AppRef, folder: bool) {
     spawn_local(async move { accept(&app, set).await });
 }
 
-/// Keeps what is a photo by its name or its first bytes (`.txt`, `.DS_Store` are not).
-async fn keep_photos(set: PickedSet) -> PickedSet {
+/// What is a photo by its name or its first bytes (`.txt`, `.DS_Store` are not). A file
+/// whose first bytes name a format the app cannot decode (TIFF, camera RAW) is kept with
+/// its refusal (`ingest::refusal_for_head`) so the core lists and remembers it; one the
+/// core remembers as refused is kept without reading a byte; one whose first bytes cannot
+/// be read is listed as unopened.
+async fn keep_photos(app: &AppRef, set: PickedSet) -> (PickedSet, Vec<RefusedFile>) {
     let mut kept = PickedSet {
         files: Vec::new(),
         roots: set.roots,
+        unopened: set.unopened,
     };
+    let mut refused = Vec::new();
     for picked in set.files {
-        let keep = if ingest::has_image_extension(&picked.path) {
+        let file = &picked.file;
+        let key = RefusedKey::new(
+            &picked.path,
+            file.size() as u64,
+            file.last_modified() as i64,
+        );
+        let known = with(app, |a| a.core.refusal(&key).is_some()).unwrap_or(false);
+        let keep = if known || ingest::has_image_extension(&picked.path) {
             true
-        } else if picked.file.size() >= 1.0 {
-            match picked
-                .file
-                .slice_with_f64_and_f64(0.0, ingest::SNIFF_BYTES as f64)
-            {
-                Ok(head) => super::read_blob(&head)
-                    .await
-                    .is_ok_and(|b| ingest::looks_like_image_bytes(&b)),
-                Err(_) => false,
+        } else if file.size() >= 1.0 {
+            let head = file.slice_with_f64_and_f64(0.0, ingest::SNIFF_BYTES as f64);
+            let bytes = match head {
+                Ok(head) => super::read_blob(&head).await,
+                Err(e) => Err(e),
+            };
+            match bytes {
+                Ok(b) => {
+                    if let Some(reason) = ingest::refusal_for_head(&b) {
+                        refused.push(RefusedFile { key, reason });
+                    }
+                    ingest::looks_like_image_bytes(&b)
+                }
+                Err(e) => {
+                    let why = super::unreadable_sentence(&e, false);
+                    kept.unopened.push((picked.path.clone(), why));
+                    false
+                }
             }
         } else {
             false
@@ -87,14 +104,20 @@ async fn keep_photos(set: PickedSet) -> PickedSet {
             kept.files.push(picked);
         }
     }
-    kept
+    (kept, refused)
 }
 
 /// Queues the photos of a drop or pick for indexing (downloading the model first when
 /// there is none).
 async fn accept(app: &AppRef, set: PickedSet) {
     with(app, |a| a.collecting += 1);
-    let kept = keep_photos(set).await;
+    let (kept, refused) = keep_photos(app, set).await;
+    if !kept.unopened.is_empty() {
+        run_input(app, RunInput::NotOpened(kept.unopened));
+    }
+    if !refused.is_empty() {
+        run_input(app, RunInput::Refused(refused));
+    }
     let empty = kept.files.is_empty();
     let download = with(app, |a| {
         a.collecting -= 1;

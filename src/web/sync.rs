@@ -15,11 +15,12 @@ use wasm_bindgen_futures::spawn_local;
 
 use super::driver::{with, App, AppRef};
 use super::library::IdbPhotoStore;
-use super::model::stored_of;
 use super::search::{render_results, search_input};
 use super::tabs::{self as channel, OnInput};
 use super::workers::run_input;
-use crate::page::photo_store::{PhotoStore, PhotoStoreError, SaveGuard};
+use crate::page::library::FolderPlace;
+use crate::page::photo_store::{Claim, PhotoStore, PhotoStoreError, SaveGuard};
+use crate::page::refused::RefusedFile;
 use crate::page::run::Input as RunInput;
 use crate::page::search::Input as SearchInput;
 use crate::page::tabs::{TabError, TabInput, TabMessage, Tabs};
@@ -65,10 +66,78 @@ pub fn store_of(a: &App) -> Option<IdbPhotoStore> {
     a.library.as_ref().map(|l| l.store().clone())
 }
 
-/// What a save of this tab must find in the store (none before the index is read).
-pub fn guard(a: &App) -> Option<SaveGuard> {
+/// What a save of `paths` by this tab must find in the store: its generation and the
+/// claims of this tab's new folders among them (none before the index is read).
+pub fn guard(a: &App, paths: &[String]) -> Option<SaveGuard> {
     let tabs = a.tabs.as_ref()?.try_borrow().ok()?;
-    Some(tabs.guard(Vec::new()))
+    Some(tabs.guard(a.core.claims_covering(paths)))
+}
+
+/// Claims the names of a drop's new folders for this tab (`page::tabs`) and tells the
+/// core which it won; a claim the store could not answer is logged and left unguarded.
+pub fn claim(app: &AppRef, round: u32, folders: Vec<FolderPlace>) {
+    let asked = with(app, |a| {
+        let claims = a.tabs.as_ref()?.try_borrow_mut().ok()?.claims_for(&folders);
+        Some((store_of(a)?, claims))
+    })
+    .flatten();
+    let app = app.clone();
+    spawn_local(async move {
+        let mut answers = Vec::new();
+        match asked {
+            Some((store, claims)) => {
+                for claim in claims {
+                    let won = match store.claim(&claim).await {
+                        Ok(won) => Some(won),
+                        Err(e) => {
+                            warn(&format!(
+                                "the folder name {} was not claimed: {e}",
+                                claim.name
+                            ));
+                            None
+                        }
+                    };
+                    answers.push((claim, won));
+                }
+            }
+            None => {
+                warn("no store or tab rules to claim folder names with");
+                answers = folders
+                    .into_iter()
+                    .map(|f| {
+                        (
+                            Claim {
+                                name: f.root,
+                                owner: String::new(),
+                            },
+                            None,
+                        )
+                    })
+                    .collect();
+            }
+        }
+        run_input(&app, RunInput::Claimed { round, answers });
+    });
+}
+
+/// Remembers refused files in the store; a failure only costs reading them again.
+pub fn remember(app: &AppRef, files: Vec<RefusedFile>) {
+    let Some(Some(store)) = with(app, |a| store_of(a)) else {
+        return;
+    };
+    spawn_local(async move {
+        if let Err(e) = store.put_refused(&files).await {
+            warn(&format!("the refused files were not remembered: {e}"));
+        }
+    });
+}
+
+/// The refused files the store remembers, handed to the core (`Input::Remembered`).
+pub async fn remembered(app: &AppRef, store: &IdbPhotoStore) {
+    match store.refused().await {
+        Ok(files) => run_input(app, RunInput::Remembered(files)),
+        Err(e) => warn(&format!("the refused files could not be read: {e}")),
+    }
 }
 
 /// Makes a message with this tab's rules and posts it to the other tabs.
@@ -129,7 +198,7 @@ async fn load(app: &AppRef, paths: Vec<String>) {
     let mut stored = Vec::with_capacity(paths.len());
     for path in &paths {
         match store.get(path).await {
-            Ok(Some(record)) => stored.push(stored_of(record)),
+            Ok(Some(record)) => stored.push(record),
             Ok(None) => {}
             Err(e) => warn(&e.to_string()),
         }
@@ -154,9 +223,10 @@ async fn reload(app: &AppRef) {
                 a.revoke_thumbs(&urls);
             });
             search_input(app, SearchInput::Cleared);
-            let stored = loaded.records.into_iter().map(stored_of).collect();
+            let stored = loaded.records;
             let unreadable = loaded.unreadable.len();
             run_input(app, RunInput::Reloaded { stored, unreadable });
+            remembered(app, &store).await;
             render_results(app);
         }
         Err(e) => {

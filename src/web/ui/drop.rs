@@ -17,7 +17,7 @@ use web_sys::{
     FileSystemFileEntry, HtmlInputElement,
 };
 
-use crate::web::prop;
+use crate::web::{prop, unreadable_sentence};
 
 /// A picked file and where it sits in what was picked.
 pub struct Picked {
@@ -36,6 +36,9 @@ pub struct PickedSet {
     /// Folders picked or dropped whole (their names, the first path component; two may
     /// have the same name).
     pub roots: Vec<String>,
+    /// Entries the browser could not open (a file that vanished, a folder it may not
+    /// list): their paths and the sentence listed beside them. The rest is kept.
+    pub unopened: Vec<(String, String)>,
 }
 
 /// What a drop carries, taken while the drop event lasts.
@@ -72,8 +75,9 @@ pub fn entries_of_drop(data: &DataTransfer) -> Dropped {
     Dropped::Files(files)
 }
 
-/// Every file under the dropped entries, folders walked completely.
-pub async fn walk(dropped: Dropped) -> Result<PickedSet, JsValue> {
+/// Every file under the dropped entries, folders walked completely; an entry that cannot
+/// be opened is listed in [`PickedSet::unopened`] and the walk goes on.
+pub async fn walk(dropped: Dropped) -> PickedSet {
     let mut set = PickedSet::default();
     let entries = match dropped {
         Dropped::Files(files) => {
@@ -85,7 +89,7 @@ pub async fn walk(dropped: Dropped) -> Result<PickedSet, JsValue> {
                     folder: None,
                 })
                 .collect();
-            return Ok(set);
+            return set;
         }
         Dropped::Entries(entries) => entries,
     };
@@ -102,7 +106,14 @@ pub async fn walk(dropped: Dropped) -> Result<PickedSet, JsValue> {
     while let Some((dir, folder)) = dirs.pop() {
         let reader = dir.create_reader();
         loop {
-            let batch = read_entries(&reader).await?;
+            let batch = match read_entries(&reader).await {
+                Ok(batch) => batch,
+                Err(e) => {
+                    let why = unreadable_sentence(&e, true);
+                    set.unopened.push((path_of(&dir), why));
+                    break;
+                }
+            };
             if batch.length() == 0 {
                 break;
             }
@@ -117,11 +128,18 @@ pub async fn walk(dropped: Dropped) -> Result<PickedSet, JsValue> {
         }
     }
     for (entry, folder) in file_entries {
-        let path = entry.full_path().trim_start_matches('/').to_owned();
-        let file = file_of(&entry).await?;
-        set.files.push(Picked { path, file, folder });
+        let path = path_of(&entry);
+        match file_of(&entry).await {
+            Ok(file) => set.files.push(Picked { path, file, folder }),
+            Err(e) => set.unopened.push((path, unreadable_sentence(&e, false))),
+        }
     }
-    Ok(set)
+    set
+}
+
+/// An entry's path in the drop (`folder/sub/name.jpg`).
+fn path_of(entry: &FileSystemEntry) -> String {
+    entry.full_path().trim_start_matches('/').to_owned()
 }
 
 async fn read_entries(reader: &FileSystemDirectoryReader) -> Result<Array, JsValue> {

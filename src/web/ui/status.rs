@@ -24,7 +24,7 @@ impl App {
                 EngineKind::Cpu
             };
         }
-        match (self.text_engine, self.params.backend) {
+        match (self.query.engine(), self.params.backend) {
             (Some(e), _) => e,
             (None, Backend::WebGpu) => EngineKind::WebGpu,
             (None, _) => EngineKind::Cpu,
@@ -171,7 +171,7 @@ impl App {
             };
             return (state, text);
         }
-        if !self.text_ready {
+        if !self.query.ready() {
             return (State::Loading, "Loading the query encoder…".to_owned());
         }
         let text = match (self.core.indexed(), self.core.note()) {

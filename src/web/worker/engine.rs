@@ -307,14 +307,7 @@ async fn gpu_engine(
     mut on_progress: impl FnMut(f64),
 ) -> Result<(GpuEncoder, String, Option<String>), GpuLoadError> {
     let (adapter, device, queue) = gpu_device().await?;
-    let mut precision = request.precision.gpu();
-    let mut note = None;
-    if precision == Some(Precision::F16) && !device.features().contains(wgpu::Features::SHADER_F16)
-    {
-        precision = Some(Precision::F32);
-        note =
-            Some("f16 was asked for, but this WebGPU adapter lacks shader-f16: f32 is used".into());
-    }
+    let (mut precision, mut note) = gpu_precision(request.precision, &device);
     // f16 chosen by us (not asked for) gets a second chance in f32: a browser's shader
     // compiler may refuse what naga and Vulkan accepted, and f32 on the GPU beats the CPU.
     let retry_in_f32 =
@@ -355,15 +348,34 @@ async fn gpu_engine(
             }
         }
     };
-    // Browsers often hide the adapter's name.
+    let detail = gpu_detail(&adapter, &gpu);
+    Ok((gpu, detail, note))
+}
+
+/// The GPU precision for `asked` on `device` (`None`: the engine chooses), and the note
+/// when f16 was asked for on an adapter without `shader-f16` (f32 is used then).
+fn gpu_precision(
+    asked: PrecisionChoice,
+    device: &wgpu::Device,
+) -> (Option<Precision>, Option<String>) {
+    let precision = asked.gpu();
+    if precision == Some(Precision::F16) && !device.features().contains(wgpu::Features::SHADER_F16)
+    {
+        let note = "f16 was asked for, but this WebGPU adapter lacks shader-f16: f32 is used";
+        return (Some(Precision::F32), Some(note.into()));
+    }
+    (precision, None)
+}
+
+/// The engine in words: "WebGPU on NAME (f32)" (browsers often hide the adapter's name).
+fn gpu_detail(adapter: &wgpu::Adapter, gpu: &GpuEncoder) -> String {
     let name = adapter.get_info().name;
     let on = if name.is_empty() {
         String::new()
     } else {
         format!(" on {name}")
     };
-    let detail = format!("WebGPU{on} ({})", gpu.precision().name());
-    Ok((gpu, detail, note))
+    format!("WebGPU{on} ({})", gpu.precision().name())
 }
 
 /// A WebGPU device, or why there is none.

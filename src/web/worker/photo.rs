@@ -18,7 +18,6 @@ use super::{WorkerState, THUMB_QUALITY, THUMB_SIDE};
 use crate::encode::Embeddings;
 use crate::model::thumbnail::{display_copy, thumbnail_jpeg};
 use crate::page::protocol::{ItemOut, Photo};
-use crate::web::describe_js;
 
 /// Reads, hashes, decodes, thumbnails and encodes a batch of photos.
 pub(super) async fn encode(
@@ -115,12 +114,7 @@ async fn read_photo(
 ) -> Read {
     let bytes = match crate::web::read_blob(file).await {
         Ok(b) => b,
-        Err(e) => {
-            return Read::Failed(format!(
-                "The file could not be read ({}); it may have been moved or deleted.",
-                describe_js(&e)
-            ))
-        }
+        Err(e) => return Read::Failed(crate::web::unreadable_sentence(&e, false)),
     };
     let hash: [u8; 32] = Sha256::digest(&bytes).into();
     if dedupe && state.borrow().known.contains(&hash) {

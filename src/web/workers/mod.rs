@@ -68,6 +68,14 @@ fn execute(app: &AppRef, effect: RunEffect) -> Option<RunInput> {
             save(app, batch, photos);
             None
         }
+        Effect::Claim { round, folders } => {
+            sync::claim(app, round, folders);
+            None
+        }
+        Effect::Remember(files) => {
+            sync::remember(app, files);
+            None
+        }
         Effect::StartIdleTimer { generation, ms } => {
             let app = app.clone();
             spawn_local(async move {
@@ -138,23 +146,15 @@ fn record_of(p: ToSave<ArrayBuffer>) -> (PhotoRecord, Thumb) {
         ThumbOf::CopyOf(path) => Thumb::CopyOf(path),
         ThumbOf::None => Thumb::None,
     };
-    let r = p.record;
-    let record = PhotoRecord {
-        path: r.path,
-        size_bytes: r.size_bytes,
-        modified_ms: r.modified_ms,
-        content_hash: r.content_hash,
-        model_id: r.model_id,
-        seq: r.seq,
-        embedding: r.embedding,
-    };
-    (record, thumb)
+    (p.record, thumb)
 }
 
 /// Saves a batch under this tab's guard (`page::tabs`); the core hears how it went, and
 /// the other tabs what was saved.
 fn save(app: &AppRef, batch: BatchId, photos: Vec<ToSave<ArrayBuffer>>) {
-    let Some(ready) = with(app, |a| Some((sync::store_of(a)?, sync::guard(a)?))) else {
+    let records: Vec<(PhotoRecord, Thumb)> = photos.into_iter().map(record_of).collect();
+    let paths: Vec<String> = records.iter().map(|(r, _)| r.path.clone()).collect();
+    let Some(ready) = with(app, |a| Some((sync::store_of(a)?, sync::guard(a, &paths)?))) else {
         return;
     };
     let Some((store, guard)) = ready else {
@@ -162,8 +162,6 @@ fn save(app: &AppRef, batch: BatchId, photos: Vec<ToSave<ArrayBuffer>>) {
         run_input(app, Input::SaveFailed { batch, error });
         return;
     };
-    let records: Vec<(PhotoRecord, Thumb)> = photos.into_iter().map(record_of).collect();
-    let paths: Vec<String> = records.iter().map(|(r, _)| r.path.clone()).collect();
     let app = app.clone();
     spawn_local(async move {
         let input = match store.save(&records, &guard).await {

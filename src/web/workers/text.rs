@@ -1,24 +1,23 @@
-//! The query encoder (the text tower in its own worker): started when the model opens,
-//! restarted after a crash (up to `MAX_RESPAWNS` in a row with no query answered), its
-//! replies handed to the search box (`page::search`).
+//! The query encoder (the text tower in its own worker), browser side: started when the
+//! model opens, its messages turned into `page::text` inputs and the effects carried out
+//! (load, restart after a crash, fail, tell the search box), its answers handed to the
+//! search box (`page::search`).
 //!
-//! It must not rank or decide what the search shows. Reference: `page::search`.
+//! It must not decide what a message means (that is `page::text`) nor rank. Reference:
+//! `page::text`, `page::search`.
 
 use std::rc::Rc;
 
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::spawn_local;
 
-use crate::encode::Backend;
 use crate::page::protocol::{FromWorker, ToWorker, Tower};
 use crate::page::search::{Encoder, Input};
+use crate::page::text::{Effect, Input as TextInput};
 use crate::web::describe_js;
 use crate::web::driver::{with, App, AppRef};
 use crate::web::search::search_input;
 use crate::web::worker::{WorkerEvent, WorkerHandle};
-
-/// Query-worker crashes in a row (with no query answered between them) before giving up.
-const MAX_RESPAWNS: u32 = 3;
 
 /// Starts the query worker.
 pub fn start(app: &AppRef) {
@@ -34,7 +33,6 @@ pub fn start(app: &AppRef) {
     match WorkerHandle::spawn(&url, on_event) {
         Ok(handle) => with(app, |a| {
             a.text_worker = Some(handle);
-            a.text_ready = false;
             a.update_status();
         }),
         Err(e) => with(app, |a| {
@@ -57,39 +55,42 @@ fn load(a: &mut App) {
     }
 }
 
-/// It loaded: the search box can send texts (false when it loaded another model).
-fn loaded(a: &mut App, model_id: &str, detail: String, fallback: Option<String>) -> bool {
-    if a.model_id.as_deref().is_some_and(|m| m != model_id) {
-        let line = "The query encoder loaded a different model than the page; reload the page.";
-        a.fail(line.into(), false);
-        return false;
-    }
-    a.text_ready = true;
-    a.text_detail = Some(detail);
-    if fallback.is_some() {
-        a.engine_fallback = fallback;
-    }
-    a.update_status();
-    true
-}
-
-fn failed(a: &mut App, error: &str) {
-    let (message, retry) = if a.text_ready {
-        (format!("The query encoder stopped: {error}"), false)
-    } else {
-        (
-            format!("The query encoder could not load the model: {error}"),
-            a.params.backend != Backend::WebGpu,
-        )
+/// Applies `input` to the query encoder's rules and carries out what they say.
+pub fn text_input(app: &AppRef, input: TextInput) {
+    let Some(effects) = with(app, |a| a.query.update(input)) else {
+        return;
     };
-    a.fail(message, retry);
+    for effect in effects {
+        match effect {
+            Effect::Load => {
+                with(app, load);
+            }
+            Effect::Ready => search_input(app, Input::Encoder(Encoder::Ready)),
+            Effect::Loading => search_input(app, Input::Encoder(Encoder::Loading)),
+            Effect::Respawn => {
+                let old = with(app, |a| a.text_worker.take()).flatten();
+                // Drop the dead worker's handle after this event handler has returned.
+                spawn_local(async move { drop(old) });
+                start(app);
+            }
+            Effect::Fail { message, retry } => {
+                with(app, |a| a.fail(message, retry));
+            }
+            Effect::Fallback(why) => {
+                with(app, |a| a.engine_fallback = Some(why));
+            }
+        }
+    }
+    with(app, |a| a.update_status());
 }
 
 fn event_in(app: &AppRef, event: WorkerEvent) {
-    match event {
-        WorkerEvent::Message(FromWorker::Started, _) => {
-            with(app, load);
+    let input = match event {
+        WorkerEvent::Message(FromWorker::Texted { job, result }, _) => {
+            text_input(app, TextInput::Answered);
+            return search_input(app, Input::Texted { job, result });
         }
+        WorkerEvent::Message(FromWorker::Started, _) => TextInput::Started,
         WorkerEvent::Message(
             FromWorker::Loaded {
                 model_id,
@@ -98,18 +99,13 @@ fn event_in(app: &AppRef, event: WorkerEvent) {
                 fallback,
             },
             _,
-        ) => {
-            let ready = with(app, |a| {
-                a.text_engine = Some(engine);
-                loaded(a, &model_id, detail, fallback)
-            });
-            if ready == Some(true) {
-                search_input(app, Input::Encoder(Encoder::Ready));
-            }
-        }
-        WorkerEvent::Message(FromWorker::Failed { error }, _) => {
-            with(app, |a| failed(a, &error));
-        }
+        ) => TextInput::Loaded {
+            model_id,
+            engine,
+            detail,
+            fallback,
+        },
+        WorkerEvent::Message(FromWorker::Failed { error }, _) => TextInput::Failed(error),
         WorkerEvent::Message(
             FromWorker::Switched {
                 engine,
@@ -117,41 +113,18 @@ fn event_in(app: &AppRef, event: WorkerEvent) {
                 reason,
             },
             _,
-        ) => {
-            with(app, |a| {
-                a.text_engine = Some(engine);
-                a.text_detail = Some(detail);
-                a.engine_fallback = Some(reason);
-                a.update_status();
-            });
-        }
-        WorkerEvent::Message(FromWorker::Texted { job, result }, _) => {
-            with(app, |a| a.respawns = 0);
-            search_input(app, Input::Texted { job, result });
-        }
+        ) => TextInput::Switched {
+            engine,
+            detail,
+            reason,
+        },
         WorkerEvent::Unreadable(e) => {
             web_sys::console::warn_1(&JsValue::from_str(&format!("clipseek: {e}")));
             with(app, |a| a.fail(e.sentence(), false));
+            return;
         }
-        WorkerEvent::Message(_, _) => {}
-        WorkerEvent::Crashed(message) => crashed(app, &message),
-    }
-}
-
-fn crashed(app: &AppRef, message: &str) {
-    let old = with(app, |a| {
-        a.text_ready = false;
-        a.respawns += 1;
-        if a.respawns > MAX_RESPAWNS {
-            let line = format!("The query encoder stopped ({message}); reload the page.");
-            a.fail(line, false);
-            return None;
-        }
-        Some(a.text_worker.take())
-    });
-    let Some(Some(old)) = old else { return };
-    // Drop the dead worker's handle after this event handler has returned.
-    spawn_local(async move { drop(old) });
-    search_input(app, Input::Encoder(Encoder::Loading));
-    start(app);
+        WorkerEvent::Message(_, _) => return,
+        WorkerEvent::Crashed(message) => TextInput::Crashed(message),
+    };
+    text_input(app, input);
 }
