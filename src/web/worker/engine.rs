@@ -13,8 +13,9 @@ use wasm_bindgen::JsValue;
 
 use super::{post, LoadRequest, WorkerState};
 use crate::clip::model_id;
-use crate::encode::cpu::CpuEncoder;
+use crate::encode::cpu::{CpuEncoder, CpuPrecision, Packed, QuantOptions};
 use crate::encode::gpu::{request_device, GpuEncoder, GpuError, GpuOptions, Precision};
+use crate::encode::packed::PackKey;
 use crate::encode::{
     gpu_failure, is_engine_failure, Backend, Embeddings, EncodeError, Encoder, EngineKind,
     PrecisionChoice,
@@ -23,9 +24,11 @@ use crate::model::config::{ClipConfig, PreprocessConfig};
 use crate::model::preprocess::Preprocessor;
 use crate::model::tokenizer::{ClipTokenizer, TokenIds};
 use crate::model::weights::Towers;
-use crate::page::protocol::{FromWorker, Tower};
+use crate::model_cache::{load_packed, load_weights_timed, save_packed};
+use crate::page::protocol::{FromWorker, LoadReport, Tower};
 use crate::web::download::{load_weights, ModelStore};
 use crate::web::idb;
+use crate::web::model_cache::log_once;
 
 /// A tower's engine.
 #[allow(
@@ -170,8 +173,11 @@ async fn switch_to_cpu(
     web_sys::console::warn_1(&JsValue::from_str(&format!(
         "clipseek: moving to the CPU engine: {reason}"
     )));
-    let reloaded = match open(&request.model_key).await {
-        Ok(o) => cpu_engine(&o, request.tower, request.precision, |_| {}).await,
+    let mut report = LoadReport::default();
+    let reloaded = match open(&request.model_key, &mut report).await {
+        Ok(o) => cpu_engine(&o, request.tower, request.precision, |_| {}, &mut report)
+            .await
+            .map(|built| built.encoder),
         Err(e) => Err(e),
     };
     let cpu = reloaded.map_err(|e| {
@@ -210,7 +216,9 @@ async fn recover_on_new_device(
         }
         s.recoveries += 1;
     }
-    let o = open(&request.model_key).await.ok()?;
+    let o = open(&request.model_key, &mut LoadReport::default())
+        .await
+        .ok()?;
     let (gpu, detail, _) = gpu_engine(&o, request, |_| {}).await.ok()?;
     let gpu = Rc::new(Enc::Gpu(gpu));
     let scope = {
@@ -239,24 +247,37 @@ pub(super) struct Loaded {
     pub(super) model_id: String,
     pub(super) detail: String,
     pub(super) fallback: Option<String>,
+    /// Where the load's time went.
+    pub(super) report: LoadReport,
+    /// The 8-bit engine was built from the model: keep it packed for the next start.
+    pub(super) pack: Option<(ModelStore, PackKey)>,
 }
 
 /// The cached model, opened and verified.
 struct Opened {
+    store: ModelStore,
     model: crate::web::download::VerifiedModel,
     config: ClipConfig,
     header: crate::model::weights::SafetensorsHeader,
     id: String,
 }
 
-async fn open(model_key: &str) -> Result<Opened, String> {
+/// Milliseconds by the worker's clock.
+pub(super) fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+async fn open(model_key: &str, report: &mut LoadReport) -> Result<Opened, String> {
+    let t = now_ms();
     let db = idb::schema::open().await.map_err(|e| e.to_string())?;
     let store = ModelStore::new(db, model_key.to_owned());
     let model = store.open_verified().await.map_err(|e| e.to_string())?;
     let config = ClipConfig::from_json(&model.config_json).map_err(|e| e.to_string())?;
     let header = model.weights.header().await.map_err(|e| e.to_string())?;
     let id = model_id(&config, &model.config_json, &header);
+    report.mark("open", now_ms() - t);
     Ok(Opened {
+        store,
         model,
         config,
         header,
@@ -271,24 +292,112 @@ fn towers_of(tower: Tower) -> Towers {
     }
 }
 
+/// A CPU engine, and the key to keep it packed under when it was built from the model.
+struct CpuBuilt {
+    encoder: CpuEncoder,
+    pack: Option<PackKey>,
+}
+
 /// The tower on the CPU engine, read from the opened cache, in the precision asked for
-/// (`int8`: 8-bit weights; `auto`: `encode::AUTO_CPU`).
+/// (`int8`: 8-bit weights; `auto`: `encode::AUTO_CPU`). In 8 bits, the weights an earlier
+/// load packed for this model, kernel and options are read when kept (`packed`); else, or
+/// when they cannot be used (said once on the console), the engine is built from the model.
 async fn cpu_engine(
     o: &Opened,
     tower: Tower,
     precision: PrecisionChoice,
-    on_progress: impl FnMut(f64),
-) -> Result<CpuEncoder, String> {
-    let weights = load_weights(
+    mut on_progress: impl FnMut(f64),
+    report: &mut LoadReport,
+) -> Result<CpuBuilt, String> {
+    let towers = towers_of(tower);
+    let precision = precision.cpu();
+    let key = (precision == CpuPrecision::Int8).then(|| PackKey {
+        weights: o.model.weights_identity.clone(),
+        towers,
+        options: QuantOptions::default(),
+    });
+    if let Some(key) = &key {
+        if let Some(encoder) = from_packed(o, key, report).await {
+            on_progress(1.0);
+            return Ok(CpuBuilt {
+                encoder,
+                pack: None,
+            });
+        }
+    }
+    let (weights, times) = load_weights_timed(
         &o.model.weights,
         &o.header,
         &o.config,
-        towers_of(tower),
+        towers,
         on_progress,
+        now_ms,
     )
     .await
     .map_err(|e| e.to_string())?;
-    CpuEncoder::new_with(&o.config, weights, precision.cpu()).map_err(|e| e.to_string())
+    report.mark("read", times.read_ms);
+    report.mark("convert", times.convert_ms);
+    let t = now_ms();
+    let encoder = CpuEncoder::new_with(&o.config, weights, precision).map_err(|e| e.to_string())?;
+    report.mark("build", now_ms() - t);
+    report.weights = "model".into();
+    Ok(CpuBuilt { encoder, pack: key })
+}
+
+/// The engine from the weights packed under `key`, when they are kept and sound.
+async fn from_packed(o: &Opened, key: &PackKey, report: &mut LoadReport) -> Option<CpuEncoder> {
+    let t = now_ms();
+    let parts = match load_packed(&o.store, key).await {
+        Ok(Some(parts)) => parts,
+        Ok(None) => {
+            report.mark("packed_absent", now_ms() - t);
+            return None;
+        }
+        Err(e) => {
+            log_once(
+                "the kept 8-bit weights could not be read (built again)",
+                &e.to_string(),
+            );
+            return None;
+        }
+    };
+    report.mark("packed_read", now_ms() - t);
+    let t = now_ms();
+    match CpuEncoder::from_packed(&o.config, key.towers, key.options, Packed::new(parts)) {
+        Ok(encoder) => {
+            report.mark("packed_build", now_ms() - t);
+            report.weights = "packed".into();
+            Some(encoder)
+        }
+        Err(e) => {
+            log_once(
+                "the kept 8-bit weights do not fit the model (built again)",
+                &e.to_string(),
+            );
+            None
+        }
+    }
+}
+
+/// Keeps the 8-bit engine packed beside the model for the next start; a failure (storage
+/// full, say) only costs the next start its time, and is said on the console once.
+pub(super) async fn keep_packed(store: &ModelStore, key: &PackKey, encoder: &Enc) {
+    let Enc::Cpu(cpu) = encoder else { return };
+    let t = now_ms();
+    match save_packed(store, key, cpu).await {
+        Ok(Some(bytes)) => web_sys::console::info_1(&JsValue::from_str(&format!(
+            "clipseek: kept the packed 8-bit weights ({:.1} MB, {:.0} ms)",
+            bytes as f64 / 1e6,
+            now_ms() - t
+        ))),
+        Ok(None) => {}
+        Err(e) => {
+            log_once(
+                "the 8-bit weights could not be kept (built again next time)",
+                &e.to_string(),
+            );
+        }
+    }
 }
 
 /// Why the WebGPU engine could not be built: what went wrong, and the error.
@@ -388,12 +497,22 @@ pub(super) async fn load(
     request: &LoadRequest,
     mut on_progress: impl FnMut(f64),
 ) -> Result<Loaded, String> {
-    let o = open(&request.model_key).await?;
+    let mut report = LoadReport::default();
+    let o = open(&request.model_key, &mut report).await?;
     let mut fallback = None;
+    let mut pack = None;
     let (encoder, detail) = match request.backend {
         Backend::Cpu => {
-            let cpu = cpu_engine(&o, request.tower, request.precision, &mut on_progress).await?;
-            (Enc::Cpu(cpu), CPU_DETAIL.to_owned())
+            let cpu = cpu_engine(
+                &o,
+                request.tower,
+                request.precision,
+                &mut on_progress,
+                &mut report,
+            )
+            .await?;
+            pack = cpu.pack;
+            (Enc::Cpu(cpu.encoder), CPU_DETAIL.to_owned())
         }
         Backend::Auto | Backend::WebGpu => match gpu_engine(&o, request, &mut on_progress).await {
             Ok((gpu, detail, note)) => {
@@ -403,26 +522,41 @@ pub(super) async fn load(
             Err(GpuLoadError { what, error }) => {
                 fallback = Some(gpu_failure(request.backend, &what, &error)?);
                 // The weights went to the failed engine: read them again.
-                let cpu =
-                    cpu_engine(&o, request.tower, request.precision, &mut on_progress).await?;
-                (Enc::Cpu(cpu), CPU_DETAIL.to_owned())
+                let cpu = cpu_engine(
+                    &o,
+                    request.tower,
+                    request.precision,
+                    &mut on_progress,
+                    &mut report,
+                )
+                .await?;
+                pack = cpu.pack;
+                (Enc::Cpu(cpu.encoder), CPU_DETAIL.to_owned())
             }
         },
     };
     let encoder = Rc::new(encoder);
-    let engine = engine_of(&o, request.tower, &encoder).await?;
+    let engine = engine_of(&o, request.tower, &encoder, &mut report).await?;
     Ok(Loaded {
         engine,
         encoder,
         model_id: o.id,
         detail,
         fallback,
+        report,
+        pack: pack.map(|key| (o.store, key)),
     })
 }
 
 /// The loaded tower with what it reads through: the preprocessor or the tokenizer.
-async fn engine_of(o: &Opened, tower: Tower, encoder: &Rc<Enc>) -> Result<Engine, String> {
-    Ok(match tower {
+async fn engine_of(
+    o: &Opened,
+    tower: Tower,
+    encoder: &Rc<Enc>,
+    report: &mut LoadReport,
+) -> Result<Engine, String> {
+    let t = now_ms();
+    let engine = match tower {
         Tower::Vision => {
             let preprocess = PreprocessConfig::from_json(&o.model.preprocessor_json)
                 .map_err(|e| e.to_string())?;
@@ -450,5 +584,11 @@ async fn engine_of(o: &Opened, tower: Tower, encoder: &Rc<Enc>) -> Result<Engine
                 encoder: encoder.clone(),
             }
         }
-    })
+    };
+    let step = match tower {
+        Tower::Vision => "preprocessor",
+        Tower::Text => "tokenizer",
+    };
+    report.mark(step, now_ms() - t);
+    Ok(engine)
 }

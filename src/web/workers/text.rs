@@ -125,6 +125,9 @@ fn event_in(app: &AppRef, event: WorkerEvent) {
                 a.update_status();
             });
         }
+        WorkerEvent::Message(FromWorker::Timings { report }, _) => {
+            with(app, |a| a.note_timings("query", report));
+        }
         WorkerEvent::Message(FromWorker::Texted { job, result }, _) => {
             with(app, |a| a.respawns = 0);
             search_input(app, Input::Texted { job, result });
