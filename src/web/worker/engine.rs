@@ -13,22 +13,19 @@ use wasm_bindgen::JsValue;
 
 use super::{post, LoadRequest, WorkerState};
 use crate::clip::model_id;
-use crate::encode::cpu::{CpuEncoder, CpuPrecision, Packed, QuantOptions};
+use crate::encode::cpu::CpuEncoder;
 use crate::encode::gpu::{request_device, GpuEncoder, GpuError, GpuOptions, Precision};
 use crate::encode::packed::PackKey;
 use crate::encode::{
     gpu_failure, is_engine_failure, Backend, Embeddings, EncodeError, Encoder, EngineKind,
-    PrecisionChoice,
 };
 use crate::model::config::{ClipConfig, PreprocessConfig};
 use crate::model::preprocess::Preprocessor;
 use crate::model::tokenizer::{ClipTokenizer, TokenIds};
 use crate::model::weights::Towers;
-use crate::model_cache::{load_packed, load_weights_timed, save_packed};
 use crate::page::protocol::{FromWorker, LoadReport, Tower};
 use crate::web::download::{load_weights, ModelStore};
 use crate::web::idb;
-use crate::web::model_cache::log_once;
 
 /// A tower's engine.
 #[allow(
@@ -175,7 +172,7 @@ async fn switch_to_cpu(
     )));
     let mut report = LoadReport::default();
     let reloaded = match open(&request.model_key, &mut report).await {
-        Ok(o) => cpu_engine(&o, request.tower, request.precision, |_| {}, &mut report)
+        Ok(o) => cpu_engine(&o, request, |_| {}, &mut report)
             .await
             .map(|built| built.encoder),
         Err(e) => Err(e),
@@ -240,6 +237,10 @@ async fn recover_on_new_device(
 
 const CPU_DETAIL: &str = "the CPU (WebAssembly SIMD)";
 
+mod cpu;
+use cpu::cpu_engine;
+pub(super) use cpu::keep_packed;
+
 /// A loaded tower.
 pub(super) struct Loaded {
     pub(super) engine: Engine,
@@ -289,114 +290,6 @@ fn towers_of(tower: Tower) -> Towers {
     match tower {
         Tower::Vision => Towers::Vision,
         Tower::Text => Towers::Text,
-    }
-}
-
-/// A CPU engine, and the key to keep it packed under when it was built from the model.
-struct CpuBuilt {
-    encoder: CpuEncoder,
-    pack: Option<PackKey>,
-}
-
-/// The tower on the CPU engine, read from the opened cache, in the precision asked for
-/// (`int8`: 8-bit weights; `auto`: `encode::AUTO_CPU`). In 8 bits, the weights an earlier
-/// load packed for this model, kernel and options are read when kept (`packed`); else, or
-/// when they cannot be used (said once on the console), the engine is built from the model.
-async fn cpu_engine(
-    o: &Opened,
-    tower: Tower,
-    precision: PrecisionChoice,
-    mut on_progress: impl FnMut(f64),
-    report: &mut LoadReport,
-) -> Result<CpuBuilt, String> {
-    let towers = towers_of(tower);
-    let precision = precision.cpu();
-    let key = (precision == CpuPrecision::Int8).then(|| PackKey {
-        weights: o.model.weights_identity.clone(),
-        towers,
-        options: QuantOptions::default(),
-    });
-    if let Some(key) = &key {
-        if let Some(encoder) = from_packed(o, key, report).await {
-            on_progress(1.0);
-            return Ok(CpuBuilt {
-                encoder,
-                pack: None,
-            });
-        }
-    }
-    let (weights, times) = load_weights_timed(
-        &o.model.weights,
-        &o.header,
-        &o.config,
-        towers,
-        on_progress,
-        now_ms,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    report.mark("read", times.read_ms);
-    report.mark("convert", times.convert_ms);
-    let t = now_ms();
-    let encoder = CpuEncoder::new_with(&o.config, weights, precision).map_err(|e| e.to_string())?;
-    report.mark("build", now_ms() - t);
-    report.weights = "model".into();
-    Ok(CpuBuilt { encoder, pack: key })
-}
-
-/// The engine from the weights packed under `key`, when they are kept and sound.
-async fn from_packed(o: &Opened, key: &PackKey, report: &mut LoadReport) -> Option<CpuEncoder> {
-    let t = now_ms();
-    let parts = match load_packed(&o.store, key).await {
-        Ok(Some(parts)) => parts,
-        Ok(None) => {
-            report.mark("packed_absent", now_ms() - t);
-            return None;
-        }
-        Err(e) => {
-            log_once(
-                "the kept 8-bit weights could not be read (built again)",
-                &e.to_string(),
-            );
-            return None;
-        }
-    };
-    report.mark("packed_read", now_ms() - t);
-    let t = now_ms();
-    match CpuEncoder::from_packed(&o.config, key.towers, key.options, Packed::new(parts)) {
-        Ok(encoder) => {
-            report.mark("packed_build", now_ms() - t);
-            report.weights = "packed".into();
-            Some(encoder)
-        }
-        Err(e) => {
-            log_once(
-                "the kept 8-bit weights do not fit the model (built again)",
-                &e.to_string(),
-            );
-            None
-        }
-    }
-}
-
-/// Keeps the 8-bit engine packed beside the model for the next start; a failure (storage
-/// full, say) only costs the next start its time, and is said on the console once.
-pub(super) async fn keep_packed(store: &ModelStore, key: &PackKey, encoder: &Enc) {
-    let Enc::Cpu(cpu) = encoder else { return };
-    let t = now_ms();
-    match save_packed(store, key, cpu).await {
-        Ok(Some(bytes)) => web_sys::console::info_1(&JsValue::from_str(&format!(
-            "clipseek: kept the packed 8-bit weights ({:.1} MB, {:.0} ms)",
-            bytes as f64 / 1e6,
-            now_ms() - t
-        ))),
-        Ok(None) => {}
-        Err(e) => {
-            log_once(
-                "the 8-bit weights could not be kept (built again next time)",
-                &e.to_string(),
-            );
-        }
     }
 }
 
@@ -503,14 +396,7 @@ pub(super) async fn load(
     let mut pack = None;
     let (encoder, detail) = match request.backend {
         Backend::Cpu => {
-            let cpu = cpu_engine(
-                &o,
-                request.tower,
-                request.precision,
-                &mut on_progress,
-                &mut report,
-            )
-            .await?;
+            let cpu = cpu_engine(&o, request, &mut on_progress, &mut report).await?;
             pack = cpu.pack;
             (Enc::Cpu(cpu.encoder), CPU_DETAIL.to_owned())
         }
@@ -522,14 +408,7 @@ pub(super) async fn load(
             Err(GpuLoadError { what, error }) => {
                 fallback = Some(gpu_failure(request.backend, &what, &error)?);
                 // The weights went to the failed engine: read them again.
-                let cpu = cpu_engine(
-                    &o,
-                    request.tower,
-                    request.precision,
-                    &mut on_progress,
-                    &mut report,
-                )
-                .await?;
+                let cpu = cpu_engine(&o, request, &mut on_progress, &mut report).await?;
                 pack = cpu.pack;
                 (Enc::Cpu(cpu.encoder), CPU_DETAIL.to_owned())
             }
