@@ -312,7 +312,8 @@ mod tests {
         let (config, bytes) = tiny()?;
         let built = engine(&config, &bytes, Towers::Vision)?;
         let k = key(Towers::Vision);
-        let edits: [(&str, Box<dyn Fn(&mut Vec<u8>)>); 4] = [
+        type Edit = Box<dyn Fn(&mut Vec<u8>)>;
+        let edits: [(&str, Edit); 4] = [
             (
                 "a flipped bit in a part",
                 Box::new(|b: &mut Vec<u8>| b[100] ^= 4),
