@@ -103,7 +103,7 @@ async fn from_packed(o: &Opened, key: &PackKey, report: &mut LoadReport) -> Opti
 
 /// Keeps the 8-bit engine packed beside the model for the next start; a failure (storage
 /// full, say) only costs the next start its time, and is said on the console once.
-pub(super) async fn keep_packed(store: &ModelStore, key: &PackKey, encoder: &Enc) {
+pub(in super::super) async fn keep_packed(store: &ModelStore, key: &PackKey, encoder: &Enc) {
     let Enc::Cpu(cpu) = encoder else { return };
     let t = now_ms();
     match save_packed(store, key, cpu).await {
