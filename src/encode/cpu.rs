@@ -21,7 +21,12 @@ use super::quant::{ActivationBits, QuantLinear, WeightBits};
 use super::{l2_normalize_rows, Embeddings, EncodeError, Encoder};
 use crate::model::config::{Activation, ClipConfig};
 use crate::model::tokenizer::TokenIds;
-use crate::model::weights::{ClipWeights, TensorSource};
+use crate::model::weights::{ClipWeights, F32Tensor, Towers};
+
+mod parts;
+use parts::Bits;
+pub use parts::Packed;
+pub(super) use parts::Source;
 
 pub(super) fn ce(stage: &'static str) -> impl Fn(candle_core::Error) -> EncodeError {
     move |e| EncodeError::Compute {
@@ -32,8 +37,7 @@ pub(super) fn ce(stage: &'static str) -> impl Fn(candle_core::Error) -> EncodeEr
 
 pub(super) type CResult<T> = candle_core::Result<T>;
 
-pub(super) fn tensor(weights: &mut impl TensorSource, name: &str) -> Result<Tensor, EncodeError> {
-    let t = weights.take(name)?;
+fn to_tensor(t: F32Tensor) -> Result<Tensor, EncodeError> {
     Tensor::from_vec(t.data, t.shape, &Device::Cpu).map_err(ce("loading weights"))
 }
 
@@ -89,24 +93,6 @@ pub(super) enum Linear {
 }
 
 impl Linear {
-    pub(super) fn load(
-        weights: &mut impl TensorSource,
-        prefix: &str,
-        bias: bool,
-    ) -> Result<Self, EncodeError> {
-        let w = tensor(weights, &format!("{prefix}.weight"))?;
-        let weight_t = w
-            .t()
-            .and_then(|t| t.contiguous())
-            .map_err(ce("loading weights"))?;
-        let bias = if bias {
-            Some(tensor(weights, &format!("{prefix}.bias"))?)
-        } else {
-            None
-        };
-        Ok(Self::F32 { weight_t, bias })
-    }
-
     /// Replaces f32 weights by their 8-bit quantisation (already 8-bit: unchanged).
     fn quantize(&mut self, bits: (WeightBits, ActivationBits)) -> Result<(), EncodeError> {
         let Self::F32 { weight_t, bias } = self else {
@@ -163,18 +149,18 @@ pub(super) struct LayerNorm {
 
 impl LayerNorm {
     pub(super) fn load(
-        weights: &mut impl TensorSource,
+        weights: &mut dyn Source,
         prefix: &str,
         eps: f64,
     ) -> Result<Self, EncodeError> {
         Ok(Self {
-            weight: tensor(weights, &format!("{prefix}.weight"))?,
-            bias: tensor(weights, &format!("{prefix}.bias"))?,
+            weight: weights.tensor(&format!("{prefix}.weight"))?,
+            bias: weights.tensor(&format!("{prefix}.bias"))?,
             eps,
         })
     }
 
-    pub(super) fn forward(&self, x: &Tensor) -> CResult<Tensor> {
+    fn forward(&self, x: &Tensor) -> CResult<Tensor> {
         let mean = x.mean_keepdim(D::Minus1)?;
         let centred = x.broadcast_sub(&mean)?;
         let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
@@ -236,16 +222,16 @@ struct Layer {
 }
 
 impl Layer {
-    fn load(weights: &mut ClipWeights, prefix: &str, eps: f64) -> Result<Self, EncodeError> {
+    fn load(w: &mut dyn Source, prefix: &str, eps: f64, bits: Bits) -> Result<Self, EncodeError> {
         Ok(Self {
-            ln1: LayerNorm::load(weights, &format!("{prefix}.layer_norm1"), eps)?,
-            q: Linear::load(weights, &format!("{prefix}.self_attn.q_proj"), true)?,
-            k: Linear::load(weights, &format!("{prefix}.self_attn.k_proj"), true)?,
-            v: Linear::load(weights, &format!("{prefix}.self_attn.v_proj"), true)?,
-            out: Linear::load(weights, &format!("{prefix}.self_attn.out_proj"), true)?,
-            ln2: LayerNorm::load(weights, &format!("{prefix}.layer_norm2"), eps)?,
-            fc1: Linear::load(weights, &format!("{prefix}.mlp.fc1"), true)?,
-            fc2: Linear::load(weights, &format!("{prefix}.mlp.fc2"), true)?,
+            ln1: LayerNorm::load(w, &format!("{prefix}.layer_norm1"), eps)?,
+            q: w.linear(&format!("{prefix}.self_attn.q_proj"), true, bits)?,
+            k: w.linear(&format!("{prefix}.self_attn.k_proj"), true, bits)?,
+            v: w.linear(&format!("{prefix}.self_attn.v_proj"), true, bits)?,
+            out: w.linear(&format!("{prefix}.self_attn.out_proj"), true, bits)?,
+            ln2: LayerNorm::load(w, &format!("{prefix}.layer_norm2"), eps)?,
+            fc1: w.linear(&format!("{prefix}.mlp.fc1"), true, bits)?,
+            fc2: w.linear(&format!("{prefix}.mlp.fc2"), true, bits)?,
         })
     }
 
@@ -273,15 +259,15 @@ struct LayerStack {
 
 impl LayerStack {
     fn load(
-        weights: &mut ClipWeights,
+        weights: &mut dyn Source,
         prefix: &str,
-        count: usize,
-        heads: usize,
+        (count, heads): (usize, usize),
         act: Activation,
         eps: f64,
+        bits: Bits,
     ) -> Result<Self, EncodeError> {
         let layers = (0..count)
-            .map(|i| Layer::load(weights, &format!("{prefix}.{i}"), eps))
+            .map(|i| Layer::load(weights, &format!("{prefix}.{i}"), eps, bits))
             .collect::<Result<_, _>>()?;
         Ok(Self { layers, heads, act })
     }
@@ -342,17 +328,20 @@ pub struct CpuEncoder {
 }
 
 impl CpuEncoder {
-    /// [`Self::new`], then [`Self::quantized`] with the default options for `Int8`.
+    /// The engine in `precision`; `Int8` with the default options, each layer quantised
+    /// as it is read (the same numbers as [`Self::new`] then [`Self::quantized`], without
+    /// the f32 engine in between).
     pub fn new_with(
         config: &ClipConfig,
-        weights: ClipWeights,
+        mut weights: ClipWeights,
         precision: CpuPrecision,
     ) -> Result<Self, EncodeError> {
-        let f32 = Self::new(config, weights)?;
-        match precision {
-            CpuPrecision::F32 => Ok(f32),
-            CpuPrecision::Int8 => f32.quantized(QuantOptions::default()),
-        }
+        let options = match precision {
+            CpuPrecision::F32 => None,
+            CpuPrecision::Int8 => Some(QuantOptions::default()),
+        };
+        let towers = weights.towers();
+        Self::build(config, &mut weights, towers, options)
     }
 
     /// Turns the linear layers into 8-bit ones, one at a time (each f32 weight is dropped
@@ -383,17 +372,26 @@ impl CpuEncoder {
         self.precision
     }
 
-    /// Builds the towers the weights hold (consumed to avoid a second copy).
+    /// Builds the towers the weights hold, in f32 (consumed to avoid a second copy).
     pub fn new(config: &ClipConfig, mut weights: ClipWeights) -> Result<Self, EncodeError> {
         let towers = weights.towers();
-        let w = &mut weights;
+        Self::build(config, &mut weights, towers, None)
+    }
+
+    /// The `towers` from `source`, 8-bit where `options` says (`None`: f32).
+    fn build(
+        config: &ClipConfig,
+        source: &mut dyn Source,
+        towers: Towers,
+        options: Option<QuantOptions>,
+    ) -> Result<Self, EncodeError> {
         let vision = if towers.vision() {
-            Some(Self::load_vision(config, w)?)
+            Some(Self::load_vision(config, source, options)?)
         } else {
             None
         };
         let text = if towers.text() {
-            Some(Self::load_text(config, w)?)
+            Some(Self::load_text(config, source, options)?)
         } else {
             None
         };
@@ -405,35 +403,45 @@ impl CpuEncoder {
             context: config.text_config.max_position_embeddings,
             vocab_size: config.text_config.vocab_size,
             projection_dim: config.projection_dim,
-            precision: CpuPrecision::F32,
+            precision: match options {
+                Some(_) => CpuPrecision::Int8,
+                None => CpuPrecision::F32,
+            },
         })
     }
 
-    fn load_vision(config: &ClipConfig, w: &mut ClipWeights) -> Result<VisionTower, EncodeError> {
+    fn load_vision(
+        config: &ClipConfig,
+        w: &mut dyn Source,
+        options: Option<QuantOptions>,
+    ) -> Result<VisionTower, EncodeError> {
         let v = &config.vision_config;
-        let patch_w = w.take("vision_model.embeddings.patch_embedding.weight")?;
-        let k = v.num_channels * v.patch_size * v.patch_size;
-        let patch_w = Tensor::from_vec(patch_w.data, (v.hidden_size, k), &Device::Cpu)
-            .and_then(|p| p.t()?.contiguous())
-            .map_err(ce("loading weights"))?;
+        let bits = options.map(|o| (o.weights, o.activations));
+        let when = |yes: bool| bits.filter(|_| yes);
+        let eps = v.layer_norm_eps;
         Ok(VisionTower {
-            patch: Linear::F32 {
-                weight_t: patch_w,
-                bias: None,
-            },
-            class_embedding: tensor(w, "vision_model.embeddings.class_embedding")?,
-            position_embedding: tensor(w, "vision_model.embeddings.position_embedding.weight")?,
-            pre_ln: LayerNorm::load(w, "vision_model.pre_layrnorm", v.layer_norm_eps)?,
+            patch: w.linear(
+                "vision_model.embeddings.patch_embedding",
+                false,
+                when(options.is_some_and(|o| o.patch)),
+            )?,
+            class_embedding: w.tensor("vision_model.embeddings.class_embedding")?,
+            position_embedding: w.tensor("vision_model.embeddings.position_embedding.weight")?,
+            pre_ln: LayerNorm::load(w, "vision_model.pre_layrnorm", eps)?,
             encoder: LayerStack::load(
                 w,
                 "vision_model.encoder.layers",
-                v.num_hidden_layers,
-                v.num_attention_heads,
+                (v.num_hidden_layers, v.num_attention_heads),
                 v.hidden_act,
-                v.layer_norm_eps,
+                eps,
+                bits,
             )?,
-            post_ln: LayerNorm::load(w, "vision_model.post_layernorm", v.layer_norm_eps)?,
-            projection: Linear::load(w, "visual_projection", false)?,
+            post_ln: LayerNorm::load(w, "vision_model.post_layernorm", eps)?,
+            projection: w.linear(
+                "visual_projection",
+                false,
+                when(options.is_some_and(|o| o.projections)),
+            )?,
             channels: v.num_channels,
             image_size: v.image_size,
             patch_size: v.patch_size,
@@ -441,21 +449,30 @@ impl CpuEncoder {
         })
     }
 
-    fn load_text(config: &ClipConfig, w: &mut ClipWeights) -> Result<TextTower, EncodeError> {
+    fn load_text(
+        config: &ClipConfig,
+        w: &mut dyn Source,
+        options: Option<QuantOptions>,
+    ) -> Result<TextTower, EncodeError> {
         let t = &config.text_config;
+        let bits = options.map(|o| (o.weights, o.activations));
         Ok(TextTower {
-            token_embedding: tensor(w, "text_model.embeddings.token_embedding.weight")?,
-            position_embedding: tensor(w, "text_model.embeddings.position_embedding.weight")?,
+            token_embedding: w.tensor("text_model.embeddings.token_embedding.weight")?,
+            position_embedding: w.tensor("text_model.embeddings.position_embedding.weight")?,
             encoder: LayerStack::load(
                 w,
                 "text_model.encoder.layers",
-                t.num_hidden_layers,
-                t.num_attention_heads,
+                (t.num_hidden_layers, t.num_attention_heads),
                 t.hidden_act,
                 t.layer_norm_eps,
+                bits,
             )?,
             final_ln: LayerNorm::load(w, "text_model.final_layer_norm", t.layer_norm_eps)?,
-            projection: Linear::load(w, "text_projection", false)?,
+            projection: w.linear(
+                "text_projection",
+                false,
+                bits.filter(|_| options.is_some_and(|o| o.projections)),
+            )?,
         })
     }
 

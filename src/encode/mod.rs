@@ -9,6 +9,7 @@
 
 pub mod cpu;
 pub mod gpu;
+pub mod packed;
 pub mod quant;
 pub mod sentence;
 

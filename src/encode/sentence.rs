@@ -12,7 +12,7 @@
 
 use candle_core::{Device, Tensor, D};
 
-use super::cpu::{activate, attention, ce, CResult, LayerNorm, Linear};
+use super::cpu::{activate, attention, ce, CResult, LayerNorm, Linear, Source};
 use super::{l2_normalize_rows, Embeddings, EncodeError};
 use crate::model::sentence::{SentenceError, SentenceSpec, SentenceTokenizer, LAYER_NORM_EPS};
 use crate::model::weights::NamedTensors;
@@ -31,7 +31,7 @@ struct Block {
 
 impl Block {
     fn load(w: &mut NamedTensors, p: &str) -> Result<Self, EncodeError> {
-        let lin = |w: &mut NamedTensors, name: &str| Linear::load(w, &format!("{p}.{name}"), true);
+        let lin = |w: &mut NamedTensors, name: &str| w.linear(&format!("{p}.{name}"), true, None);
         Ok(Self {
             q: lin(w, "attention.q_lin")?,
             k: lin(w, "attention.k_lin")?,
@@ -76,11 +76,11 @@ impl SentenceEncoder {
             .dense
             .iter()
             .zip(dense)
-            .map(|(d, mut t)| Linear::load(&mut t, "linear", d.bias))
+            .map(|(d, mut t)| t.linear("linear", d.bias, None))
             .collect::<Result<_, _>>()?;
         Ok(Self {
-            word: super::cpu::tensor(w, "embeddings.word_embeddings.weight")?,
-            position: super::cpu::tensor(w, "embeddings.position_embeddings.weight")?,
+            word: w.tensor("embeddings.word_embeddings.weight")?,
+            position: w.tensor("embeddings.position_embeddings.weight")?,
             embed_ln: LayerNorm::load(w, "embeddings.LayerNorm", LAYER_NORM_EPS)?,
             blocks,
             dense,

@@ -19,7 +19,7 @@ type CaseResult = Result<(), String>;
 type CaseFuture<'a> = Pin<Box<dyn Future<Output = CaseResult> + 'a>>;
 
 /// The names of the cases, in the order [`run_all`] runs them.
-pub const CASES: [&str; 12] = [
+pub const CASES: [&str; 13] = [
     "a new model holds nothing",
     "manifests round-trip and are replaced",
     "chunks come back by index with their bytes, hash and length",
@@ -32,6 +32,7 @@ pub const CASES: [&str; 12] = [
     "put_whole replaces every earlier chunk and writes the manifest",
     "remove_model forgets one model only, and a new store sees what was written",
     "cache_state says empty, partial and verified",
+    "put_derived writes only while its source is verified; blob_of_parts joins the parts",
 ];
 
 /// Runs every case against stores made by `make`; each case's name with its outcome.
@@ -62,6 +63,7 @@ fn case<'a, S: ChunkStore + 'a, F: Fn(&str) -> S>(i: usize, make: &'a F) -> Case
         9 => Box::pin(put_whole(make)),
         10 => Box::pin(remove_model(make)),
         11 => Box::pin(states(make)),
+        12 => Box::pin(put_derived(make)),
         _ => Box::pin(async { Err("no such case".to_owned()) }),
     }
 }
@@ -419,6 +421,60 @@ async fn put_whole<S: ChunkStore>(make: &impl Fn(&str) -> S) -> CaseResult {
     )?;
     let back = s.manifest("config.json").await.map_err(e("manifest"))?;
     check(back.as_ref() == Some(&m), format!("manifest {back:?}"))
+}
+
+async fn put_derived<S: ChunkStore>(make: &impl Fn(&str) -> S) -> CaseResult {
+    let s = fresh(make, "derived").await?;
+    let parts = [b"ab".to_vec(), Vec::new(), b"cde".to_vec()];
+    let blob = s
+        .blob_of_parts(&mut parts.into_iter())
+        .map_err(e("blob_of_parts"))?;
+    let c = StoredChunk {
+        index: 0,
+        blob,
+        sha256: String::new(),
+        len: 5,
+    };
+    let m = FileManifest {
+        chunk_bytes: 5,
+        ..manifest(5, FileState::Verified)
+    };
+    // No source, a source still downloading: nothing written. A verified one: written.
+    for source in [
+        None,
+        Some(FileState::Downloading),
+        Some(FileState::Verified),
+    ] {
+        if let Some(state) = source {
+            s.put_manifest(WEIGHTS_FILE, &manifest(4, state))
+                .await
+                .map_err(e("put_manifest"))?;
+        }
+        let wrote = s
+            .put_derived("derived.bin", &c, &m, WEIGHTS_FILE)
+            .await
+            .map_err(e("put_derived"))?;
+        let held = s.manifest("derived.bin").await.map_err(e("manifest"))?;
+        let chunks = contents(&s, "derived.bin").await?;
+        let should = source == Some(FileState::Verified);
+        check(
+            wrote == should && held.is_some() == should && chunks.is_empty() != should,
+            format!("beside a source that is {source:?}: written {wrote}, held {held:?}"),
+        )?;
+    }
+    let got = contents(&s, "derived.bin").await?;
+    check(
+        got == vec![(0, b"abcde".to_vec())],
+        format!("holds {got:?}"),
+    )?;
+    let back = s.manifest("derived.bin").await.map_err(e("manifest"))?;
+    check(back.as_ref() == Some(&m), format!("manifest {back:?}"))?;
+    s.remove_model().await.map_err(e("remove_model"))?;
+    let left = s.manifest("derived.bin").await.map_err(e("manifest"))?;
+    check(
+        left.is_none() && contents(&s, "derived.bin").await?.is_empty(),
+        "remove_model left the derived file",
+    )
 }
 
 async fn remove_model<S: ChunkStore>(make: &impl Fn(&str) -> S) -> CaseResult {

@@ -16,6 +16,7 @@ pub mod contract;
 pub mod download;
 mod error;
 pub mod net;
+pub mod packed;
 pub mod progress;
 pub mod reader;
 pub mod rules;
@@ -27,8 +28,11 @@ mod tests;
 
 pub use download::{Download, DownloadError};
 pub use net::{Answer, Env, Hub};
+pub use packed::{load_packed, save_packed, PackedError};
 pub use progress::{Phase, Progress};
-pub use reader::{load_weights, open_verified, ChunkFile, VerifiedModel};
+pub use reader::{
+    load_weights, load_weights_timed, open_verified, ChunkFile, ReadTimes, VerifiedModel,
+};
 pub use store::{
     cache_state, CacheState, ChunkStore, FileManifest, FileState, MemoryChunkStore, StoreError,
     StoredChunk,

@@ -10,7 +10,9 @@ use std::ops::Range;
 use super::chunker::ChunkLayout;
 use super::download::DownloadError;
 use super::store::{ChunkStore, FileState};
-use crate::hub::WEIGHTS_FILE;
+use sha2::{Digest, Sha256};
+
+use crate::hub::{to_hex, WEIGHTS_FILE};
 use crate::model::config::ClipConfig;
 use crate::model::weights::{ClipWeights, SafetensorsHeader, Towers, WeightsBuilder, WeightsError};
 
@@ -55,8 +57,14 @@ impl<S: ChunkStore> ChunkFile<S> {
                 range.start, range.end, self.layout.size_bytes
             )));
         }
-        let mut out = Vec::with_capacity((range.end - range.start) as usize);
-        for index in self.layout.covering(range.clone()) {
+        let covering = self.layout.covering(range.clone());
+        // Most tensors lie inside one chunk: its bytes are the answer, not copied again.
+        let mut out = if covering.end - covering.start > 1 {
+            Vec::with_capacity((range.end - range.start) as usize)
+        } else {
+            Vec::new()
+        };
+        for index in covering {
             let chunk = self.layout.range(index);
             let blob = self
                 .blobs
@@ -69,7 +77,11 @@ impl<S: ChunkStore> ChunkFile<S> {
                 .read(blob, start..end)
                 .await
                 .map_err(|e| bad_weights(format!("it could not be read back: {e}")))?;
-            out.extend_from_slice(&bytes);
+            if out.is_empty() {
+                out = bytes;
+            } else {
+                out.extend_from_slice(&bytes);
+            }
         }
         if out.len() as u64 != range.end - range.start {
             return Err(bad_weights(format!(
@@ -97,6 +109,9 @@ pub struct VerifiedModel<S: ChunkStore> {
     pub config_json: Vec<u8>,
     pub preprocessor_json: Vec<u8>,
     pub weights: ChunkFile<S>,
+    /// What the weights are, by content: `sha256:HEX` of the file as the hub published it,
+    /// else `chunks:HEX`, the SHA-256 of its chunks' hashes (recorded as they arrived).
+    pub weights_identity: String,
 }
 
 impl<S: ChunkStore> VerifiedModel<S> {
@@ -136,10 +151,21 @@ pub async fn open_verified<S: ChunkStore>(store: &S) -> Result<VerifiedModel<S>,
     {
         return Err(DownloadError::NotVerified);
     }
+    let weights_identity = match &manifest.sha256 {
+        Some(hex) => format!("sha256:{hex}"),
+        None => {
+            let mut h = Sha256::new();
+            for c in &chunks {
+                h.update(c.sha256.as_bytes());
+            }
+            format!("chunks:{}", to_hex(&h.finalize()))
+        }
+    };
     Ok(VerifiedModel {
         store: store.clone(),
         config_json,
         preprocessor_json,
+        weights_identity,
         weights: ChunkFile::new(
             store.clone(),
             layout,
@@ -155,21 +181,51 @@ pub async fn load_weights<S: ChunkStore>(
     header: &SafetensorsHeader,
     config: &ClipConfig,
     towers: Towers,
-    mut on_progress: impl FnMut(f64),
+    on_progress: impl FnMut(f64),
 ) -> Result<ClipWeights, DownloadError> {
+    Ok(
+        load_weights_timed(file, header, config, towers, on_progress, || 0.0)
+            .await?
+            .0,
+    )
+}
+
+/// Where [`load_weights_timed`] spent its time, by the clock it was given.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ReadTimes {
+    /// Reading the tensors' bytes from the store.
+    pub read_ms: f64,
+    /// Converting them to checked f32 tensors.
+    pub convert_ms: f64,
+}
+
+/// [`load_weights`], timing the reads and the conversions apart with `now_ms`.
+pub async fn load_weights_timed<S: ChunkStore>(
+    file: &ChunkFile<S>,
+    header: &SafetensorsHeader,
+    config: &ClipConfig,
+    towers: Towers,
+    mut on_progress: impl FnMut(f64),
+    now_ms: impl Fn() -> f64,
+) -> Result<(ClipWeights, ReadTimes), DownloadError> {
     let mut builder = WeightsBuilder::for_towers(header, config, towers).map_err(bad_header)?;
     let plan = builder.plan().to_vec();
     let total: u64 = plan.iter().map(|(_, i)| i.size_bytes).sum::<u64>().max(1);
     let mut done = 0u64;
+    let mut times = ReadTimes::default();
     for (name, info) in plan {
+        let t0 = now_ms();
         let bytes = file
             .read(info.offset_bytes..info.offset_bytes + info.size_bytes)
             .await?;
+        let t1 = now_ms();
         builder.insert(&name, &bytes).map_err(bad_header)?;
+        times.read_ms += t1 - t0;
+        times.convert_ms += now_ms() - t1;
         done += info.size_bytes;
         on_progress(done as f64 / total as f64);
     }
-    builder.finish().map_err(bad_header)
+    Ok((builder.finish().map_err(bad_header)?, times))
 }
 
 #[cfg(test)]

@@ -95,6 +95,23 @@ pub trait ChunkStore: Clone {
         chunk: &StoredChunk<Self::Blob>,
         manifest: &FileManifest,
     ) -> Result<(), StoreError>;
+    /// Wraps bytes given in parts as one blob (not stored yet), taking each part as it
+    /// comes, so that the whole never needs to be in memory at once beside the parts.
+    fn blob_of_parts(
+        &self,
+        parts: &mut dyn Iterator<Item = Vec<u8>>,
+    ) -> Result<Self::Blob, StoreError>;
+    /// Stores a file derived from `source` (e.g. weights packed from the model's): as
+    /// [`Self::put_whole`], in one transaction that first checks that `source`'s manifest is
+    /// there and verified, and writes nothing otherwise (`Ok(false)`), so that a derived
+    /// file never outlives its source's removal.
+    async fn put_derived(
+        &self,
+        file: &str,
+        chunk: &StoredChunk<Self::Blob>,
+        manifest: &FileManifest,
+        source: &str,
+    ) -> Result<bool, StoreError>;
     /// Deletes chunk `index` of `file` (no error when it is not there).
     async fn delete_chunk(&self, file: &str, index: u64) -> Result<(), StoreError>;
     /// Forgets `file`: its manifest and every chunk, in one transaction.
@@ -305,6 +322,33 @@ impl ChunkStore for MemoryChunkStore {
         );
         b.files.insert(self.file_key(file), manifest.clone());
         Ok(())
+    }
+
+    fn blob_of_parts(
+        &self,
+        parts: &mut dyn Iterator<Item = Vec<u8>>,
+    ) -> Result<Self::Blob, StoreError> {
+        Ok(Rc::from(parts.flatten().collect::<Vec<u8>>()))
+    }
+
+    async fn put_derived(
+        &self,
+        file: &str,
+        chunk: &StoredChunk<Self::Blob>,
+        manifest: &FileManifest,
+        source: &str,
+    ) -> Result<bool, StoreError> {
+        let verified = self
+            .backing
+            .borrow()
+            .files
+            .get(&self.file_key(source))
+            .is_some_and(|m| m.state == FileState::Verified);
+        if !verified {
+            return Ok(false);
+        }
+        self.put_whole(file, chunk, manifest).await?;
+        Ok(true)
     }
 
     async fn delete_chunk(&self, file: &str, index: u64) -> Result<(), StoreError> {

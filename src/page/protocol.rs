@@ -128,6 +128,42 @@ pub enum FromWorker {
         job: JobId,
         result: Result<Vec<f32>, String>,
     },
+    /// Where the worker's time went (after `Loaded`, and after its first batch): for
+    /// benchmarks and tests only, nothing depends on it.
+    Timings {
+        report: LoadReport,
+    },
+}
+
+/// Where a worker's load and first work went, in milliseconds per step (`open`: the cached
+/// model opened and its header read; `read` / `convert`: the weights read from storage and
+/// turned into f32 tensors; `build`: the engine built, quantised when 8-bit;
+/// `packed_read` / `packed_build`: the kept 8-bit weights read and the engine made from
+/// them; `packed_absent`: looking for them and finding none; `tokenizer` /
+/// `preprocessor`; `first_batch`: the first photos or text encoded).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct LoadReport {
+    /// Where the engine's weights came from: `packed` (the 8-bit weights an earlier load
+    /// kept), `model` (`model.safetensors`), or empty when this report does not say.
+    pub weights: String,
+    pub marks: Vec<(String, f64)>,
+}
+
+impl LoadReport {
+    pub fn mark(&mut self, step: &str, ms: f64) {
+        self.marks
+            .push((step.to_owned(), (ms * 10.0).round() / 10.0));
+    }
+
+    /// A later report of the same worker added to this one (a worker loaded again, e.g.
+    /// after a crash, starts afresh).
+    pub fn merge(&mut self, later: LoadReport) {
+        if !later.weights.is_empty() {
+            *self = later;
+        } else {
+            self.marks.extend(later.marks);
+        }
+    }
 }
 
 /// A message that does not fit the protocol.

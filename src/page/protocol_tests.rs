@@ -95,6 +95,12 @@ fn every_reply_round_trips() -> TestResult {
             job: JobId(2),
             result: Ok(vec![0.25, -1.0]),
         },
+        FromWorker::Timings {
+            report: LoadReport {
+                weights: "packed".into(),
+                marks: vec![("open".into(), 12.5)],
+            },
+        },
         FromWorker::Texted {
             job: JobId(3),
             result: Err("too long".into()),
@@ -169,4 +175,26 @@ fn the_unreadable_sentence_says_reload() {
     assert!(s.starts_with("The photo encoder sent"));
     assert!(s.ends_with("reload the page."));
     assert!(e.to_string().contains("missing field"));
+}
+
+#[test]
+fn load_reports_merge_later_marks_and_restart_with_a_new_load() {
+    let mut r = LoadReport::default();
+    r.mark("open", 1.234);
+    r.weights = "model".into();
+    let mut first = LoadReport::default();
+    first.mark("first_batch", 50.06);
+    r.merge(first);
+    assert_eq!(
+        r.marks,
+        vec![("open".to_owned(), 1.2), ("first_batch".to_owned(), 50.1)]
+    );
+    assert_eq!(r.weights, "model");
+    let mut again = LoadReport {
+        weights: "packed".into(),
+        marks: Vec::new(),
+    };
+    again.mark("packed_read", 3.0);
+    r.merge(again.clone());
+    assert_eq!(r, again);
 }

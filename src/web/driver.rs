@@ -9,7 +9,7 @@
 //! `await`. Reference: DESIGN.md "Contract: the page", "The page core"; issue 8, item 1.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use js_sys::ArrayBuffer;
@@ -28,6 +28,7 @@ use super::{describe_js, events, search};
 use crate::page::duplicates::Duplicates;
 use crate::page::params::Params;
 use crate::page::pool::WorkerId;
+use crate::page::protocol::LoadReport;
 use crate::page::run::Indexer;
 use crate::page::search::Search;
 use crate::page::selection::Selection;
@@ -76,6 +77,8 @@ pub struct App {
     pub query: QueryEncoder,
     /// Why WebGPU is not used (the latest reason).
     pub engine_fallback: Option<String>,
+    /// Where the workers' loads went (`FromWorker::Timings`), by role: `query`, `photos`.
+    pub load_reports: BTreeMap<&'static str, LoadReport>,
     /// Drops being read.
     pub collecting: usize,
     /// The search box's state (`page::search`).
@@ -163,6 +166,7 @@ fn new_app(dom: Rc<Dom>, params: Params) -> App {
         text_worker: None,
         query: QueryEncoder::new(backend),
         engine_fallback: None,
+        load_reports: BTreeMap::new(),
         collecting: 0,
         search: Search::new(),
         last_rerank_ms: 0.0,

@@ -41,6 +41,7 @@ import {
   startServers,
   waitIndexed,
   waitModelReady,
+  modelCacheFiles,
 } from "./helpers.mjs";
 
 const MODEL = "test/tiny-clip";
@@ -50,30 +51,8 @@ const WEIGHTS = join(MODELS[MODEL], "model.safetensors");
 /** The hub's GETs of model.safetensors, oldest first. */
 /** Counts the model cache's records in the page's IndexedDB. */
 async function cachedRecords(page) {
-  return page.evaluate(
-    () =>
-      new Promise((ok, fail) => {
-        const open = indexedDB.open("clipseek");
-        open.onerror = () => fail(open.error);
-        open.onsuccess = () => {
-          const db = open.result;
-          const stores = ["model-files", "model-chunks"].filter((n) => db.objectStoreNames.contains(n));
-          if (stores.length === 0) return ok({ files: 0, chunks: 0 });
-          const tx = db.transaction(stores, "readonly");
-          const out = { files: 0, chunks: 0 };
-          for (const [name, key] of [["model-files", "files"], ["model-chunks", "chunks"]]) {
-            if (!stores.includes(name)) continue;
-            const req = tx.objectStore(name).count();
-            req.onsuccess = () => (out[key] = req.result);
-          }
-          tx.oncomplete = () => {
-            db.close();
-            ok(out);
-          };
-          tx.onerror = () => fail(tx.error);
-        };
-      }),
-  );
+  const files = await modelCacheFiles(page);
+  return { files: files.filter((f) => !f.orphan).length, chunks: files.reduce((n, f) => n + f.chunks, 0) };
 }
 
 /** The #status text and state now. */

@@ -740,6 +740,63 @@ export async function readSkipped(page, rootName) {
   return paths.map((p) => normalisePagePath(p, rootName)).sort();
 }
 
+/**
+ * The model cache's files in the page's IndexedDB: `[{model, file, chunks, bytes}]` (every
+ * file of every model, its chunk records and their bytes).
+ */
+export async function modelCacheFiles(page) {
+  return page.evaluate(
+    () =>
+      new Promise((ok, fail) => {
+        const open = indexedDB.open("clipseek");
+        open.onerror = () => fail(open.error);
+        open.onsuccess = () => {
+          const db = open.result;
+          if (!db.objectStoreNames.contains("model-files")) return ok([]);
+          const tx = db.transaction(["model-files", "model-chunks"], "readonly");
+          const files = new Map();
+          const key = (m, f) => JSON.stringify([m, f]);
+          tx.objectStore("model-files").getAllKeys().onsuccess = (e) => {
+            for (const [model, file] of e.target.result) files.set(key(model, file), { model, file, chunks: 0, bytes: 0 });
+          };
+          tx.objectStore("model-chunks").openCursor().onsuccess = (e) => {
+            const c = e.target.result;
+            if (!c) return;
+            const [model, file] = c.key;
+            const k = key(model, file);
+            if (!files.has(k)) files.set(k, { model, file, chunks: 0, bytes: 0, orphan: true });
+            files.get(k).chunks += 1;
+            files.get(k).bytes += c.value.len ?? 0;
+            c.continue();
+          };
+          tx.oncomplete = () => {
+            db.close();
+            ok([...files.values()]);
+          };
+          tx.onerror = () => fail(tx.error);
+        };
+      }),
+  );
+}
+
+/** A worker's timings from `#engine-text[data-load-ROLE]` (`query` or `photos`), or null. */
+export async function loadReport(page, role) {
+  const json = await page.evaluate((r) => document.getElementById("engine-text")?.getAttribute(`data-load-${r}`) ?? null, role);
+  return json ? JSON.parse(json) : null;
+}
+
+/** Waits until the CPU engine's packed 8-bit weights of `tower` are kept in IndexedDB. */
+export async function waitPacked(session, tower, { timeout = ms(60_000), hub } = {}) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const files = await modelCacheFiles(session.page);
+    const kept = files.find((f) => f.file.startsWith(`clipseek-packed/${tower}-`) && f.chunks === 1);
+    if (kept) return kept;
+    if (Date.now() > deadline) throw new Error(`the packed ${tower} weights were not kept within ${timeout} ms; IndexedDB holds ${JSON.stringify(files)}\n${await describe(session, hub)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** Copies of the good fixture images, `copies` times over in sub-folders, for longer indexing runs. */
 export async function makeImageFolder(dir, copies) {
   const { copyFile } = await import("node:fs/promises");

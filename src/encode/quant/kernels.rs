@@ -42,6 +42,9 @@ pub fn max_activation(wanted: i16, inputs: usize) -> i16 {
     wanted.min(bound.min(i16::MAX as usize) as i16).max(1)
 }
 
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod wasm;
+
 #[cfg(all(
     target_arch = "wasm32",
     target_feature = "simd128",
@@ -80,6 +83,12 @@ pub const MAX_WEIGHT: i8 = imp::MAX_WEIGHT;
 /// The largest |activation| this build's kernel takes (127 for `relaxed`, which reads i8).
 pub const MAX_ACTIVATION: i16 = imp::MAX_ACTIVATION;
 
+/// The version of the packed layouts below (`[group][block][c][16]`, [`NC`], [`KB`], and
+/// each kernel's own lane encoding, e.g. `relaxed`'s +64 offset). Packed weights kept
+/// between sessions (`encode::packed`) name it with [`KERNEL`]: change it whenever a
+/// packing changes, so that weights packed by an older build are packed again.
+pub const LAYOUT_VERSION: u32 = 1;
+
 /// Weights `[outputs, inputs]` in i8, packed for the kernel.
 #[derive(Debug, Clone)]
 pub struct PackedWeights {
@@ -110,7 +119,7 @@ impl PackedWeights {
             inputs,
             blocks,
             groups,
-            data: imp::pack_weights(&flat),
+            data: imp::pack_weights(flat),
         }
     }
 
@@ -125,6 +134,34 @@ impl PackedWeights {
     /// Bytes the packed weights occupy.
     pub fn bytes(&self) -> usize {
         self.groups * self.blocks * NC * KB
+    }
+
+    /// The packed data as bytes, exactly as this build's kernel reads it.
+    pub fn as_bytes(&self) -> &[u8] {
+        bytemuck::cast_slice(&self.data)
+    }
+
+    /// Packed weights of `outputs × inputs` from [`Self::as_bytes`] of the same build's
+    /// kernel; `None` when `bytes` has not the length that shape packs to.
+    pub fn from_bytes(outputs: usize, inputs: usize, bytes: &[u8]) -> Option<Self> {
+        let blocks = inputs.div_ceil(KB);
+        let groups = outputs.div_ceil(NC);
+        let len = groups * blocks * NC * KB;
+        if bytes.len() != len {
+            return None;
+        }
+        let mut data = vec![
+            <imp::WLane as bytemuck::Zeroable>::zeroed();
+            len / core::mem::size_of::<imp::WLane>()
+        ];
+        bytemuck::cast_slice_mut::<imp::WLane, u8>(&mut data).copy_from_slice(bytes);
+        Some(Self {
+            outputs,
+            inputs,
+            blocks,
+            groups,
+            data,
+        })
     }
 
     /// Weight `(o, k)` read back from the packed layout (for tests and references).
@@ -320,10 +357,6 @@ const CHUNK_BYTES: usize = 64 * 1024;
 struct Epilogue<'a> {
     sx: &'a [f32],
     /// Per-row activation sums (`relaxed` only; empty otherwise).
-    #[cfg_attr(
-        not(all(target_arch = "wasm32", feature = "relaxed-simd")),
-        allow(dead_code)
-    )]
     sums: &'a [i32],
     sw: &'a [f32],
     bias: &'a [f32],
@@ -331,10 +364,25 @@ struct Epilogue<'a> {
 }
 
 impl Epilogue<'_> {
+    /// Writes one tile's sums for the channel group `g` (`sums[r][c]`: row `r`, output
+    /// `g · NC + c`), every kernel's last step: the sums corrected for the kernel's weight
+    /// offset (`relaxed` only, `−offset · Σ_k x[r][k]`), dequantised, biased, and stored
+    /// where the output exists (the last group may be padding).
     #[inline(always)]
-    fn store(&self, y: &mut [f32], r: usize, o: usize, acc: i32) {
-        if o < self.outputs {
-            y[r * self.outputs + o] = acc as f32 * (self.sx[r] * self.sw[o]) + self.bias[o];
+    fn store_group<const R: usize>(&self, y: &mut [f32], g: usize, sums: [[i32; NC]; R]) {
+        for (r, row) in sums.iter().enumerate() {
+            let shift = if imp::NEEDS_SUMS {
+                imp::WEIGHT_OFFSET * self.sums[r]
+            } else {
+                0
+            };
+            for (c, acc) in row.iter().enumerate() {
+                let o = g * NC + c;
+                if o < self.outputs {
+                    let q = (acc - shift) as f32;
+                    y[r * self.outputs + o] = q * (self.sx[r] * self.sw[o]) + self.bias[o];
+                }
+            }
         }
     }
 }

@@ -22,8 +22,9 @@
 
 pub mod kernels;
 
+pub use kernels::PackedWeights;
 pub use kernels::KERNEL;
-use kernels::{max_activation, PackedActs, PackedWeights};
+use kernels::{max_activation, PackedActs};
 
 /// How wide the quantised activations are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -201,6 +202,49 @@ impl QuantLinear {
             bias,
             limit: max_activation(activations.limit(), inputs),
         })
+    }
+
+    /// A layer from what [`Self::parts`] gave on a build with the same kernel (weights
+    /// packed for it, one scale and bias per output, the activation limit in use).
+    pub fn from_packed(
+        weights: PackedWeights,
+        scales: Vec<f32>,
+        bias: Vec<f32>,
+        limit: i16,
+    ) -> Result<Self, QuantError> {
+        let outputs = weights.outputs();
+        for (what, got) in [("the scales", scales.len()), ("the bias", bias.len())] {
+            if got != outputs {
+                return Err(QuantError::Shape {
+                    what,
+                    expected: outputs,
+                    got,
+                });
+            }
+        }
+        if !(1..=kernels::MAX_ACTIVATION).contains(&limit)
+            || limit != max_activation(limit, weights.inputs())
+        {
+            return Err(QuantError::Shape {
+                what: "the activation limit",
+                expected: usize::from(
+                    max_activation(kernels::MAX_ACTIVATION, weights.inputs()).unsigned_abs(),
+                ),
+                got: usize::from(limit.unsigned_abs()),
+            });
+        }
+        Ok(Self {
+            weights,
+            scales,
+            bias,
+            limit,
+        })
+    }
+
+    /// The packed weights, the per-output scales and bias, and the activation limit: what
+    /// [`Self::from_packed`] takes back.
+    pub fn parts(&self) -> (&PackedWeights, &[f32], &[f32], i16) {
+        (&self.weights, &self.scales, &self.bias, self.limit)
     }
 
     pub fn inputs(&self) -> usize {

@@ -17,8 +17,8 @@ use web_sys::{Blob, IdbKeyRange};
 
 use super::log_once;
 use crate::model_cache::{
-    cache_state, open_verified, CacheState, ChunkStore, DownloadError, FileManifest, StoreError,
-    StoredChunk, VerifiedModel,
+    cache_state, open_verified, CacheState, ChunkStore, DownloadError, FileManifest, FileState,
+    StoreError, StoredChunk, VerifiedModel,
 };
 use crate::web::idb::{self, schema, Database, IdbError};
 use crate::web::{describe_js, prop, set_prop};
@@ -214,6 +214,43 @@ impl ChunkStore for IdbChunkStore {
         tx.store(schema::MODEL_FILES)?
             .put(&self.file_key(file), &value)?;
         Ok(tx.done().await?)
+    }
+
+    fn blob_of_parts(&self, parts: &mut dyn Iterator<Item = Vec<u8>>) -> Result<Blob, StoreError> {
+        // Each part is copied out of wasm memory as it comes and dropped there.
+        let list = Array::new();
+        for part in parts {
+            list.push(&Uint8Array::from(&part[..]));
+        }
+        Blob::new_with_u8_array_sequence(&list).map_err(|e| js_failed("hold the bytes", &e))
+    }
+
+    async fn put_derived(
+        &self,
+        file: &str,
+        chunk: &StoredChunk<Blob>,
+        manifest: &FileManifest,
+        source: &str,
+    ) -> Result<bool, StoreError> {
+        let record = chunk_record(chunk)?;
+        let value = manifest_value(manifest)?;
+        let tx = self
+            .db
+            .write(&[schema::MODEL_FILES, schema::MODEL_CHUNKS])?;
+        let files = tx.store(schema::MODEL_FILES)?;
+        let verified = files
+            .get(&self.file_key(source))
+            .await?
+            .and_then(|v| serde_wasm_bindgen::from_value::<FileManifest>(v).ok())
+            .is_some_and(|m| m.state == FileState::Verified);
+        if verified {
+            let chunks = tx.store(schema::MODEL_CHUNKS)?;
+            chunks.delete(&self.chunk_range(file)?.into())?;
+            chunks.put(&self.chunk_key(file, chunk.index), &record)?;
+            files.put(&self.file_key(file), &value)?;
+        }
+        tx.done().await?;
+        Ok(verified)
     }
 
     async fn delete_chunk(&self, file: &str, index: u64) -> Result<(), StoreError> {

@@ -7,8 +7,9 @@
 //! It must not change the state: it only reads it and writes the DOM. Reference: DESIGN.md
 //! "Contract: the page" (the hooks).
 
-use super::{set_progress, set_text, show, State};
+use super::{attr, set_progress, set_text, show, State};
 use crate::encode::{Backend, EngineKind};
+use crate::page::protocol::LoadReport;
 use crate::page::run::Busy;
 use crate::web::driver::{App, Stage};
 
@@ -58,6 +59,18 @@ impl App {
             line.push('.');
         }
         set_text(&self.dom.engine_text, &line);
+    }
+
+    /// A worker's timings (`role`: `query` or `photos`, the latest photo encoder's) on
+    /// `#engine-text` as `data-load-ROLE`, JSON `{"weights": …, "marks": [[step, ms], …]}`:
+    /// a hook for benchmarks and tests.
+    pub fn note_timings(&mut self, role: &'static str, report: LoadReport) {
+        let entry = self.load_reports.entry(role).or_default();
+        entry.merge(report);
+        match serde_json::to_string(entry) {
+            Ok(json) => attr(&self.dom.engine_text, &format!("data-load-{role}"), &json),
+            Err(e) => web_sys::console::warn_1(&format!("clipseek: timings: {e}").into()),
+        }
     }
 
     /// Derives `#status`, its buttons and the indexing panel from where things stand.

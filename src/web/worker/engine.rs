@@ -15,15 +15,15 @@ use super::{post, LoadRequest, WorkerState};
 use crate::clip::model_id;
 use crate::encode::cpu::CpuEncoder;
 use crate::encode::gpu::{request_device, GpuEncoder, GpuError, GpuOptions, Precision};
+use crate::encode::packed::PackKey;
 use crate::encode::{
     gpu_failure, is_engine_failure, Backend, Embeddings, EncodeError, Encoder, EngineKind,
-    PrecisionChoice,
 };
 use crate::model::config::{ClipConfig, PreprocessConfig};
 use crate::model::preprocess::Preprocessor;
 use crate::model::tokenizer::{ClipTokenizer, TokenIds};
 use crate::model::weights::Towers;
-use crate::page::protocol::{FromWorker, Tower};
+use crate::page::protocol::{FromWorker, LoadReport, Tower};
 use crate::web::download::{load_weights, ModelStore};
 use crate::web::idb;
 
@@ -170,8 +170,11 @@ async fn switch_to_cpu(
     web_sys::console::warn_1(&JsValue::from_str(&format!(
         "clipseek: moving to the CPU engine: {reason}"
     )));
-    let reloaded = match open(&request.model_key).await {
-        Ok(o) => cpu_engine(&o, request.tower, request.precision, |_| {}).await,
+    let mut report = LoadReport::default();
+    let reloaded = match open(&request.model_key, &mut report).await {
+        Ok(o) => cpu_engine(&o, request, |_| {}, &mut report)
+            .await
+            .map(|built| built.encoder),
         Err(e) => Err(e),
     };
     let cpu = reloaded.map_err(|e| {
@@ -210,7 +213,9 @@ async fn recover_on_new_device(
         }
         s.recoveries += 1;
     }
-    let o = open(&request.model_key).await.ok()?;
+    let o = open(&request.model_key, &mut LoadReport::default())
+        .await
+        .ok()?;
     let (gpu, detail, _) = gpu_engine(&o, request, |_| {}).await.ok()?;
     let gpu = Rc::new(Enc::Gpu(gpu));
     let scope = {
@@ -232,6 +237,10 @@ async fn recover_on_new_device(
 
 const CPU_DETAIL: &str = "the CPU (WebAssembly SIMD)";
 
+mod cpu;
+use cpu::cpu_engine;
+pub(super) use cpu::keep_packed;
+
 /// A loaded tower.
 pub(super) struct Loaded {
     pub(super) engine: Engine,
@@ -239,24 +248,37 @@ pub(super) struct Loaded {
     pub(super) model_id: String,
     pub(super) detail: String,
     pub(super) fallback: Option<String>,
+    /// Where the load's time went.
+    pub(super) report: LoadReport,
+    /// The 8-bit engine was built from the model: keep it packed for the next start.
+    pub(super) pack: Option<(ModelStore, PackKey)>,
 }
 
 /// The cached model, opened and verified.
 struct Opened {
+    store: ModelStore,
     model: crate::web::download::VerifiedModel,
     config: ClipConfig,
     header: crate::model::weights::SafetensorsHeader,
     id: String,
 }
 
-async fn open(model_key: &str) -> Result<Opened, String> {
+/// Milliseconds by the worker's clock.
+pub(super) fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+async fn open(model_key: &str, report: &mut LoadReport) -> Result<Opened, String> {
+    let t = now_ms();
     let db = idb::schema::open().await.map_err(|e| e.to_string())?;
     let store = ModelStore::new(db, model_key.to_owned());
     let model = store.open_verified().await.map_err(|e| e.to_string())?;
     let config = ClipConfig::from_json(&model.config_json).map_err(|e| e.to_string())?;
     let header = model.weights.header().await.map_err(|e| e.to_string())?;
     let id = model_id(&config, &model.config_json, &header);
+    report.mark("open", now_ms() - t);
     Ok(Opened {
+        store,
         model,
         config,
         header,
@@ -269,26 +291,6 @@ fn towers_of(tower: Tower) -> Towers {
         Tower::Vision => Towers::Vision,
         Tower::Text => Towers::Text,
     }
-}
-
-/// The tower on the CPU engine, read from the opened cache, in the precision asked for
-/// (`int8`: 8-bit weights; `auto`: `encode::AUTO_CPU`).
-async fn cpu_engine(
-    o: &Opened,
-    tower: Tower,
-    precision: PrecisionChoice,
-    on_progress: impl FnMut(f64),
-) -> Result<CpuEncoder, String> {
-    let weights = load_weights(
-        &o.model.weights,
-        &o.header,
-        &o.config,
-        towers_of(tower),
-        on_progress,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    CpuEncoder::new_with(&o.config, weights, precision.cpu()).map_err(|e| e.to_string())
 }
 
 /// Why the WebGPU engine could not be built: what went wrong, and the error.
@@ -400,12 +402,15 @@ pub(super) async fn load(
     request: &LoadRequest,
     mut on_progress: impl FnMut(f64),
 ) -> Result<Loaded, String> {
-    let o = open(&request.model_key).await?;
+    let mut report = LoadReport::default();
+    let o = open(&request.model_key, &mut report).await?;
     let mut fallback = None;
+    let mut pack = None;
     let (encoder, detail) = match request.backend {
         Backend::Cpu => {
-            let cpu = cpu_engine(&o, request.tower, request.precision, &mut on_progress).await?;
-            (Enc::Cpu(cpu), CPU_DETAIL.to_owned())
+            let cpu = cpu_engine(&o, request, &mut on_progress, &mut report).await?;
+            pack = cpu.pack;
+            (Enc::Cpu(cpu.encoder), CPU_DETAIL.to_owned())
         }
         Backend::Auto | Backend::WebGpu => match gpu_engine(&o, request, &mut on_progress).await {
             Ok((gpu, detail, note)) => {
@@ -415,26 +420,34 @@ pub(super) async fn load(
             Err(GpuLoadError { what, error }) => {
                 fallback = Some(gpu_failure(request.backend, &what, &error)?);
                 // The weights went to the failed engine: read them again.
-                let cpu =
-                    cpu_engine(&o, request.tower, request.precision, &mut on_progress).await?;
-                (Enc::Cpu(cpu), CPU_DETAIL.to_owned())
+                let cpu = cpu_engine(&o, request, &mut on_progress, &mut report).await?;
+                pack = cpu.pack;
+                (Enc::Cpu(cpu.encoder), CPU_DETAIL.to_owned())
             }
         },
     };
     let encoder = Rc::new(encoder);
-    let engine = engine_of(&o, request.tower, &encoder).await?;
+    let engine = engine_of(&o, request.tower, &encoder, &mut report).await?;
     Ok(Loaded {
         engine,
         encoder,
         model_id: o.id,
         detail,
         fallback,
+        report,
+        pack: pack.map(|key| (o.store, key)),
     })
 }
 
 /// The loaded tower with what it reads through: the preprocessor or the tokenizer.
-async fn engine_of(o: &Opened, tower: Tower, encoder: &Rc<Enc>) -> Result<Engine, String> {
-    Ok(match tower {
+async fn engine_of(
+    o: &Opened,
+    tower: Tower,
+    encoder: &Rc<Enc>,
+    report: &mut LoadReport,
+) -> Result<Engine, String> {
+    let t = now_ms();
+    let engine = match tower {
         Tower::Vision => {
             let preprocess = PreprocessConfig::from_json(&o.model.preprocessor_json)
                 .map_err(|e| e.to_string())?;
@@ -462,5 +475,11 @@ async fn engine_of(o: &Opened, tower: Tower, encoder: &Rc<Enc>) -> Result<Engine
                 encoder: encoder.clone(),
             }
         }
-    })
+    };
+    let step = match tower {
+        Tower::Vision => "preprocessor",
+        Tower::Text => "tokenizer",
+    };
+    report.mark(step, now_ms() - t);
+    Ok(engine)
 }

@@ -34,7 +34,7 @@ pub use handle::{thumbs_of, WorkerEvent, WorkerHandle};
 
 use super::{prop, set_prop};
 use crate::encode::{Backend, PrecisionChoice};
-use crate::page::protocol::{FromWorker, JobId, ToWorker, Tower};
+use crate::page::protocol::{FromWorker, JobId, LoadReport, ToWorker, Tower};
 use engine::{compute, load, Engine, Input};
 
 /// Longest side of a thumbnail, in pixels, and its JPEG quality.
@@ -58,6 +58,8 @@ struct WorkerState {
     broken: Option<String>,
     /// New devices opened after a loss (see `engine::MAX_GPU_RECOVERIES`).
     recoveries: u32,
+    /// The first batch after the load was timed (`Timings`).
+    first_batch_timed: bool,
     known: HashSet<[u8; 32]>,
     inbox: VecDeque<JsValue>,
     busy: bool,
@@ -76,6 +78,7 @@ pub fn serve() {
         request: None,
         broken: None,
         recoveries: 0,
+        first_batch_timed: false,
         known: HashSet::new(),
         inbox: VecDeque::new(),
         busy: false,
@@ -181,6 +184,7 @@ async fn handle_load(state: &Rc<RefCell<WorkerState>>, request: LoadRequest) {
                 s.engine = loaded.engine;
                 s.request = Some(request);
                 s.broken = None;
+                s.first_batch_timed = false;
             }
             post(
                 &scope,
@@ -192,6 +196,15 @@ async fn handle_load(state: &Rc<RefCell<WorkerState>>, request: LoadRequest) {
                 },
                 None,
             );
+            let report = loaded.report;
+            post(&scope, &FromWorker::Timings { report }, None);
+            if let Some((store, key)) = loaded.pack {
+                let encoder = loaded.encoder;
+                // Beside the work that follows: the write is IndexedDB's, off this thread.
+                wasm_bindgen_futures::spawn_local(async move {
+                    engine::keep_packed(&store, &key, &encoder).await;
+                });
+            }
         }
         Err(error) => post(&scope, &FromWorker::Failed { error }, None),
     }
@@ -211,7 +224,9 @@ async fn handle_encode(
         .and_then(|f| f.dyn_into::<Array>().ok())
         .map(|a| a.iter().filter_map(|f| f.dyn_into::<Blob>().ok()).collect())
         .unwrap_or_default();
+    let t = engine::now_ms();
     let (items, thumbs) = photo::encode(state, keys, &files, thumbnails, dedupe).await;
+    note_first_batch(state, engine::now_ms() - t);
     let transfer = Array::new();
     let values = Array::new();
     for t in thumbs {
@@ -244,9 +259,25 @@ async fn handle_text(state: &Rc<RefCell<WorkerState>>, job: JobId, text: &str) {
             _ => Err("The query encoder is not loaded.".to_owned()),
         }
     };
+    let t = engine::now_ms();
     let result = match ids {
         Ok(ids) => compute(state, &Input::Texts(ids)).await.map(|e| e.data),
         Err(e) => Err(e),
     };
+    note_first_batch(state, engine::now_ms() - t);
     post(&scope, &FromWorker::Texted { job, result }, None);
+}
+
+/// Says how long the first batch after a load took (`Timings`), once per load.
+fn note_first_batch(state: &Rc<RefCell<WorkerState>>, ms: f64) {
+    let scope = {
+        let mut s = state.borrow_mut();
+        if std::mem::replace(&mut s.first_batch_timed, true) {
+            return;
+        }
+        s.scope.clone()
+    };
+    let mut report = LoadReport::default();
+    report.mark("first_batch", ms);
+    post(&scope, &FromWorker::Timings { report }, None);
 }

@@ -118,6 +118,10 @@ fn event_in(app: &AppRef, event: WorkerEvent) {
             detail,
             reason,
         },
+        WorkerEvent::Message(FromWorker::Timings { report }, _) => {
+            with(app, |a| a.note_timings("query", report));
+            return;
+        }
         WorkerEvent::Unreadable(e) => {
             web_sys::console::warn_1(&JsValue::from_str(&format!("clipseek: {e}")));
             with(app, |a| a.fail(e.sentence(), false));

@@ -23,6 +23,10 @@ pub fn spawn(app: &AppRef, id: WorkerId) -> Option<RunInput> {
     let weak = Rc::downgrade(app);
     let on_event: Rc<dyn Fn(WorkerEvent)> = Rc::new(move |event| {
         if let Some(app) = weak.upgrade() {
+            if let WorkerEvent::Message(FromWorker::Timings { report }, _) = event {
+                with(&app, |a| a.note_timings("photos", report));
+                return;
+            }
             if let Some(input) = input_of(id, event) {
                 run_input(&app, input);
             }
@@ -125,6 +129,6 @@ fn input_of(worker: WorkerId, event: WorkerEvent) -> Option<RunInput> {
         },
         (FromWorker::Failed { error }, _) => Input::Failed { worker, error },
         (FromWorker::Encoded { job, items }, data) => encoded(worker, job, items, &data),
-        (FromWorker::Texted { .. }, _) => return None,
+        (FromWorker::Texted { .. } | FromWorker::Timings { .. }, _) => return None,
     })
 }

@@ -11,6 +11,8 @@ pub(super) const NAME: &str = "portable";
 pub(super) const MAX_WEIGHT: i8 = 127;
 pub(super) const MAX_ACTIVATION: i16 = i16::MAX;
 pub(super) const NEEDS_SUMS: bool = false;
+/// No offset on the stored weights.
+pub(super) const WEIGHT_OFFSET: i32 = 0;
 /// Activation lanes per block of `KB` inputs.
 pub(super) const A_PER_BLOCK: usize = KB;
 
@@ -59,8 +61,8 @@ pub(super) fn tile_rows<const R: usize>(
     }
 }
 
-pub(super) fn pack_weights(flat: &[i8]) -> Vec<WLane> {
-    flat.to_vec()
+pub(super) fn pack_weights(flat: Vec<i8>) -> Vec<WLane> {
+    flat
 }
 
 /// Weight `j` of the 16 at packed vector `v`.
@@ -116,11 +118,7 @@ fn scalar_tile<const R: usize>(
                 }
             }
         }
-        for (r, acc_r) in acc.iter().enumerate() {
-            for (c, a) in acc_r.iter().enumerate() {
-                epi.store(y, r, g * NC + c, a.iter().sum());
-            }
-        }
+        epi.store_group(y, g, acc.map(|row| row.map(|a| a.iter().sum())));
     }
 }
 
@@ -187,12 +185,8 @@ mod avx2 {
                         );
                     }
                 }
-                for (r, acc_r) in acc.iter().enumerate() {
-                    for (c, a) in acc_r.iter().enumerate() {
-                        let lanes = cast::<i32x8, [i32; 8]>(*a);
-                        epi.store(y, r, g * NC + c, lanes.iter().sum());
-                    }
-                }
+                let sums = acc.map(|row| row.map(|a| cast::<i32x8, [i32; 8]>(a).iter().sum()));
+                epi.store_group(y, g, sums);
             }
         }
     }

@@ -12,22 +12,10 @@
 //! inside `#[target_feature(enable = "relaxed-simd")]` functions; the rest of the crate is
 //! built for plain `simd128`.
 
-use core::arch::wasm32::{
-    i32x4_extract_lane, i32x4_relaxed_dot_i8x16_i7x16_add, i32x4_splat, i8x16, v128,
-};
+use core::arch::wasm32::{i32x4_relaxed_dot_i8x16_i7x16_add, i32x4_splat, i8x16, v128};
 
+use super::wasm::{byte, hsum};
 use super::{Epilogue, PackedWeights, NC};
-
-/// Byte `j` of a `v128`.
-fn byte(v: v128, j: usize) -> u8 {
-    let words = [
-        i32x4_extract_lane::<0>(v),
-        i32x4_extract_lane::<1>(v),
-        i32x4_extract_lane::<2>(v),
-        i32x4_extract_lane::<3>(v),
-    ];
-    words[j / 4].to_le_bytes()[j % 4]
-}
 
 pub(super) const NAME: &str = "relaxed";
 pub(super) const MAX_WEIGHT: i8 = 63;
@@ -37,6 +25,8 @@ pub(super) const NEEDS_SUMS: bool = true;
 pub(super) const A_PER_BLOCK: usize = 1;
 /// What the stored weights are offset by.
 const OFFSET: i8 = 64;
+/// The same, as the epilogue subtracts it (`OFFSET · Σ_k x[r][k]`).
+pub(super) const WEIGHT_OFFSET: i32 = OFFSET as i32;
 
 pub(super) type WLane = v128;
 pub(super) type Lane = v128;
@@ -49,7 +39,7 @@ pub(super) fn best() -> Path {
     Path
 }
 
-pub(super) fn pack_weights(flat: &[i8]) -> Vec<WLane> {
+pub(super) fn pack_weights(flat: Vec<i8>) -> Vec<WLane> {
     flat.chunks_exact(16)
         .map(|w| {
             let u: [i8; 16] =
@@ -113,15 +103,6 @@ pub(super) fn tile_rows<const R: usize>(
                 acc[r][1] = i32x4_relaxed_dot_i8x16_i7x16_add(xb, w1, acc[r][1]);
             }
         }
-        for (r, acc_r) in acc.iter().enumerate() {
-            let offset = i32::from(OFFSET) * epi.sums[r];
-            for (c, a) in acc_r.iter().enumerate() {
-                let s = i32x4_extract_lane::<0>(*a)
-                    + i32x4_extract_lane::<1>(*a)
-                    + i32x4_extract_lane::<2>(*a)
-                    + i32x4_extract_lane::<3>(*a);
-                epi.store(y, r, g * NC + c, s - offset);
-            }
-        }
+        epi.store_group(y, g, acc.map(|row| row.map(hsum)));
     }
 }

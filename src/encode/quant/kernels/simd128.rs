@@ -4,15 +4,18 @@
 
 use core::arch::wasm32::{
     i16x8, i16x8_extend_high_i8x16, i16x8_extend_low_i8x16, i32x4_add, i32x4_dot_i16x8,
-    i32x4_extract_lane, i32x4_splat, i8x16, v128,
+    i32x4_splat, i8x16, v128,
 };
 
+use super::wasm::{byte, hsum};
 use super::{Epilogue, PackedWeights, NC};
 
 pub(super) const NAME: &str = "simd128";
 pub(super) const MAX_WEIGHT: i8 = 127;
 pub(super) const MAX_ACTIVATION: i16 = i16::MAX;
 pub(super) const NEEDS_SUMS: bool = false;
+/// No offset on the stored weights.
+pub(super) const WEIGHT_OFFSET: i32 = 0;
 /// Activation lanes (`v128` of 8 × i16) per block of `KB` inputs.
 pub(super) const A_PER_BLOCK: usize = 2;
 
@@ -27,7 +30,7 @@ pub(super) fn best() -> Path {
     Path
 }
 
-pub(super) fn pack_weights(flat: &[i8]) -> Vec<WLane> {
+pub(super) fn pack_weights(flat: Vec<i8>) -> Vec<WLane> {
     flat.chunks_exact(16)
         .map(|w| {
             i8x16(
@@ -36,13 +39,6 @@ pub(super) fn pack_weights(flat: &[i8]) -> Vec<WLane> {
             )
         })
         .collect()
-}
-
-/// Byte `j` of a `v128`.
-pub(super) fn byte(v: v128, j: usize) -> u8 {
-    use core::arch::wasm32::i32x4_extract_lane as lane;
-    let words = [lane::<0>(v), lane::<1>(v), lane::<2>(v), lane::<3>(v)];
-    words[j / 4].to_le_bytes()[j % 4]
 }
 
 /// Weight `j` of the 16 at packed vector `v`.
@@ -108,14 +104,6 @@ pub(super) fn tile_rows<const R: usize>(
                 );
             }
         }
-        for (r, acc_r) in acc.iter().enumerate() {
-            for (c, a) in acc_r.iter().enumerate() {
-                let s = i32x4_extract_lane::<0>(*a)
-                    + i32x4_extract_lane::<1>(*a)
-                    + i32x4_extract_lane::<2>(*a)
-                    + i32x4_extract_lane::<3>(*a);
-                epi.store(y, r, g * NC + c, s);
-            }
-        }
+        epi.store_group(y, g, acc.map(|row| row.map(hsum)));
     }
 }
