@@ -160,7 +160,7 @@ impl LayerNorm {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> CResult<Tensor> {
+    pub(super) fn forward(&self, x: &Tensor) -> CResult<Tensor> {
         let mean = x.mean_keepdim(D::Minus1)?;
         let centred = x.broadcast_sub(&mean)?;
         let var = centred.sqr()?.mean_keepdim(D::Minus1)?;

@@ -15,13 +15,13 @@ use super::{ce, to_tensor, CpuEncoder, EncodeError, LayerNorm, LayerStack, Linea
 use crate::encode::packed::{Part, PartRef};
 use crate::encode::quant::{ActivationBits, QuantLinear, WeightBits};
 use crate::model::config::ClipConfig;
-use crate::model::weights::{ClipWeights, TensorSource, Towers};
+use crate::model::weights::{TensorSource, Towers};
 
 /// The 8-bit ranges a linear layer is quantised to, or `None` for f32.
 pub(super) type Bits = Option<(WeightBits, ActivationBits)>;
 
 /// Where the engine's parts come from while it is built: the model's f32 tensors
-/// ([`ClipWeights`], quantised here when asked), or parts packed by an earlier build
+/// (`ClipWeights` or any `TensorSource`, quantised here when asked), or parts packed by an earlier build
 /// (`pack::Packed`). Each part is taken once.
 pub(in crate::encode) trait Source {
     fn tensor(&mut self, name: &str) -> Result<Tensor, EncodeError>;
