@@ -2,8 +2,8 @@
 //! ([`chunker`]), where the chunks are kept ([`ChunkStore`], with [`MemoryChunkStore`] for
 //! tests and one [`contract`] both it and the IndexedDB store pass), the download's
 //! decisions ([`rules`]) and the engine that downloads, resumes and verifies a model
-//! through a [`Hub`] and an [`Env`] ([`Download`]), and reading a verified model back
-//! tensor by tensor ([`reader`]).
+//! through a [`Hub`] and an [`Env`] ([`Download`]), how large a model is before it is
+//! fetched ([`weights_size`]), and reading a verified model back tensor by tensor ([`reader`]).
 //!
 //! It must not name `web_sys`, `js_sys` or `JsValue`: `web::model_cache` provides the
 //! browser's store, hub and host, and this module is tested natively with fakes of them.
@@ -19,6 +19,7 @@ pub mod net;
 pub mod progress;
 pub mod reader;
 pub mod rules;
+mod size;
 pub mod store;
 #[cfg(test)]
 mod testing;
@@ -29,6 +30,7 @@ pub use download::{Download, DownloadError};
 pub use net::{Answer, Env, Hub};
 pub use progress::{Phase, Progress};
 pub use reader::{load_weights, open_verified, ChunkFile, VerifiedModel};
+pub use size::weights_size;
 pub use store::{
     cache_state, CacheState, ChunkStore, FileManifest, FileState, MemoryChunkStore, StoreError,
     StoredChunk,

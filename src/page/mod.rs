@@ -1,8 +1,9 @@
 //! The page's rules without the browser: the URL parameters (`params`), what a drop's
 //! files become in the index (`library`), indexing runs (`run`, over the encoder `pool`
-//! and the per-photo `crash` budget), the search box (`search`), the worker protocol
-//! (`protocol`) and the sentences (`status`, `errors`). Everything here is plain Rust
-//! tested natively; `web` drives it (DOM events in, effects out, view drawn).
+//! and the per-photo `crash` budget), the search box (`search`), asking before a linked
+//! model is downloaded (`offer`), the worker protocol (`protocol`) and the sentences
+//! (`status`, `errors`). Everything here is plain Rust tested natively; `web` drives it
+//! (DOM events in, effects out, view drawn).
 //!
 //! It must not name `web_sys`, `js_sys` or `JsValue`, read files or talk to workers.
 //! Reference: issue 8 ("The page core out of the browser"), DESIGN.md "Contract: the page".
@@ -10,6 +11,7 @@
 pub mod crash;
 pub mod errors;
 pub mod library;
+pub mod offer;
 pub mod params;
 pub mod photo_contract;
 pub mod photo_store;

@@ -73,6 +73,7 @@ impl App {
             &dom.download_button,
             self.stage == Stage::NoModel && self.error.is_none(),
         );
+        set_text(&dom.download_button, &self.offer.view().button);
         show(&dom.retry_button, retry);
         show(
             &dom.remove_model_button,
@@ -142,6 +143,9 @@ impl App {
         match self.stage {
             Stage::Starting => (State::Loading, "Opening clipseek's storage…".to_owned()),
             Stage::NoModel => {
+                if let Some(asked) = self.offer.view().status {
+                    return (State::Idle, asked);
+                }
                 let text = if self.core.has_waiting() {
                     "Your photos will be indexed once the model is downloaded."
                 } else {
