@@ -18,6 +18,8 @@ pub mod photo_store;
 pub mod pool;
 pub mod protocol;
 pub mod refused;
+#[cfg(test)]
+mod resume_tests;
 pub mod run;
 pub mod search;
 pub mod skipped;
