@@ -241,15 +241,11 @@ async fn look_at_storage(app: &AppRef) {
                 }
                 a.update_status();
             });
-            let linked = explicit;
-            let drops_waiting = waiting;
-            offer_input(
-                app,
-                OfferInput::Empty {
-                    linked,
-                    drops_waiting,
-                },
-            );
+            let empty = OfferInput::Empty {
+                linked: explicit,
+                drops_waiting: waiting,
+            };
+            offer_input(app, empty);
         }
         Err(e) => {
             with(app, |a| {

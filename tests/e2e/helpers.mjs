@@ -410,10 +410,10 @@ export async function waitModelReady(session, hub, { timeout = ms(120_000), star
         throw new Error(`the page went to data-state=error before the model was ready: "${s.text}"\n${indent(await describe(session, hub))}`);
       }
       if (s.state === "idle" && !clicked) {
+        // The button may go as the page starts by itself: a click that finds none is no error.
         const button = session.page.locator("#download-model");
-        if ((await button.count()) > 0 && (await button.isEnabled().catch(() => false))) {
-          clicked = true;
-          await button.click();
+        if ((await button.isVisible().catch(() => false)) && (await button.isEnabled().catch(() => false))) {
+          clicked = await button.click({ timeout: ms(2_000) }).then(() => true, () => false);
         }
       }
       if (expectDownload && elapsed > startTimeout) {
