@@ -132,7 +132,7 @@ async function pageRun(folder, workers) {
   const t = { defer: (f) => defers.push(f), options: { dist: a.dist }, log: say };
   const hub = await startHub({ models: { "bench/model": a.model } });
   t.defer(() => hub.close());
-  const site = await serveStatic(a.dist, { port: 0 });
+  const site = await serveStatic(a.dist, { port: 0, connectSrc: [hub.url] });
   t.defer(() => site.close());
   const runs = [];
   try {

@@ -142,7 +142,7 @@ export async function startHub(options) {
     if (!info?.isDirectory()) throw new Error(`hub: model ${name}: ${root} is not a folder`);
     models.set(name.replace(/^\/+|\/+$/g, ""), root);
   }
-  const siteRoot = site ? resolve(site) : null;
+  let siteRoot = site ? resolve(site) : null;
 
   // sha256 per path, recomputed when size or mtime change.
   const digests = new Map();
@@ -185,6 +185,9 @@ export async function startHub(options) {
    *   connection is reset, or answered 503. Removed by clearing faults.
    * - {type:"delay", msPer64KiB, file?}: sleep that long after each 64 KiB of body sent
    *   (for every file, or the given one). Stays until cleared.
+   * - {type:"hang", path}: every request for exactly this raw path (a site page such as
+   *   "/index.html", or a hub path) gets no answer at all, the connection left open until
+   *   the client gives up (a network that stopped answering). Stays until cleared.
    * `file` is a file name (any model) or "org/name/file". Returns the stored fault.
    */
   function setFault(spec) {
@@ -232,8 +235,11 @@ export async function startHub(options) {
         if (!(Number(spec.msPer64KiB) >= 0)) throw new Error("delay: needs 'msPer64KiB' >= 0");
         fault.msPer64KiB = Number(spec.msPer64KiB);
         break;
+      case "hang":
+        if (typeof spec.path !== "string" || !spec.path.startsWith("/")) throw new Error("hang: needs a 'path' starting with /");
+        break;
       default:
-        throw new Error(`unknown fault type '${spec.type}' (cut, stall, status, corrupt, offline, delay)`);
+        throw new Error(`unknown fault type '${spec.type}' (cut, stall, status, corrupt, offline, delay, hang)`);
     }
     faults.push(fault);
     return fault;
@@ -293,6 +299,11 @@ export async function startHub(options) {
     setFault,
     clearFaults,
     files: listFiles,
+    /** Serves another folder as the site from now on (a new version of the page deployed). */
+    setSite: (dir) => {
+      if (!siteRoot) throw new Error("setSite: the hub was started without a site");
+      siteRoot = resolve(dir);
+    },
   };
 
   // --- HTTP ----------------------------------------------------------------------------
@@ -611,6 +622,10 @@ export async function startHub(options) {
     const rawPath = (req.url ?? "/").split("?")[0];
     cors(res);
     if (url.pathname.startsWith("/__control/")) return handleControl(req, res, url.pathname);
+    if (faults.some((f) => f.type === "hang" && f.path === rawPath)) {
+      requests.push({ id: nextId++, method: req.method, path: rawPath, status: "hung", bytes: 0, startedAt: Date.now(), endedAt: null, hung: true });
+      return; // no answer: the socket stays open until the client closes it
+    }
 
     const offline = faults.filter((f) => f.type === "offline").at(-1);
     if (offline) {

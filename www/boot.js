@@ -1,8 +1,8 @@
 // Starts the wasm app. Trunk writes the hashed names of the wasm-bindgen module and its
 // .wasm into this script tag's data attributes (see pattern_script in Trunk.toml); the
 // loader lives in this file rather than inline because the page's CSP allows only
-// scripts from 'self'. It then registers the service worker (www/sw.js) that keeps the app
-// shell for offline visits.
+// scripts from 'self'. It then registers the service worker (www/sw.js, a module worker
+// importing www/sw-core.mjs) that keeps the app shell for offline visits.
 const tag = document.querySelector("script[data-clipseek-js]");
 const status = document.getElementById("status");
 
@@ -23,7 +23,7 @@ try {
 // Offline app shell. Service workers need a secure context (https or localhost); without
 // one the page still works, only not offline.
 if ("serviceWorker" in navigator && window.isSecureContext) {
-  navigator.serviceWorker.register(new URL("sw.js", document.baseURI)).catch((error) => {
+  navigator.serviceWorker.register(new URL("sw.js", document.baseURI), { type: "module" }).catch((error) => {
     console.warn(`clipseek: no offline copy of the page (${error.message ?? error})`);
   });
 }

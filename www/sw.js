@@ -1,42 +1,89 @@
-// clipseek's service worker: keeps the app shell (index.html, the hashed app script and
-// wasm, the stylesheet, boot.js and the encoder worker's files) so that after one visit the
-// page opens with no network at all. The model and the photo index live in IndexedDB, not
-// here, and nothing else is ever cached: requests to other origins (the model hub) pass
-// straight through.
-//
-// Strategy: network first, falling back to the cache (and refreshing it on every
-// successful answer). A new deployment is therefore picked up at the next online visit,
-// and the hashed file names keep index.html and its script and wasm consistent.
+// clipseek's service worker (a module worker): keeps the app shell — index.html, the
+// hashed app script and wasm, the stylesheet, boot.js and the encoder worker's files — so
+// that after one visit the page opens with no network at all. The model and the photo
+// index live in IndexedDB, not here. Every decision is in sw-core.mjs (tested in node);
+// this file only carries them out:
+// - install: the page's version (index.html and every file it names) is stored whole;
+// - a navigation: the network first (for at most NETWORK_TIMEOUT_MS when a stored version
+//   can answer), and a new version the network gave is stored whole in the background;
+//   only then are the older versions' caches deleted; offline, the newest complete version;
+// - a shell file: from the cache of the version that asks for it, else the network;
+// - anything else (the model hub, on any origin, ranged requests): not touched.
 
-const CACHE = "clipseek-shell-v1";
-// Files without hashed names; the hashed ones are read from index.html.
-const FIXED = [
-  "./",
-  "boot.js",
-  "encoder-worker.js",
-  "clipseek-worker.js",
-  "clipseek-worker_bg.wasm",
-  "clipseek-worker-relaxed.js",
-  "clipseek-worker-relaxed_bg.wasm",
-];
+import {
+  COMPLETE_KEY,
+  NETWORK_TIMEOUT_MS,
+  cacheName,
+  handles,
+  keyOf,
+  newestLast,
+  pageKey,
+  shellOf,
+  staleCaches,
+  storable,
+  versionFor,
+  versionOfCache,
+  withTimeout,
+} from "./sw-core.mjs";
 
-async function shellUrls() {
-  const response = await fetch("./", { cache: "no-cache" });
-  const html = await response.text();
-  // Absolute URLs, so that no file is listed twice (addAll refuses duplicates).
-  const urls = new Set(FIXED.map((path) => new URL(path, self.registration.scope).href));
-  for (const match of html.matchAll(/(?:src|href|data-clipseek-js|data-clipseek-wasm)="([^"#]+)"/g)) {
-    const url = new URL(match[1], self.registration.scope);
-    if (url.origin === self.location.origin) urls.add(url.href);
+const scope = () => self.registration.scope;
+const completeKey = () => new URL(COMPLETE_KEY, scope()).href;
+/** The version each page (client id) was served, while this worker runs. */
+const clientVersions = new Map();
+
+/** The complete versions, oldest first. */
+async function completeVersions() {
+  const markers = [];
+  for (const name of await caches.keys()) {
+    const version = versionOfCache(name);
+    if (version === null) continue;
+    const marker = await (await caches.open(name)).match(completeKey());
+    if (marker) markers.push({ version, at: Number(await marker.text()) || 0 });
   }
-  return [...urls];
+  return newestLast(markers);
+}
+
+/**
+ * Stores the version of `html` (already fetched as `page`) whole: every file it names, then
+ * the page, then the marker; the older versions go once it is complete. A file that cannot
+ * be fetched leaves the version out (its cache deleted): the versions before it stay.
+ */
+async function adopt(html, page) {
+  const { version, urls } = shellOf(html, scope());
+  const name = cacheName(version);
+  const cache = await caches.open(name);
+  if (!(await cache.match(completeKey()))) {
+    try {
+      for (const url of urls) {
+        const response = await fetch(url, { cache: "no-cache" });
+        if (!storable({ method: "GET", range: null }, response)) throw new Error(`${url} answered HTTP ${response.status}`);
+        await cache.put(url, response);
+      }
+      await cache.put(pageKey(scope()), page);
+      await cache.put(completeKey(), new Response(String(Date.now())));
+    } catch (error) {
+      await caches.delete(name);
+      console.warn(`clipseek: version ${version} was not kept for offline use (${error.message ?? error})`);
+      return null;
+    }
+  }
+  for (const stale of staleCaches(await caches.keys(), version)) await caches.delete(stale);
+  return version;
+}
+
+/** Fetches a page; a whole answer's version is stored in the background (`adopted`). */
+async function fetchAndAdopt(request) {
+  const response = await fetch(request);
+  if (!storable({ method: "GET", range: null }, response)) return { response, version: null, adopted: Promise.resolve(null) };
+  const html = await response.clone().text();
+  return { response, version: shellOf(html, scope()).version, adopted: adopt(html, response.clone()) };
 }
 
 self.addEventListener("install", (event) => {
   event.waitUntil(
     (async () => {
-      const cache = await caches.open(CACHE);
-      await cache.addAll(await shellUrls());
+      const { adopted } = await fetchAndAdopt(new Request(scope(), { cache: "no-cache" }));
+      await adopted;
       await self.skipWaiting();
     })(),
   );
@@ -45,39 +92,54 @@ self.addEventListener("install", (event) => {
 self.addEventListener("activate", (event) => {
   event.waitUntil(
     (async () => {
+      // Caches of the worker before this one (other names, or versions never completed).
+      const complete = await completeVersions();
+      const keep = complete.at(-1);
       for (const name of await caches.keys()) {
-        if (name !== CACHE) await caches.delete(name);
+        const version = versionOfCache(name);
+        if (version === null || version !== keep) await caches.delete(name);
       }
       await self.clients.claim();
     })(),
   );
 });
 
+async function navigate(event) {
+  const complete = await completeVersions();
+  const newest = complete.at(-1);
+  const cached = async () => {
+    if (!newest) return undefined;
+    const response = await (await caches.open(cacheName(newest))).match(pageKey(scope()));
+    if (response && event.resultingClientId) clientVersions.set(event.resultingClientId, newest);
+    return response;
+  };
+  try {
+    const network = fetchAndAdopt(event.request);
+    const { response, version, adopted } = newest ? await withTimeout(network, NETWORK_TIMEOUT_MS) : await network;
+    event.waitUntil(adopted);
+    if (!response.ok) return (await cached()) ?? response;
+    if (version && event.resultingClientId) clientVersions.set(event.resultingClientId, version);
+    return response;
+  } catch (error) {
+    const response = await cached();
+    if (response) return response;
+    throw error;
+  }
+}
+
+async function shellFile(event) {
+  const request = event.request;
+  const version = versionFor(request.url, clientVersions.get(event.clientId), await completeVersions());
+  if (version) {
+    const hit = await (await caches.open(cacheName(version))).match(keyOf(request.url));
+    if (hit) return hit;
+  }
+  return fetch(request);
+}
+
 self.addEventListener("fetch", (event) => {
   const request = event.request;
-  const url = new URL(request.url);
-  if (request.method !== "GET" || url.origin !== self.location.origin) return;
-  // Only files inside the app's own folder.
-  if (!url.href.startsWith(self.registration.scope)) return;
-  event.respondWith(
-    (async () => {
-      const cache = await caches.open(CACHE);
-      try {
-        const response = await fetch(request);
-        if (response.ok && response.type === "basic") {
-          // Stored without the query (?v=, ?hub=…) so any variant finds it offline.
-          const key = new URL(url.href);
-          key.search = "";
-          await cache.put(request.mode === "navigate" ? "./" : key.href, response.clone());
-        }
-        return response;
-      } catch (error) {
-        const cached =
-          (await cache.match(request, { ignoreSearch: true })) ??
-          (request.mode === "navigate" ? await cache.match("./") : undefined);
-        if (cached) return cached;
-        throw error;
-      }
-    })(),
-  );
+  const asked = { method: request.method, url: request.url, range: request.headers.get("range") };
+  if (!handles(asked, scope())) return;
+  event.respondWith(request.mode === "navigate" ? navigate(event) : shellFile(event));
 });

@@ -2,8 +2,8 @@
 //! ([`chunker`]), where the chunks are kept ([`ChunkStore`], with [`MemoryChunkStore`] for
 //! tests and one [`contract`] both it and the IndexedDB store pass), the download's
 //! decisions ([`rules`]) and the engine that downloads, resumes and verifies a model
-//! through a [`Hub`] and an [`Env`] ([`Download`]), and reading a verified model back
-//! tensor by tensor ([`reader`]).
+//! through a [`Hub`] and an [`Env`] ([`Download`]), how large a model is before it is
+//! fetched ([`weights_size`]), and reading a verified model back tensor by tensor ([`reader`]).
 //!
 //! It must not name `web_sys`, `js_sys` or `JsValue`: `web::model_cache` provides the
 //! browser's store, hub and host, and this module is tested natively with fakes of them.
@@ -20,6 +20,7 @@ pub mod packed;
 pub mod progress;
 pub mod reader;
 pub mod rules;
+mod size;
 pub mod store;
 #[cfg(test)]
 mod testing;
@@ -33,6 +34,7 @@ pub use progress::{Phase, Progress};
 pub use reader::{
     load_weights, load_weights_timed, open_verified, ChunkFile, ReadTimes, VerifiedModel,
 };
+pub use size::weights_size;
 pub use store::{
     cache_state, CacheState, ChunkStore, FileManifest, FileState, MemoryChunkStore, StoreError,
     StoredChunk,

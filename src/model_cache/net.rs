@@ -1,5 +1,5 @@
 //! What the download engine needs from its surroundings, as traits: the hub ([`Hub`]: a
-//! GET with an optional Range, whose [`Answer`] streams its body) and the host ([`Env`]:
+//! GET with an optional Range, whose [`Answer`] streams its body, and a HEAD) and the host ([`Env`]:
 //! a clock, a timer, whether the browser is online or its security policy blocked the hub,
 //! and a console for warnings).
 //!
@@ -47,6 +47,8 @@ pub trait Hub {
     type Answer: Answer;
     /// A GET of `url`, with `Range: {range}` when given. `Err` is a network failure.
     async fn get(&self, url: &str, range: Option<&str>) -> Result<Self::Answer, String>;
+    /// A HEAD of `url`: the headers a GET would have, no body. `Err` is a network failure.
+    async fn head(&self, url: &str) -> Result<Self::Answer, String>;
     /// Aborts the request in flight, if any (the download was cancelled).
     fn abort(&self);
 }

@@ -61,6 +61,8 @@ pub(super) struct Served {
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Request {
     pub(super) file: String,
+    /// `HEAD` requests are logged with `head` set (and no range).
+    pub(super) head: bool,
     pub(super) range: Option<String>,
     pub(super) status: u16,
 }
@@ -241,6 +243,7 @@ impl Hub for FakeHub {
         if fault == Some(Fault::Hang) {
             self.0.borrow_mut().log.push(Request {
                 file,
+                head: false,
                 range: range.map(str::to_owned),
                 status: 0,
             });
@@ -260,6 +263,7 @@ impl Hub for FakeHub {
         if fault == Some(Fault::Network) {
             s.log.push(Request {
                 file,
+                head: false,
                 range: range.map(str::to_owned),
                 status: 0,
             });
@@ -290,9 +294,21 @@ impl Hub for FakeHub {
         }
         s.log.push(Request {
             file,
+            head: false,
             range: range.map(str::to_owned),
             status: answer.status,
         });
+        Ok(answer)
+    }
+
+    /// The GET's answer (faults included) without its body.
+    async fn head(&self, url: &str) -> Result<FakeAnswer, String> {
+        let answer = self.get(url, None).await;
+        if let Some(last) = self.0.borrow_mut().log.last_mut() {
+            last.head = true;
+        }
+        let mut answer = answer?;
+        answer.body.clear();
         Ok(answer)
     }
 

@@ -83,6 +83,7 @@ fn a_first_download_fetches_each_file_once_and_verifies_it() -> Result<(), Strin
         gets,
         vec![Request {
             file: WEIGHTS_FILE.into(),
+            head: false,
             range: Some("bytes=0-".into()),
             status: 206
         }]

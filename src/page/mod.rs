@@ -2,7 +2,8 @@
 //! files become in the index (`library`), indexing runs (`run`, over the encoder `pool`
 //! and the per-photo `crash` budget), the search box (`search`), what its results show
 //! (`results`), the selection (`selection`) and the near-duplicates view (`duplicates`),
-//! the query encoder (`text`), the worker protocol (`protocol`) and the sentences
+//! asking before a linked model is downloaded (`offer`), the query encoder (`text`), the
+//! worker protocol (`protocol`) and the sentences
 //! (`status`, `errors`). Everything here is plain Rust tested natively; `web` drives it
 //! (DOM events in, effects out, view drawn).
 //!
@@ -14,6 +15,7 @@ pub mod crash;
 pub mod duplicates;
 pub mod errors;
 pub mod library;
+pub mod offer;
 pub mod params;
 pub mod photo_contract;
 pub mod photo_store;
@@ -21,6 +23,8 @@ pub mod pool;
 pub mod protocol;
 pub mod refused;
 pub mod results;
+#[cfg(test)]
+mod resume_tests;
 pub mod run;
 pub mod search;
 pub mod selection;

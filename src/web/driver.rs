@@ -20,12 +20,13 @@ use web_sys::{File, UrlSearchParams};
 use super::download::{CacheState, Download, ModelStore};
 use super::idb::{schema, Database};
 use super::library::Library;
-use super::model::{begin_download, open_model, show_storage};
+use super::model::{begin_download, offer_input, open_model, show_storage};
 use super::tabs::TabChannel;
 use super::ui::{self, set_text, Dom, State};
 use super::worker::WorkerHandle;
 use super::{describe_js, events, search};
 use crate::page::duplicates::Duplicates;
+use crate::page::offer::{Input as OfferInput, ModelOffer};
 use crate::page::params::Params;
 use crate::page::pool::WorkerId;
 use crate::page::protocol::LoadReport;
@@ -100,6 +101,8 @@ pub struct App {
     pub tabs: Option<Rc<RefCell<Tabs>>>,
     /// The channel to the other tabs (none where the browser offers none).
     pub channel: Option<TabChannel>,
+    /// Whether the download may start by itself, or waits for the person (`page::offer`).
+    pub offer: ModelOffer,
 }
 
 thread_local! {
@@ -150,6 +153,7 @@ fn read_params() -> Result<Params, String> {
 fn new_app(dom: Rc<Dom>, params: Params) -> App {
     let backend = params.backend;
     App {
+        offer: ModelOffer::new(&params.source),
         worker_url: worker_url(),
         dom,
         params,
@@ -237,7 +241,6 @@ async fn look_at_storage(app: &AppRef) {
     match store.state().await {
         Ok(CacheState::Verified { .. }) => open_model(app).await,
         Ok(CacheState::Partial { .. }) => begin_download(app).await,
-        Ok(CacheState::Empty) if explicit || waiting => begin_download(app).await,
         Ok(CacheState::Empty) => {
             with(app, |a| {
                 a.stage = Stage::NoModel;
@@ -250,6 +253,11 @@ async fn look_at_storage(app: &AppRef) {
                 }
                 a.update_status();
             });
+            let empty = OfferInput::Empty {
+                linked: explicit,
+                drops_waiting: waiting,
+            };
+            offer_input(app, empty);
         }
         Err(e) => {
             with(app, |a| {

@@ -13,13 +13,14 @@ use web_sys::{DragEvent, Event, EventTarget, KeyboardEvent};
 
 use super::actions;
 use super::driver::{with, AppRef};
-use super::model::{begin_download, remove_model, retry};
+use super::model::{offer_input, remove_model, retry};
 use super::photos::{clear_index, forget_vanished, picked, read_drop};
 use super::search::{result_clicked, search_by_image, search_input, similar_to};
 use super::ui::results;
 use super::ui::{self, Dom};
 use super::workers::run_input;
 use super::{noted, prop};
+use crate::page::offer::Input as OfferInput;
 use crate::page::run::Input as RunInput;
 use crate::page::search::Input;
 
@@ -105,8 +106,7 @@ pub fn wire(app: &AppRef) -> Result<(), JsValue> {
 
 fn wire_model(app: &AppRef, dom: &Dom) -> Result<(), JsValue> {
     on(app, &dom.download_button, "click", |app, _| {
-        let app = app.clone();
-        spawn_local(async move { begin_download(&app).await });
+        offer_input(app, OfferInput::Pressed);
     })?;
     on(app, &dom.retry_button, "click", |app, _| {
         let app = app.clone();

@@ -20,6 +20,7 @@ use crate::clip::model_id;
 use crate::hub::{format_bytes, format_eta};
 use crate::ingest;
 use crate::model::config::ClipConfig;
+use crate::page::offer::{Effect as OfferEffect, Input as OfferInput};
 use crate::page::photo_store::PhotoStore;
 use crate::page::run::{Config, Input as RunInput};
 use crate::page::search::{Encoder, Input};
@@ -82,6 +83,38 @@ fn may_download(app: &AppRef) -> Option<(crate::hub::ModelSource, super::downloa
         Some((a.params.source.clone(), store))
     })
     .flatten()
+}
+
+/// Tells the download question (`page::offer`) what happened and carries out its effects:
+/// the size lookup (raced against its timeout; the core ignores whichever comes second)
+/// and the download itself.
+pub fn offer_input(app: &AppRef, input: OfferInput) {
+    let Some((effects, source)) = with(app, |a| {
+        let effects = a.offer.update(input);
+        a.update_status();
+        (effects, a.params.source.clone())
+    }) else {
+        return;
+    };
+    for effect in effects {
+        let app = app.clone();
+        match effect {
+            OfferEffect::Download => spawn_local(async move { begin_download(&app).await }),
+            OfferEffect::LookUpSize { timeout_ms } => {
+                let timer = app.clone();
+                spawn_local(async move {
+                    super::sleep_ms(f64::from(timeout_ms)).await;
+                    offer_input(&timer, OfferInput::SizeTimedOut);
+                });
+                let source = source.clone();
+                spawn_local(async move {
+                    let hub = super::model_cache::FetchHub::default();
+                    let size = crate::model_cache::weights_size(&hub, &source).await;
+                    offer_input(&app, OfferInput::Sized(size));
+                });
+            }
+        }
+    }
 }
 
 pub async fn begin_download(app: &AppRef) {
@@ -228,6 +261,7 @@ pub async fn remove_model(app: &AppRef) {
         a.model_id = None;
         a.stage = Stage::NoModel;
         a.error = None;
+        a.offer.update(OfferInput::Removed);
         (a.store.clone(), download)
     }) else {
         return;

@@ -11,7 +11,7 @@ use web_sys::DataTransfer;
 
 use super::driver::{with, AppRef, Stage};
 use super::library::IdbPhotoStore;
-use super::model::{begin_download, show_storage};
+use super::model::{offer_input, show_storage};
 use super::search::{render_results, search_input};
 use super::ui::drop::{entries_of_drop, from_input, walk, PickedSet};
 use super::ui::set_text;
@@ -19,6 +19,7 @@ use super::workers::run_input;
 use super::{now_ms, sleep_ms, sync};
 use crate::ingest;
 use crate::page::library::DropFile;
+use crate::page::offer::Input as OfferInput;
 use crate::page::photo_store::PhotoStore;
 use crate::page::refused::{RefusedFile, RefusedKey};
 use crate::page::run::Input as RunInput;
@@ -144,7 +145,7 @@ async fn accept(app: &AppRef, set: PickedSet) {
     let roots = kept.roots;
     run_input(app, RunInput::Dropped { files, roots });
     if download == Some(true) {
-        begin_download(app).await;
+        offer_input(app, OfferInput::Dropped);
     }
 }
 

@@ -132,20 +132,32 @@ export async function safetensorsTensorRange(file, name) {
 
 // --- servers ----------------------------------------------------------------------------------
 
+/** The origins the hub answers from: its own, and its "CDN" host when it redirects elsewhere. */
+export function hubOrigins(hub, hubOptions = {}) {
+  const origins = [hub.url];
+  if (hubOptions.redirect && hubOptions.cdnHost) origins.push(`http://${hubOptions.cdnHost}:${hub.port}`);
+  return origins;
+}
+
 /**
  * Starts the hub (every model of MODELS) and the static server for `dist`, registering
  * their shutdown with `t.defer`. `hubOptions` go to startHub (redirect, onlyRevision, ...).
  * With `sameOrigin` (or E2E_SAME_ORIGIN=1), the hub also serves the site, so the page and
- * the hub share one origin (for a CSP whose connect-src is only 'self').
+ * the hub share one origin (the production policy: connect-src 'self' covers it).
+ * Otherwise the site is the test build: the static server adds exactly the hub's origins
+ * to the page's connect-src (`connect: false` serves the production policy unchanged, which
+ * refuses the hub). `site.requests` lists what the static server served.
  */
-export async function startServers(t, { dist = t.options.dist, hubOptions = {}, staticPort = 0, sameOrigin = t.options.sameOrigin } = {}) {
+export async function startServers(t, { dist = t.options.dist, hubOptions = {}, staticPort = 0, sameOrigin = t.options.sameOrigin, connect = true } = {}) {
   const hub = await startHub({ models: MODELS, ...hubOptions, ...(sameOrigin ? { site: dist, port: staticPort } : {}) });
   t.defer(() => hub.close());
   let site;
   if (sameOrigin) {
     site = { url: `${hub.url}/`, port: hub.port, close: async () => {}, sameOrigin: true };
   } else {
-    site = await serveStatic(dist, { port: staticPort });
+    const connectSrc = connect ? hubOrigins(hub, hubOptions) : [];
+    site = await serveStatic(dist, { port: staticPort, connectSrc });
+    site.connectSrc = connectSrc;
     t.defer(() => site.close());
   }
   return { hub, site };
@@ -154,7 +166,8 @@ export async function startServers(t, { dist = t.options.dist, hubOptions = {}, 
 /** Restarts the static server on the port it had (same origin: IndexedDB and the service worker are per origin). */
 export async function restartSite(t, site, dist = t.options.dist) {
   if (site.sameOrigin) throw new Error("restartSite: not with sameOrigin (the hub serves the site)");
-  const again = await serveStatic(dist, { port: site.port });
+  const again = await serveStatic(dist, { port: site.port, connectSrc: site.connectSrc ?? [] });
+  again.connectSrc = site.connectSrc;
   t.defer(() => again.close());
   return again;
 }
@@ -397,10 +410,10 @@ export async function waitModelReady(session, hub, { timeout = ms(120_000), star
         throw new Error(`the page went to data-state=error before the model was ready: "${s.text}"\n${indent(await describe(session, hub))}`);
       }
       if (s.state === "idle" && !clicked) {
+        // The button may go as the page starts by itself: a click that finds none is no error.
         const button = session.page.locator("#download-model");
-        if ((await button.count()) > 0 && (await button.isEnabled().catch(() => false))) {
-          clicked = true;
-          await button.click();
+        if ((await button.isVisible().catch(() => false)) && (await button.isEnabled().catch(() => false))) {
+          clicked = await button.click({ timeout: ms(2_000) }).then(() => true, () => false);
         }
       }
       if (expectDownload && elapsed > startTimeout) {

@@ -552,6 +552,35 @@ describe("options", () => {
     }
   });
 
+  test("setSite serves another folder from then on; a hang fault leaves that path unanswered", async () => {
+    const one = join(dir, "site-1");
+    const two = join(dir, "site-2");
+    await mkdir(one, { recursive: true });
+    await mkdir(two, { recursive: true });
+    await writeFile(join(one, "index.html"), "v1");
+    await writeFile(join(two, "index.html"), "v2");
+    const r = await startHub({ models: { "test/m": join(dir, "model") }, site: one });
+    try {
+      assert.equal(await (await fetch(`${r.url}/index.html`)).text(), "v1");
+      r.control.setSite(two);
+      assert.equal(await (await fetch(`${r.url}/index.html`)).text(), "v2");
+      r.control.setFault({ type: "hang", path: "/index.html" });
+      const hung = await fetch(`${r.url}/index.html`, { signal: AbortSignal.timeout(300) }).then(
+        () => "answered",
+        (e) => e.name,
+      );
+      assert.equal(hung, "TimeoutError");
+      assert.equal((await fetch(`${r.url}/test/m/resolve/main/config.json`)).status, 200, "other paths still answer");
+      assert.ok(r.control.stats().requests.some((q) => q.hung && q.path === "/index.html"));
+      assert.throws(() => r.control.setFault({ type: "hang" }), /path/);
+      r.control.clearFaults();
+      assert.equal(await (await fetch(`${r.url}/index.html`)).text(), "v2");
+    } finally {
+      await r.close();
+    }
+    assert.throws(() => hub.control.setSite(two), /without a site/);
+  });
+
   test("a model folder that does not exist is an error", async () => {
     await assert.rejects(startHub({ models: { "a/b": join(dir, "missing") } }), /not a folder/);
   });

@@ -143,7 +143,7 @@ export const tests = [
       if (benchModel) {
         hub = await startHub({ models: { "bench/model": benchModel } });
         t.defer(() => hub.close());
-        site = await serveStatic(t.options.dist, { port: 0 });
+        site = await serveStatic(t.options.dist, { port: 0, connectSrc: [hub.url] });
         t.defer(() => site.close());
       } else ({ hub, site } = await startServers(t));
       const model = benchModel ? "bench/model" : MODEL;

@@ -36,7 +36,7 @@ const scores = (results) => results.items.map((r) => `${r.path} ${r.score}`);
 export const tests = [
   {
     realAppOnly: true,
-    name: "p1. 8-bit weights packed on the first start, read back on the next (same scores), removed with the model",
+    name: "k1. 8-bit weights packed on the first start, read back on the next (same scores), removed with the model",
     timeoutMs: 300_000,
     async run(t) {
       const { hub, site } = await startServers(t);

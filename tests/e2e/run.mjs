@@ -1,8 +1,8 @@
 // Runs the browser tests of the built app (tests/e2e/*.e2e.mjs) in Debian's Chromium, after
-// the hub server's unit tests and the helpers' self-tests, one test at a time, each with a
-// hard timeout and its own servers, browser and profile, all closed in the end whatever
-// happens. Prints one line per test and ends with the plain line `N passed, N failed`;
-// exit status 1 on any failure.
+// the unit tests of the hub server, the helpers and the service worker's rules, one test at
+// a time, each with a hard timeout and its own servers, browser and profile, all closed in
+// the end whatever happens. Prints one line per test and ends with the plain line
+// `N passed, N failed`; exit status 1 on any failure.
 //
 //   node tests/e2e/run.mjs [options] [NAME_FILTER...]
 //     --dist DIR       the built app (default dist/, from `trunk build --release`)
@@ -199,6 +199,7 @@ await rm(join(OUT, "metrics.jsonl"), { force: true });
 if (options.unit && filters.length === 0) {
   await unitTests("hub server unit tests (node --test tests/e2e/hub-server.test.mjs)", "tests/e2e/hub-server.test.mjs", 180_000);
   await unitTests("helper self-tests (node --test tests/e2e/helpers.test.mjs)", "tests/e2e/helpers.test.mjs", 300_000);
+  await unitTests("service worker rules (node --test tests/e2e/sw-core.test.mjs)", "tests/e2e/sw-core.test.mjs", 60_000);
 }
 
 // Prerequisites: reported once, clearly; the browser tests then fail on their own with the reason.

@@ -37,9 +37,30 @@ impl Hub for FetchHub {
     type Answer = FetchAnswer;
 
     async fn get(&self, url: &str, range: Option<&str>) -> Result<FetchAnswer, String> {
+        self.request("GET", url, range).await
+    }
+
+    async fn head(&self, url: &str) -> Result<FetchAnswer, String> {
+        self.request("HEAD", url, None).await
+    }
+
+    fn abort(&self) {
+        if let Some(c) = self.abort.borrow().as_ref() {
+            c.abort();
+        }
+    }
+}
+
+impl FetchHub {
+    async fn request(
+        &self,
+        method: &str,
+        url: &str,
+        range: Option<&str>,
+    ) -> Result<FetchAnswer, String> {
         let window = web_sys::window().ok_or_else(|| "downloads need a page".to_owned())?;
         let init = RequestInit::new();
-        init.set_method("GET");
+        init.set_method(method);
         init.set_cache(RequestCache::NoStore);
         if let Some(range) = range {
             let headers = web_sys::Headers::new().map_err(js)?;
@@ -58,12 +79,6 @@ impl Hub for FetchHub {
             response,
             reader: None,
         })
-    }
-
-    fn abort(&self) {
-        if let Some(c) = self.abort.borrow().as_ref() {
-            c.abort();
-        }
     }
 }
 

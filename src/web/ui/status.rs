@@ -9,6 +9,7 @@
 
 use super::{attr, set_progress, set_text, show, State};
 use crate::encode::{Backend, EngineKind};
+use crate::page::offer::Stage as OfferStage;
 use crate::page::protocol::LoadReport;
 use crate::page::run::Busy;
 use crate::web::driver::{App, Stage};
@@ -84,8 +85,9 @@ impl App {
         let retry = matches!(self.error, Some((_, true)));
         show(
             &dom.download_button,
-            self.stage == Stage::NoModel && self.error.is_none(),
+            self.stage == Stage::NoModel && self.error.is_none() && !self.download_chosen(),
         );
+        set_text(&dom.download_button, &self.offer.view().button);
         show(&dom.retry_button, retry);
         show(
             &dom.remove_model_button,
@@ -133,6 +135,11 @@ impl App {
         }
     }
 
+    /// The download was chosen and is about to start (`page::offer`): no button, no question.
+    fn download_chosen(&self) -> bool {
+        *self.offer.stage() == OfferStage::Chosen
+    }
+
     fn search_hint(&self) -> &'static str {
         match self.stage {
             Stage::Starting => "",
@@ -154,7 +161,14 @@ impl App {
         }
         match self.stage {
             Stage::Starting => (State::Loading, "Opening clipseek's storage…".to_owned()),
+            Stage::NoModel if self.download_chosen() => (
+                State::Downloading,
+                "Starting the model download…".to_owned(),
+            ),
             Stage::NoModel => {
+                if let Some(asked) = self.offer.view().status {
+                    return (State::Idle, asked);
+                }
                 let text = if self.core.has_waiting() {
                     "Your photos will be indexed once the model is downloaded."
                 } else {
