@@ -158,7 +158,9 @@ async fn import_archive(app: &AppRef, file: File) -> Result<String, String> {
             .index()
             .ok_or("No index is open yet: wait for the model.")?;
         let plan = plan_import(&bytes, index, now_ms())?;
-        Ok::<_, String>((plan, store_of(a), guard(a)))
+        let paths: Vec<String> = plan.records.iter().map(|r| r.path.clone()).collect();
+        let guard = guard(a, &paths);
+        Ok::<_, String>((plan, store_of(a), guard))
     });
     let (plan, store, guard) = planned.ok_or("The page is busy; try again.")??;
     let (Some(store), Some(guard)) = (store, guard) else {
@@ -167,18 +169,7 @@ async fn import_archive(app: &AppRef, file: File) -> Result<String, String> {
     let photos: Vec<(PhotoRecord, Thumb<Blob>)> = plan
         .records
         .iter()
-        .map(|r| {
-            let record = PhotoRecord {
-                path: r.path.clone(),
-                size_bytes: r.size_bytes,
-                modified_ms: r.modified_ms,
-                content_hash: r.content_hash,
-                model_id: r.model_id.clone(),
-                seq: r.seq,
-                embedding: r.embedding.clone(),
-            };
-            (record, Thumb::None)
-        })
+        .map(|r| (r.clone(), Thumb::None))
         .collect();
     store
         .save(&photos, &guard)

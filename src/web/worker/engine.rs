@@ -18,6 +18,7 @@ use crate::encode::gpu::{request_device, GpuEncoder, GpuError, GpuOptions, Preci
 use crate::encode::packed::PackKey;
 use crate::encode::{
     gpu_failure, is_engine_failure, Backend, Embeddings, EncodeError, Encoder, EngineKind,
+    PrecisionChoice,
 };
 use crate::model::config::{ClipConfig, PreprocessConfig};
 use crate::model::preprocess::Preprocessor;
