@@ -9,13 +9,14 @@
 use std::collections::BTreeSet;
 use std::rc::Rc;
 
-use super::library::DropFile;
-use super::photo_store::{MemoryPhotoStore, PhotoRecord, PhotoStore, SaveGuard, Thumb};
+use super::library::{DropFile, FolderPlace};
+use super::photo_store::{MemoryPhotoStore, PhotoStore, Thumb};
 use super::pool::WorkerId;
 use super::protocol::{Hash, Photo, ToWorker};
 use super::run::{
-    Answer, BatchId, Config, Effect, Indexer, Input, SaveError, Stored, ThumbOf, ToSave, BATCH,
+    Answer, BatchId, Config, Effect, Indexer, Input, SaveError, ThumbOf, ToSave, BATCH,
 };
+use super::tabs::{TabId, Tabs};
 use super::testing::block_on;
 use crate::encode::{Backend, EngineKind, PrecisionChoice};
 
@@ -46,7 +47,8 @@ struct Tab {
     sent: Vec<String>,
     /// The number of photos of each save the page asked for, in order.
     saves: Vec<usize>,
-    guard: SaveGuard,
+    /// This tab's generation and claims (`page::tabs`).
+    tabs: Tabs,
 }
 
 fn hash(path: &str) -> Hash {
@@ -57,30 +59,6 @@ fn hash(path: &str) -> Hash {
         }
     }
     h
-}
-
-fn record_of(s: Stored) -> PhotoRecord {
-    PhotoRecord {
-        path: s.path,
-        size_bytes: s.size_bytes,
-        modified_ms: s.modified_ms,
-        content_hash: s.content_hash,
-        model_id: s.model_id,
-        seq: s.seq,
-        embedding: s.embedding,
-    }
-}
-
-fn stored_of(r: PhotoRecord) -> Stored {
-    Stored {
-        path: r.path,
-        size_bytes: r.size_bytes,
-        modified_ms: r.modified_ms,
-        content_hash: r.content_hash,
-        model_id: r.model_id,
-        seq: r.seq,
-        embedding: r.embedding,
-    }
 }
 
 fn folder(root: &str, n: usize) -> In {
@@ -112,10 +90,7 @@ impl Tab {
             now: 1000.0,
             sent: Vec::new(),
             saves: Vec::new(),
-            guard: SaveGuard {
-                generation: loaded.generation,
-                claims: Vec::new(),
-            },
+            tabs: Tabs::new(TabId(1), loaded.generation),
         };
         let config = Config {
             model_key: "key".into(),
@@ -126,7 +101,7 @@ impl Tab {
             pool_size: 1,
             idle_release_s: 60,
         };
-        let stored = loaded.records.into_iter().map(stored_of).collect();
+        let stored = loaded.records;
         let unreadable = loaded.unreadable.len();
         let effects = tab.go(Input::Opened {
             config,
@@ -141,7 +116,18 @@ impl Tab {
         self.ix.update(self.now, input)
     }
 
-    /// Writes one save as the shell does (records and thumbnails in one store call).
+    /// Claims a drop's new folders as the shell does (`web::sync::claim`).
+    fn claim(&mut self, round: u32, folders: &[FolderPlace]) -> Result<In, String> {
+        let mut answers = Vec::new();
+        for claim in self.tabs.claims_for(folders) {
+            let won = block_on(self.store.claim(&claim))?.map_err(|e| e.to_string())?;
+            answers.push((claim, Some(won)));
+        }
+        Ok(Input::Claimed { round, answers })
+    }
+
+    /// Writes one save as the shell does (records and thumbnails in one store call, guarded
+    /// by the generation and the claims covering its photos).
     fn write(&self, photos: &[ToSave<u8>]) -> Result<(), String> {
         let mut out = Vec::with_capacity(photos.len());
         for p in photos {
@@ -150,9 +136,11 @@ impl Tab {
                 ThumbOf::CopyOf(path) => Thumb::CopyOf(path.clone()),
                 ThumbOf::None => Thumb::None,
             };
-            out.push((record_of(p.record.clone()), thumb));
+            out.push((p.record.clone(), thumb));
         }
-        block_on(self.store.save(&out, &self.guard))?.map_err(|e| e.to_string())
+        let paths: Vec<String> = photos.iter().map(|p| p.record.path.clone()).collect();
+        let guard = self.tabs.guard(self.ix.claims_covering(&paths));
+        block_on(self.store.save(&out, &guard))?.map_err(|e| e.to_string())
     }
 
     /// The answer of a worker to one encode job: every photo embedded, a thumbnail each.
@@ -228,6 +216,7 @@ impl Tab {
                 self.sent.extend(files.iter().cloned());
                 todo.extend(Self::answer(worker, &message, &files));
             }
+            Effect::Claim { round, folders } => todo.push(self.claim(round, &folders)?),
             Effect::Save { batch, photos } => return self.save(batch, &photos, cut, todo),
             Effect::Fail { message, .. } => return Err(format!("the run failed: {message}")),
             _ => {}
