@@ -175,14 +175,7 @@ pub fn day_start_ms(value: &str) -> Option<i64> {
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) || !(1..=9999).contains(&year) {
         return None;
     }
-    // Days from the civil date (H. Hinnant's days_from_civil).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some((era * 146_097 + doe - 719_468) * 86_400_000)
+    Some(crate::index::filters::days_from_civil(year, month, day) * 86_400_000)
 }
 
 /// The range of two date inputs: from the first day's start to the second day's end,
