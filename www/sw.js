@@ -31,13 +31,22 @@ const completeKey = () => new URL(COMPLETE_KEY, scope()).href;
 /** The version each page (client id) was served, while this worker runs. */
 const clientVersions = new Map();
 
+/**
+ * The answer stored for `key` in the cache `name`, if both exist. Reads never use
+ * `caches.open`, which would create the cache again when a failed version's is being
+ * deleted (an empty cache left behind).
+ */
+async function stored(name, key) {
+  return caches.match(key, { cacheName: name });
+}
+
 /** The complete versions, oldest first. */
 async function completeVersions() {
   const markers = [];
   for (const name of await caches.keys()) {
     const version = versionOfCache(name);
     if (version === null) continue;
-    const marker = await (await caches.open(name)).match(completeKey());
+    const marker = await stored(name, completeKey());
     if (marker) markers.push({ version, at: Number(await marker.text()) || 0 });
   }
   return newestLast(markers);
@@ -109,7 +118,7 @@ async function navigate(event) {
   const newest = complete.at(-1);
   const cached = async () => {
     if (!newest) return undefined;
-    const response = await (await caches.open(cacheName(newest))).match(pageKey(scope()));
+    const response = await stored(cacheName(newest), pageKey(scope()));
     if (response && event.resultingClientId) clientVersions.set(event.resultingClientId, newest);
     return response;
   };
@@ -131,7 +140,7 @@ async function shellFile(event) {
   const request = event.request;
   const version = versionFor(request.url, clientVersions.get(event.clientId), await completeVersions());
   if (version) {
-    const hit = await (await caches.open(cacheName(version))).match(keyOf(request.url));
+    const hit = await stored(cacheName(version), keyOf(request.url));
     if (hit) return hit;
   }
   return fetch(request);
