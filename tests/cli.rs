@@ -8,23 +8,6 @@ use std::process::Command;
 use common::*;
 use serde_json::Value;
 
-fn clipseek(args: &[&str]) -> Result<(i32, Value, String), Box<dyn std::error::Error>> {
-    let out = Command::new(env!("CARGO_BIN_EXE_clipseek"))
-        .args(args)
-        .output()?;
-    let stdout = String::from_utf8(out.stdout)?;
-    let json = if stdout.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&stdout)?
-    };
-    Ok((
-        out.status.code().unwrap_or(-1),
-        json,
-        String::from_utf8(out.stderr)?,
-    ))
-}
-
 #[test]
 fn index_search_embed_follow_the_contract() -> TestResult {
     let dir = tempfile::tempdir()?;

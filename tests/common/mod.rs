@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use serde_json::Value;
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -92,4 +93,22 @@ pub fn same_ranking(ours: &[String], theirs: &[String], scores: &[f32], tie: f32
                 _ => false,
             }
     })
+}
+
+/// Runs the `clipseek` binary: (exit status, stdout as JSON or null when empty, stderr).
+pub fn clipseek(args: &[&str]) -> Result<(i32, Value, String), Box<dyn std::error::Error>> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clipseek"))
+        .args(args)
+        .output()?;
+    let stdout = String::from_utf8(out.stdout)?;
+    let json = if stdout.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&stdout)?
+    };
+    Ok((
+        out.status.code().unwrap_or(-1),
+        json,
+        String::from_utf8(out.stderr)?,
+    ))
 }
