@@ -246,68 +246,28 @@ fn encodes(effects: &[Eff]) -> Vec<Sent> {
         .collect()
 }
 
-fn saves(effects: &[Eff]) -> Vec<(BatchId, Vec<ToSave<u8>>)> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Save { batch, photos } => Some((*batch, photos.clone())),
-            _ => None,
-        })
-        .collect()
+/// `pick!(name -> T, pattern => value)`: a function listing the value of every effect that
+/// matches the pattern, in order.
+macro_rules! pick {
+    ($name:ident -> $t:ty, $pat:pat => $out:expr) => {
+        fn $name(effects: &[Eff]) -> Vec<$t> {
+            effects
+                .iter()
+                .filter_map(|e| match e {
+                    $pat => Some($out),
+                    _ => None,
+                })
+                .collect()
+        }
+    };
 }
 
-fn spawned(effects: &[Eff]) -> Vec<WorkerId> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Spawn(w) => Some(*w),
-            _ => None,
-        })
-        .collect()
-}
-
-fn terminated(effects: &[Eff]) -> Vec<WorkerId> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Terminate(w) => Some(*w),
-            _ => None,
-        })
-        .collect()
-}
-
-fn loads(effects: &[Eff]) -> Vec<WorkerId> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Send {
-                worker,
-                message: ToWorker::Load { .. },
-            } => Some(*worker),
-            _ => None,
-        })
-        .collect()
-}
-
-fn fails(effects: &[Eff]) -> Vec<(String, bool)> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Fail { message, retry } => Some((message.clone(), *retry)),
-            _ => None,
-        })
-        .collect()
-}
-
-fn said(effects: &[Eff]) -> Vec<String> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::SaySearch(s) => Some(s.clone()),
-            _ => None,
-        })
-        .collect()
-}
+pick!(saves -> (BatchId, Vec<ToSave<u8>>), Effect::Save { batch, photos } => (*batch, photos.clone()));
+pick!(spawned -> WorkerId, Effect::Spawn(w) => *w);
+pick!(terminated -> WorkerId, Effect::Terminate(w) => *w);
+pick!(loads -> WorkerId, Effect::Send { worker, message: ToWorker::Load { .. } } => *worker);
+pick!(fails -> (String, bool), Effect::Fail { message, retry } => (message.clone(), *retry));
+pick!(said -> String, Effect::SaySearch(s) => s.clone());
 
 fn first_worker(effects: &[Eff]) -> WorkerId {
     spawned(effects)
