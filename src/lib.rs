@@ -18,6 +18,7 @@ pub mod model;
 pub mod model_cache;
 pub mod models;
 pub mod page;
+pub mod splitmix;
 pub mod zip;
 
 #[cfg(target_arch = "wasm32")]

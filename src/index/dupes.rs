@@ -32,6 +32,9 @@ use std::cmp::Ordering;
 
 use super::rank::dot;
 use super::{EmbeddingIndex, Entry};
+// The hyperplanes come from SplitMix64, so they (and the groups) are the same on every run
+// and target.
+use crate::splitmix::SplitMix64 as SplitMix;
 
 /// The pair recall [`plan`] aims at for a pair exactly at the threshold.
 pub const TARGET_PAIR_RECALL: f64 = 0.99;
@@ -146,32 +149,6 @@ pub fn plan(n: usize, spread: f64, threshold: f32) -> Plan {
         },
         |(_, plan)| plan,
     )
-}
-
-/// splitmix64: a small deterministic generator (the hyperplanes must be the same on every
-/// run and target, so the groups are too).
-#[derive(Debug, Clone)]
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `(0, 1]`.
-    fn unit(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
-    }
-
-    /// Standard normal (Box–Muller), so that hyperplane normals are uniform in direction.
-    fn gaussian(&mut self) -> f64 {
-        let (u, v) = (self.unit(), self.unit());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
 }
 
 #[derive(Debug, Clone)]

@@ -70,12 +70,7 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 /// The `i`-th value in [-1, 1) of the stream seeded by `seed`.
 #[inline]
 pub fn unit(seed: u64, i: u64) -> f32 {
-    let mut z = seed.wrapping_add((i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    let u = (z >> 40) as f32 * (1.0 / 16_777_216.0);
-    u * 2.0 - 1.0
+    crate::splitmix::signed_unit(crate::splitmix::at(seed, i))
 }
 
 fn number(t: &SpecTensor, field: &'static str, value: &str) -> Result<f32, SpecError> {

@@ -331,23 +331,7 @@ impl QuantLinear {
 mod tests {
     use super::*;
 
-    /// SplitMix64 numbers in [-1, 1).
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> f32 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        }
-
-        fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
-            (0..n).map(|_| self.next() * scale).collect()
-        }
-    }
+    use crate::splitmix::SplitMix64 as Rng;
 
     fn f32_reference(x: &[f32], w: &[f32], b: &[f32], rows: usize, k: usize) -> Vec<f32> {
         let n = b.len();

@@ -596,16 +596,8 @@ mod tests {
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
     fn splitmix_bytes(seed: u64, n: usize) -> Vec<u8> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-                let mut z = s;
-                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-                (z ^ (z >> 31)) as u8
-            })
-            .collect()
+        let mut s = crate::splitmix::SplitMix64(seed);
+        (0..n).map(|_| s.next_u64() as u8).collect()
     }
 
     fn fnv1a(bytes: &[u8]) -> u64 {
