@@ -6,7 +6,6 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use serde_json::Value;
 
 #[test]
 fn index_search_embed_follow_the_contract() -> TestResult {
