@@ -11,7 +11,8 @@ tests/fixtures/clip-tokenizer/tokenizer.json. Running it twice gives identical b
 (same torch / transformers / Pillow / numpy versions; see tests/fixtures/README.md).
 
 What "reference" means here (DESIGN.md, "Reference semantics"):
-  image  = PIL.Image.open -> ImageOps.exif_transpose -> slow transformers.CLIPImageProcessor
+  image  = PIL.Image.open -> ImageOps.exif_transpose -> (I;16 grey: v >> 8 to L, our one
+           departure from PIL) -> slow transformers.CLIPImageProcessor
            (convert_to_rgb, shortest-edge bicubic resize, centre crop, rescale, normalise)
   text   = CLIPTokenizerFast(tokenizer_file=...)(padding="max_length", max_length=77,
            truncation=True) -> get_text_features(input_ids, attention_mask)
@@ -334,9 +335,19 @@ def image_processor_config(size: int) -> CLIPImageProcessor:
     )
 
 
+def sixteen_to_eight(im: Image.Image) -> Image.Image:
+    """clipseek's one departure from PIL: a 16-bit grey image (I;16), which convert("RGB")
+    clips at 255 (white), is scaled to 8 bits by its high byte (v >> 8), as PIL already
+    does for 16-bit colour. Every other mode is returned as it is."""
+    if not im.mode.startswith("I;16"):
+        return im
+    high = (np.asarray(im).astype(np.uint16) >> 8).astype(np.uint8)
+    return Image.fromarray(high, "L")
+
+
 def load_pixels(processor: CLIPImageProcessor, path: Path) -> np.ndarray:
     with Image.open(path) as im:
-        oriented = ImageOps.exif_transpose(im)
+        oriented = sixteen_to_eight(ImageOps.exif_transpose(im))
     pv = processor(images=oriented, return_tensors="np")["pixel_values"]
     size = processor.crop_size["height"]
     assert pv.shape == (1, 3, size, size) and pv.dtype == np.float32, (pv.shape, pv.dtype)

@@ -1,8 +1,8 @@
 //! The decoding details of [`super`]: what `image`'s decoders hand back turned into what
 //! PIL's `Image.open(f)` + `exif_transpose` + `convert("RGB")` give, per file type
-//! (alpha dropped, grey replicated, 16-bit samples clipped or cut to their high byte, the
+//! (alpha dropped, grey replicated, 16-bit samples cut to their high byte, the
 //! first GIF frame on PIL's canvas, 16-bit BMP levels as PIL widens them), the EXIF/XMP
-//! orientation PIL reads, and the end-of-image check libjpeg makes. No I/O, no panics.
+//! orientation PIL reads, and the end-of-data checks libjpeg makes. No I/O, no panics.
 
 use image::{DynamicImage, ImageDecoder, RgbImage};
 
@@ -36,37 +36,79 @@ pub(super) fn image_error(format: &'static str, e: image::ImageError) -> Preproc
     }
 }
 
-/// Whether a JPEG has its end-of-image marker after the first scan. libjpeg (and so PIL,
-/// without `LOAD_TRUNCATED_IMAGES`) refuses a file that ends early; zune-jpeg would fill the
-/// missing part with grey, so the check is made here.
-pub(super) fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    // Walk the marker segments from SOI to the first SOS so that an embedded thumbnail
-    // (which has its own EOI) is skipped.
-    let mut i = 2;
-    loop {
-        // Fill bytes (0xFF) may precede a marker.
-        while i < bytes.len() && bytes[i] == 0xFF && bytes.get(i + 1) == Some(&0xFF) {
-            i += 1;
+/// One marker segment of a JPEG header: the marker byte, where its 0xFF sits, and its
+/// length field (0 for EOI, which has none).
+pub(super) struct Segment {
+    pub marker: u8,
+    pub at: usize,
+    pub length: usize,
+}
+
+/// The marker segments of a JPEG from the one after SOI up to the first SOS (or EOI),
+/// read as libjpeg reads them: bytes that are not a marker (junk some writers leave
+/// between segments) are skipped up to the next marker, as are fill bytes (0xFF).
+pub(super) fn jpeg_segments(bytes: &[u8]) -> impl Iterator<Item = Segment> + '_ {
+    let mut i = 2usize;
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
         }
-        if i + 4 > bytes.len() || bytes[i] != 0xFF {
-            return false;
-        }
-        let marker = bytes[i + 1];
+        let marker = loop {
+            while *bytes.get(i)? != 0xFF {
+                i += 1;
+            }
+            while bytes.get(i + 1) == Some(&0xFF) {
+                i += 1;
+            }
+            match *bytes.get(i + 1)? {
+                0x00 => i += 2,
+                marker => break marker,
+            }
+        };
+        let at = i;
         if marker == 0xD9 {
-            return false;
+            done = true;
+            return Some(Segment {
+                marker,
+                at,
+                length: 0,
+            });
         }
-        let length = usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
-        let next = i + 2 + length;
-        if marker == 0xDA {
-            return bytes
-                .get(next.min(bytes.len())..)
-                .is_some_and(|scan| scan.windows(2).any(|w| w == [0xFF, 0xD9]));
-        }
-        if length < 2 {
-            return false;
-        }
-        i = next;
-    }
+        let length = usize::from(u16::from_be_bytes([*bytes.get(i + 2)?, *bytes.get(i + 3)?]));
+        done = marker == 0xDA || length < 2;
+        i += 2 + length;
+        Some(Segment { marker, at, length })
+    })
+}
+
+/// Whether a JPEG has its end-of-image marker after the first scan (an embedded
+/// thumbnail, which has its own EOI, is skipped by walking the segments).
+pub(super) fn jpeg_has_end(bytes: &[u8]) -> bool {
+    jpeg_segments(bytes)
+        .find(|s| s.marker == 0xDA || s.marker == 0xD9)
+        .is_some_and(|s| {
+            s.marker == 0xDA
+                && bytes
+                    .get((s.at + 2 + s.length).min(bytes.len())..)
+                    .is_some_and(|scan| scan.windows(2).any(|w| w == [0xFF, 0xD9]))
+        })
+}
+
+/// For a JPEG without an end marker: whether its scans still hold every block, i.e.
+/// zune-jpeg in strict mode decodes it without running out of data (a camera that stopped
+/// writing after the last scan). libjpeg reads such a file; one whose data ends early
+/// is refused, where zune-jpeg alone would fill the missing part with grey. Data missing
+/// only inside the last row of blocks (at most 16 pixel rows) is not noticed.
+pub(super) fn jpeg_scans_complete(bytes: &[u8]) -> bool {
+    let options = zune_core::options::DecoderOptions::default()
+        .set_strict_mode(true)
+        .set_max_width(usize::MAX)
+        .set_max_height(usize::MAX);
+    let cursor = zune_core::bytestream::ZCursor::new(bytes);
+    zune_jpeg::JpegDecoder::new_with_options(cursor, options)
+        .decode()
+        .is_ok()
 }
 
 /// The fewest bits the entropy-coded data of a Huffman-coded JPEG can take, from its
@@ -77,47 +119,31 @@ pub(super) fn jpeg_is_complete(bytes: &[u8]) -> bool {
 /// took 1 GB and 3 to 9 s). `None` (no bound) for arithmetic-coded frames, which can code a
 /// block in under a bit, and for headers this walk cannot read.
 pub(super) fn jpeg_min_data_bits(bytes: &[u8]) -> Option<u64> {
-    let mut i = 2usize;
-    loop {
-        while bytes.get(i) == Some(&0xFF) && bytes.get(i + 1) == Some(&0xFF) {
-            i += 1;
-        }
-        if *bytes.get(i)? != 0xFF {
-            return None;
-        }
-        let marker = *bytes.get(i + 1)?;
-        let length = usize::from(u16::from_be_bytes([*bytes.get(i + 2)?, *bytes.get(i + 3)?]));
-        match marker {
-            // Huffman-coded frames: baseline, extended, progressive, lossless.
-            0xC0..=0xC3 => {
-                let frame = bytes.get(i + 4..i + 2 + length)?;
-                let height = u64::from(u16::from_be_bytes([*frame.get(1)?, *frame.get(2)?]));
-                let width = u64::from(u16::from_be_bytes([*frame.get(3)?, *frame.get(4)?]));
-                let count = usize::from(*frame.get(5)?);
-                let factors: Vec<(u64, u64)> = (0..count)
-                    .map(|c| {
-                        let f = *frame.get(6 + 3 * c + 1)?;
-                        Some((u64::from(f >> 4).max(1), u64::from(f & 15).max(1)))
-                    })
-                    .collect::<Option<_>>()?;
-                let h_max = factors.iter().map(|f| f.0).max()?;
-                let v_max = factors.iter().map(|f| f.1).max()?;
-                let blocks = factors
-                    .iter()
-                    .map(|&(h, v)| {
-                        (width * h).div_ceil(h_max).div_ceil(8)
-                            * (height * v).div_ceil(v_max).div_ceil(8)
-                    })
-                    .sum();
-                return Some(blocks);
-            }
-            // Arithmetic-coded (or hierarchical) frames, the end of the image, a scan
-            // before any frame: no bound.
-            0xC5..=0xCF | 0xD9 | 0xDA => return None,
-            _ if length < 2 => return None,
-            _ => i += 2 + length,
-        }
+    let frame = jpeg_segments(bytes).find(|s| matches!(s.marker, 0xC0..=0xCF | 0xD9 | 0xDA))?;
+    // Huffman-coded frames: baseline, extended, progressive, lossless. Arithmetic-coded
+    // (or hierarchical) frames, the end of the image, a scan before any frame: no bound.
+    if !matches!(frame.marker, 0xC0..=0xC3) {
+        return None;
     }
+    let body = bytes.get(frame.at + 4..frame.at + 2 + frame.length)?;
+    let height = u64::from(u16::from_be_bytes([*body.get(1)?, *body.get(2)?]));
+    let width = u64::from(u16::from_be_bytes([*body.get(3)?, *body.get(4)?]));
+    let count = usize::from(*body.get(5)?);
+    let factors: Vec<(u64, u64)> = (0..count)
+        .map(|c| {
+            let f = *body.get(6 + 3 * c + 1)?;
+            Some((u64::from(f >> 4).max(1), u64::from(f & 15).max(1)))
+        })
+        .collect::<Option<_>>()?;
+    let h_max = factors.iter().map(|f| f.0).max()?;
+    let v_max = factors.iter().map(|f| f.1).max()?;
+    let blocks = factors
+        .iter()
+        .map(|&(h, v)| {
+            (width * h).div_ceil(h_max).div_ceil(8) * (height * v).div_ceil(v_max).div_ceil(8)
+        })
+        .sum();
+    Some(blocks)
 }
 
 /// The EXIF orientation PIL's `exif_transpose` would use: the EXIF tag, else the XMP
@@ -216,14 +242,11 @@ pub(super) fn orient(rgb: RgbImage, orientation: image::metadata::Orientation) -
 }
 
 /// `Image.convert("RGB")` for what each decoder hands back, following PIL's modes:
-/// alpha is dropped (never composited), grey is replicated, a 16-bit grey PNG (PIL's
-/// `I;16`) is clipped to 255, and 16-bit colour or grey-with-alpha PNGs (which PIL unpacks
-/// to 8 bits) keep each sample's high byte.
-pub(super) fn to_rgb(
-    image: DynamicImage,
-    format: Format,
-    bytes: &[u8],
-) -> Result<RgbImage, PreprocessError> {
+/// alpha is dropped (never composited) and grey is replicated. Every 16-bit sample keeps
+/// its high byte (`v >> 8`), as PIL does for 16-bit colour and grey + alpha PNGs. The one
+/// departure from PIL: a 16-bit grey PNG (PIL's `I;16`), which PIL clips to 255 (the
+/// photo turns white and unsearchable), is scaled the same way.
+pub(super) fn to_rgb(image: DynamicImage, format: Format) -> Result<RgbImage, PreprocessError> {
     let (w, h) = (image.width(), image.height());
     let from_fn = |data: Vec<u8>| {
         RgbImage::from_raw(w, h, data).ok_or(PreprocessError::Decode {
@@ -231,8 +254,21 @@ pub(super) fn to_rgb(
             message: "the decoder returned fewer pixels than the image declares".to_string(),
         })
     };
-    let clip16 = |v: u16| u8::try_from(v).unwrap_or(u8::MAX);
     let high = |v: u16| (v >> 8) as u8;
+    let grey = |samples: &[u8], step: usize| -> Vec<u8> {
+        samples
+            .iter()
+            .step_by(step)
+            .flat_map(|&v| [v, v, v])
+            .collect()
+    };
+    let grey16 = |samples: &[u16], step: usize| -> Vec<u8> {
+        samples
+            .iter()
+            .step_by(step)
+            .flat_map(|&v| [high(v); 3])
+            .collect()
+    };
     match image {
         DynamicImage::ImageRgb8(rgb) => Ok(rgb),
         DynamicImage::ImageRgba8(rgba) => from_fn(
@@ -241,39 +277,10 @@ pub(super) fn to_rgb(
                 .flat_map(|p| [p[0], p[1], p[2]])
                 .collect(),
         ),
-        DynamicImage::ImageLuma8(l) => {
-            from_fn(l.as_raw().iter().flat_map(|&v| [v, v, v]).collect())
-        }
-        DynamicImage::ImageLumaA8(la) => from_fn(
-            la.as_raw()
-                .chunks_exact(2)
-                .flat_map(|p| [p[0], p[0], p[0]])
-                .collect(),
-        ),
-        DynamicImage::ImageLuma16(l) => from_fn(
-            l.as_raw()
-                .iter()
-                .flat_map(|&v| {
-                    let v = clip16(v);
-                    [v, v, v]
-                })
-                .collect(),
-        ),
-        DynamicImage::ImageLumaA16(la) => {
-            // A 16-bit grey PNG with a tRNS chunk still opens as `I;16` in PIL (clipped);
-            // a real grey+alpha PNG unpacks to its high bytes.
-            let grey_with_trns = png_color_type(bytes) == Some(0);
-            let f = if grey_with_trns { clip16 } else { high };
-            from_fn(
-                la.as_raw()
-                    .chunks_exact(2)
-                    .flat_map(|p| {
-                        let v = f(p[0]);
-                        [v, v, v]
-                    })
-                    .collect(),
-            )
-        }
+        DynamicImage::ImageLuma8(l) => from_fn(grey(l.as_raw(), 1)),
+        DynamicImage::ImageLumaA8(la) => from_fn(grey(la.as_raw(), 2)),
+        DynamicImage::ImageLuma16(l) => from_fn(grey16(l.as_raw(), 1)),
+        DynamicImage::ImageLumaA16(la) => from_fn(grey16(la.as_raw(), 2)),
         DynamicImage::ImageRgb16(rgb) => from_fn(rgb.as_raw().iter().map(|&v| high(v)).collect()),
         DynamicImage::ImageRgba16(rgba) => from_fn(
             rgba.as_raw()
@@ -286,11 +293,6 @@ pub(super) fn to_rgb(
             message: format!("its pixel format {:?} is not supported", other.color()),
         }),
     }
-}
-
-/// The colour type byte of a PNG's IHDR chunk.
-fn png_color_type(bytes: &[u8]) -> Option<u8> {
-    (bytes.get(12..16)? == b"IHDR").then(|| bytes.get(25).copied())?
 }
 
 /// Bytes per pixel of a GIF's logical screen that decoding it takes: the `image` crate

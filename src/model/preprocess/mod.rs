@@ -11,8 +11,9 @@
 //! coefficients, a uint8 image between the passes). Decoding uses the `image` crate, whose
 //! JPEG decoder (zune-jpeg) differs from libjpeg-turbo by a level or so on some pixels; the
 //! colour conversions follow what PIL does for each file type (alpha dropped without
-//! compositing, 16-bit grey clipped, 16-bit colour reduced to its high byte, CMYK with
-//! Adobe polarity, the first GIF frame on PIL's canvas).
+//! compositing, 16-bit samples reduced to their high byte, CMYK with Adobe polarity, the
+//! first GIF frame on PIL's canvas), with one departure: PIL clips 16-bit grey PNGs at 255
+//! (white), we scale them to 8 bits like every other 16-bit sample.
 //!
 //! The model's path ([`Preprocessor::decode_for_model`], [`Preprocessor::preprocess`])
 //! departs from that reference on purpose for large JPEGs: they are decoded at 1/2 or 1/4
@@ -26,6 +27,7 @@
 
 mod decode;
 mod reduced;
+mod repair;
 mod resize;
 
 use std::io::Cursor;
@@ -218,13 +220,33 @@ impl Preprocessor {
     }
 
     /// Decodes an image file to 8-bit RGB with its EXIF orientation applied, as
-    /// `ImageOps.exif_transpose(Image.open(f)).convert("RGB")` does.
+    /// `ImageOps.exif_transpose(Image.open(f)).convert("RGB")` does. A file the decoder
+    /// refuses gets a second try when PIL or libpng would read it (`repair.rs`).
     pub fn decode(&self, bytes: &[u8]) -> Result<RgbImage, PreprocessError> {
+        let first = self.decode_as_given(bytes);
+        let (Err(PreprocessError::Decode { .. }), Ok(format)) = (&first, sniff(bytes)) else {
+            return first;
+        };
+        let repaired = repair::repaired_bytes(format, bytes);
+        if let Some(fixed) = &repaired {
+            if let Ok(rgb) = self.decode_as_given(fixed) {
+                return Ok(rgb);
+            }
+        }
+        let rle = (format == Format::Bmp)
+            .then(|| repair::bmp_rle(repaired.as_deref().unwrap_or(bytes), self.max_pixels))
+            .flatten();
+        match rle {
+            // The lenient decoder's refusal (too large, truncated) says more than the first.
+            Some(rle) => rle,
+            None => first,
+        }
+    }
+
+    /// [`Self::decode`] without second tries.
+    fn decode_as_given(&self, bytes: &[u8]) -> Result<RgbImage, PreprocessError> {
         let format = sniff(bytes)?;
         let name = format.name();
-        if format == Format::Jpeg && !jpeg_is_complete(bytes) {
-            return Err(PreprocessError::Truncated { format: name });
-        }
         let mut reader = ImageReader::with_format(Cursor::new(bytes), format.image_format());
         let mut limits = Limits::default();
         // Room for the largest accepted image at 16 bits per channel with alpha, plus the
@@ -265,12 +287,16 @@ impl Preprocessor {
                 max_pixels,
             });
         }
-        if format == Format::Jpeg && !jpeg_data_can_hold(bytes) {
+        // A JPEG must hold the blocks it declares, and end with EOI or, lacking it (as some
+        // cameras write), have scans that decode without running out of data.
+        let jpeg_whole =
+            || jpeg_data_can_hold(bytes) && (jpeg_has_end(bytes) || jpeg_scans_complete(bytes));
+        if format == Format::Jpeg && !jpeg_whole() {
             return Err(PreprocessError::Truncated { format: name });
         }
         let orientation = orientation(&mut decoder);
         let image = DynamicImage::from_decoder(decoder).map_err(|e| image_error(name, e))?;
-        let mut rgb = to_rgb(image, format, bytes)?;
+        let mut rgb = to_rgb(image, format)?;
         match format {
             Format::Gif => gif_fill_outside_first_frame(bytes, &mut rgb),
             Format::Bmp => bmp16_levels_like_pil(bytes, &mut rgb),
@@ -330,7 +356,7 @@ impl Preprocessor {
     /// The reduced-scale decode of [`Self::decode_for_model`], or `None` for the full path.
     fn decode_reduced(&self, bytes: &[u8]) -> Option<ModelImage> {
         let target = self.reduction_target();
-        if target == 0 || !bytes.starts_with(b"\xFF\xD8\xFF") || !jpeg_is_complete(bytes) {
+        if target == 0 || !bytes.starts_with(b"\xFF\xD8\xFF") || !jpeg_has_end(bytes) {
             return None;
         }
         let header = reduced::header(bytes)?;
@@ -915,7 +941,9 @@ mod tests {
         let img = test_image(64, 48, 7, true)?;
         let jpeg = encode_jpeg(&img)?;
         assert!(p.decode(&jpeg).is_ok());
-        for keep in [3, 20, jpeg.len() / 3, jpeg.len() - 2] {
+        // Without its EOI but with the whole scan, the JPEG decodes (as a camera's might).
+        assert_eq!(p.decode(&jpeg[..jpeg.len() - 2])?, p.decode(&jpeg)?);
+        for keep in [3, 20, jpeg.len() / 3] {
             assert!(
                 matches!(
                     p.decode(&jpeg[..keep]),
@@ -1005,7 +1033,7 @@ mod tests {
     }
 
     #[test]
-    fn sixteen_bit_pngs_convert_like_pil() -> TestResult {
+    fn sixteen_bit_pngs_keep_the_high_byte() -> TestResult {
         let p = Preprocessor::new(config(8, 8));
         let values: [u16; 8] = [0, 1, 200, 255, 256, 300, 0x80FF, 65535];
         let encode =
@@ -1015,10 +1043,10 @@ mod tests {
                 codecs::png::PngEncoder::new(&mut buf).write_image(&bytes, 8, 1, color)?;
                 Ok(buf)
             };
-        // I;16: clipped to 255, not scaled.
+        // I;16: scaled to 8 bits (v >> 8), where PIL clips to 255.
         let grey = p.decode(&encode(ExtendedColorType::L16, &values)?)?;
         let got: Vec<u8> = grey.pixels().map(|px| px.0[0]).collect();
-        assert_eq!(got, [0, 1, 200, 255, 255, 255, 255, 255]);
+        assert_eq!(got, [0, 0, 0, 0, 1, 1, 0x80, 255]);
         assert!(grey
             .pixels()
             .all(|px| px.0[0] == px.0[1] && px.0[1] == px.0[2]));
@@ -1232,12 +1260,10 @@ mod tests {
     #[test]
     fn jpeg_completeness_check() -> TestResult {
         let jpeg = encode_jpeg(&test_image(16, 16, 1, false)?)?;
-        assert!(jpeg_is_complete(&jpeg));
-        assert!(jpeg_is_complete(
-            &[jpeg.as_slice(), b"trailing junk"].concat()
-        ));
-        assert!(!jpeg_is_complete(&jpeg[..jpeg.len() - 2]));
-        assert!(!jpeg_is_complete(&jpeg[..4]));
+        assert!(jpeg_has_end(&jpeg));
+        assert!(jpeg_has_end(&[jpeg.as_slice(), b"trailing junk"].concat()));
+        assert!(!jpeg_has_end(&jpeg[..jpeg.len() - 2]));
+        assert!(!jpeg_has_end(&jpeg[..4]));
         Ok(())
     }
 }

@@ -16,7 +16,7 @@ use web_sys::Blob;
 use super::engine::{compute, Engine, Input};
 use super::{WorkerState, THUMB_QUALITY, THUMB_SIDE};
 use crate::encode::Embeddings;
-use crate::model::thumbnail::{display_copy, thumbnail_jpeg};
+use crate::model::thumbnail::thumbnail_jpeg;
 use crate::page::protocol::{ItemOut, Photo};
 
 /// Reads, hashes, decodes, thumbnails and encodes a batch of photos.
@@ -134,11 +134,6 @@ async fn read_photo(
         Ok(image) => image,
         Err(e) => return Read::Failed(e.to_string()),
     };
-    let display = if thumbnails {
-        display_copy(&bytes)
-    } else {
-        None
-    };
     drop(bytes);
     let px = preprocessor.model_pixels(&image);
     let want: usize = encoder.image_shape().iter().product();
@@ -150,8 +145,7 @@ async fn read_photo(
     }
     let mut thumb = None;
     if thumbnails {
-        let shown = display.as_ref().unwrap_or(&image.rgb);
-        match thumbnail_jpeg(shown, THUMB_SIDE, THUMB_QUALITY) {
+        match thumbnail_jpeg(&image.rgb, THUMB_SIDE, THUMB_QUALITY) {
             Ok(jpeg) => thumb = Some(Uint8Array::from(jpeg.as_slice()).buffer()),
             Err(e) => web_sys::console::warn_1(&JsValue::from_str(&e.to_string())),
         }
