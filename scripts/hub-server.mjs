@@ -61,7 +61,7 @@ import { fileURLToPath } from "node:url";
 
 const CHUNK_BYTES = 64 * 1024;
 const LFS_EXTENSIONS = new Set([".safetensors", ".bin", ".onnx", ".msgpack", ".h5", ".pt", ".gguf"]);
-const EXPOSED_HEADERS = "ETag, X-Linked-Etag, X-Linked-Size, Content-Range, Content-Length, Accept-Ranges, X-Error-Code";
+const EXPOSED_HEADERS = "ETag, X-Linked-Etag, X-Linked-Size, Content-Range, Content-Length, Accept-Ranges, X-Error-Code, Retry-After";
 const MIME_TYPES = {
   ".html": "text/html; charset=utf-8",
   ".js": "text/javascript; charset=utf-8",
@@ -178,9 +178,9 @@ export async function startHub(options) {
    * - {type:"stall", file, afterBytes?: N, at?: OFFSET, count?: 1}: like "cut", but the
    *   connection stays open and silent after those bytes (headers sent, no more body, no
    *   end) until the client gives up and closes it.
-   * - {type:"status", file, status: 500..599 | 4xx, count?: 1}: the next `count` GETs of
-   *   the file are answered with that status and an empty body (headers as for the file's
-   *   errors: CORS, no ETag).
+   * - {type:"status", file, status: 500..599 | 4xx, count?: 1, retryAfter?}: the next
+   *   `count` GETs of the file are answered with that status and an empty body (headers as
+   *   for the file's errors: CORS, no ETag; `Retry-After: retryAfter` when given).
    * - {type:"offline", mode?: "reset" | "503"}: every non-control request is refused: the
    *   connection is reset, or answered 503. Removed by clearing faults.
    * - {type:"delay", msPer64KiB, file?}: sleep that long after each 64 KiB of body sent
@@ -465,7 +465,8 @@ export async function startHub(options) {
       record.status = failing.status;
       record.error = `status ${failing.status} (fault ${failing.id})`;
       faults = faults.filter((f) => !(f.type === "status" && f.remaining <= 0));
-      return sendText(req, res, failing.status, `test fault: HTTP ${failing.status}\n`);
+      const retry = failing.retryAfter === undefined ? {} : { "Retry-After": String(failing.retryAfter) };
+      return sendText(req, res, failing.status, `test fault: HTTP ${failing.status}\n`, retry);
     }
 
     // Conditional requests.

@@ -235,7 +235,15 @@ pub enum RetryVerdict {
     Wait { attempt: u32, wait_ms: f64 },
 }
 
-pub fn after_failure(tries: u32, blocked: bool, offline: bool, saved_bytes: u64) -> RetryVerdict {
+/// After the `tries`-th failure in a row; `retry_after_ms`: what the hub's `Retry-After`
+/// asked for (see [`retry_after_ms`]), waited instead of a shorter backoff.
+pub fn after_failure(
+    tries: u32,
+    blocked: bool,
+    offline: bool,
+    saved_bytes: u64,
+    retry_after_ms: Option<f64>,
+) -> RetryVerdict {
     if blocked {
         return RetryVerdict::Blocked;
     }
@@ -245,10 +253,55 @@ pub fn after_failure(tries: u32, blocked: bool, offline: bool, saved_bytes: u64)
     if tries >= MAX_TRIES {
         return RetryVerdict::GiveUp;
     }
+    let backoff = FIRST_BACKOFF_MS * f64::from(1u32 << tries.saturating_sub(1).min(4));
     RetryVerdict::Wait {
         attempt: tries + 1,
-        wait_ms: FIRST_BACKOFF_MS * f64::from(1u32 << tries.saturating_sub(1).min(4)),
+        wait_ms: backoff.max(retry_after_ms.unwrap_or(0.0).min(MAX_RETRY_AFTER_MS)),
     }
+}
+
+/// The longest `Retry-After` honoured: a hub asking for more is waited this long (the
+/// attempt after may meet another 503 and its own `Retry-After`).
+pub const MAX_RETRY_AFTER_MS: f64 = 60_000.0;
+
+/// A `Retry-After` header's wait in milliseconds from `now_ms` (Unix time): delay-seconds
+/// (`120`) or an HTTP-date (`Wed, 21 Oct 2026 07:28:00 GMT`; a date past is 0), bounded
+/// by [`MAX_RETRY_AFTER_MS`]. `None` for anything else.
+pub fn retry_after_ms(value: &str, now_ms: f64) -> Option<f64> {
+    let value = value.trim();
+    let wait = if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        value.parse::<f64>().ok()? * 1000.0
+    } else {
+        http_date_ms(value)? - now_ms
+    };
+    Some(wait.clamp(0.0, MAX_RETRY_AFTER_MS))
+}
+
+/// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, the form HTTP servers send) as Unix
+/// milliseconds.
+fn http_date_ms(value: &str) -> Option<f64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (_, rest) = value.split_once(", ")?;
+    let parts: Vec<&str> = rest.split(' ').collect();
+    let [day, month, year, time, "GMT"] = parts[..] else {
+        return None;
+    };
+    let month = MONTHS.iter().position(|m| *m == month)? as i64 + 1;
+    let (day, year): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
+    let hms: Vec<i64> = time
+        .split(':')
+        .map(|t| t.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, m, sec] = hms[..] else {
+        return None;
+    };
+    if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    let days = crate::index::filters::days_from_civil(year, month, day);
+    Some(((days * 86_400 + h * 3600 + m * 60 + sec) * 1000) as f64)
 }
 
 /// Counts failures in a row; a saved chunk starts the count again.
@@ -559,8 +612,41 @@ mod tests {
     }
 
     #[test]
+    fn retry_after_reads_seconds_and_http_dates_within_a_bound() {
+        assert_eq!(retry_after_ms("30", 0.0), Some(30_000.0));
+        assert_eq!(retry_after_ms(" 0 ", 5.0), Some(0.0));
+        assert_eq!(retry_after_ms("99999999", 0.0), Some(MAX_RETRY_AFTER_MS));
+        // 2026-10-21 07:28:00 UTC is 1_792_567_680 s after the epoch.
+        let date = "Wed, 21 Oct 2026 07:28:00 GMT";
+        let at = 1_792_567_680_000.0;
+        assert_eq!(retry_after_ms(date, at - 4500.0), Some(4500.0));
+        assert_eq!(retry_after_ms(date, at + 1.0), Some(0.0));
+        assert_eq!(retry_after_ms(date, 0.0), Some(MAX_RETRY_AFTER_MS));
+        for bad in [
+            "",
+            "-1",
+            "1.5",
+            "soon",
+            "Wed, 21 Oct 2026 07:28:00 PST",
+            "Wed, 32 Oct 2026 07:28:00 GMT",
+        ] {
+            assert_eq!(retry_after_ms(bad, 0.0), None, "{bad}");
+        }
+        // A shorter Retry-After than the backoff does not shorten it.
+        let wait = |after| match after_failure(3, false, false, 0, after) {
+            RetryVerdict::Wait { wait_ms, .. } => wait_ms,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(wait(Some(10.0)), 4000.0);
+        assert_eq!(wait(Some(9000.0)), 9000.0);
+        assert_eq!(wait(None), 4000.0);
+    }
+
+    #[test]
     fn retries_back_off_then_give_up() {
-        let waits: Vec<RetryVerdict> = (1..=5).map(|t| after_failure(t, false, false, 0)).collect();
+        let waits: Vec<RetryVerdict> = (1..=5)
+            .map(|t| after_failure(t, false, false, 0, None))
+            .collect();
         assert_eq!(
             waits,
             vec![
@@ -583,11 +669,17 @@ mod tests {
                 RetryVerdict::GiveUp,
             ]
         );
-        assert_eq!(after_failure(1, true, false, 0), RetryVerdict::Blocked);
-        assert_eq!(after_failure(1, false, true, 0), RetryVerdict::Offline);
+        assert_eq!(
+            after_failure(1, true, false, 0, None),
+            RetryVerdict::Blocked
+        );
+        assert_eq!(
+            after_failure(1, false, true, 0, None),
+            RetryVerdict::Offline
+        );
         // Offline with something saved: keep trying (the connection may come back).
         assert!(matches!(
-            after_failure(1, false, true, 10),
+            after_failure(1, false, true, 10, None),
             RetryVerdict::Wait { .. }
         ));
     }

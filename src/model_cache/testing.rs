@@ -28,6 +28,8 @@ pub(super) enum Fault {
     Network,
     /// The hub answers this status with an empty body.
     Status(u16),
+    /// The hub answers this status with an empty body and this `Retry-After` header.
+    Busy(u16, &'static str),
     /// The body breaks after this many bytes of the answer.
     Cut(usize),
     /// Byte `at` of the file arrives flipped.
@@ -277,6 +279,11 @@ impl Hub for FakeHub {
             Some(Fault::Status(code)) => {
                 answer.status = code;
                 answer.body.clear();
+            }
+            Some(Fault::Busy(code, after)) => {
+                answer.status = code;
+                answer.body.clear();
+                answer.headers.push(("retry-after", after.to_string()));
             }
             Some(Fault::Cut(n)) => answer.cut = Some(n),
             Some(Fault::Stall(n)) => answer.stall = Some(n),

@@ -497,6 +497,36 @@ fn hub_statuses_become_their_own_errors() -> Result<(), String> {
 }
 
 #[test]
+fn a_busy_hub_is_waited_for_as_its_retry_after_asks_within_a_bound() -> Result<(), String> {
+    let (hub, env, store) = (FakeHub::tiny(true), FakeEnv::default(), store());
+    // Seconds; an HTTP date 10 s after the virtual clock's start; an hour (bounded); "soon"
+    // (not a Retry-After: the plain backoff).
+    hub.fault(WEIGHTS_FILE, Fault::Busy(503, "3"));
+    hub.fault(
+        WEIGHTS_FILE,
+        Fault::Busy(429, "Thu, 01 Jan 1970 00:00:10 GMT"),
+    );
+    hub.fault(WEIGHTS_FILE, Fault::Busy(503, "3600"));
+    hub.fault(WEIGHTS_FILE, Fault::Busy(503, "soon"));
+    let run = download(&hub, &env, &store)?;
+    run.result.clone().map_err(|e| e.to_string())?;
+    let sleeps = env.0.sleeps.borrow().clone();
+    assert_eq!(sleeps.len(), 4, "{sleeps:?}");
+    assert_eq!(sleeps[0], 3000.0, "{sleeps:?}");
+    // The date is reached, no later: 10 s less what the clock had run (3 s slept and a
+    // few looks at it), more than the 2 s backoff of a second try.
+    assert!(sleeps[1] > 2000.0 && sleeps[1] <= 7000.0, "{sleeps:?}");
+    assert_eq!(sleeps[2], rules::MAX_RETRY_AFTER_MS, "{sleeps:?}");
+    assert_eq!(sleeps[3], 8000.0, "{sleeps:?}");
+    assert!(run.progress.iter().any(|p| p.phase
+        == Phase::Retrying {
+            attempt: 2,
+            in_ms: 3000.0
+        }));
+    Ok(())
+}
+
+#[test]
 fn server_errors_back_off_then_give_up_offline_and_blocked_stop_at_once() -> Result<(), String> {
     let (hub, env, store) = (FakeHub::tiny(true), FakeEnv::default(), store());
     for _ in 0..5 {

@@ -388,6 +388,18 @@ describe("faults", () => {
     assert.deepEqual(hub.control.faults(), []);
   });
 
+  test("status with retryAfter: the answer carries Retry-After, exposed to pages", async () => {
+    hub.control.setFault({ type: "status", file: "model.safetensors", status: 429, retryAfter: 7 });
+    const r = await fetch(`${base}/model.safetensors`);
+    assert.equal(r.status, 429);
+    assert.equal(r.headers.get("retry-after"), "7");
+    assert.match(r.headers.get("access-control-expose-headers"), /Retry-After/);
+    await r.arrayBuffer();
+    const next = await fetch(`${base}/model.safetensors`);
+    assert.equal(next.status, 200, "one answer only");
+    await next.arrayBuffer();
+  });
+
   test("bad fault specs are refused", () => {
     assert.throws(() => hub.control.setFault({ type: "stall", file: "x" }), /afterBytes/);
     assert.throws(() => hub.control.setFault({ type: "status", file: "x", status: 200 }), /status/);

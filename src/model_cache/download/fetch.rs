@@ -23,7 +23,8 @@ impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
         let url = self.source.url(file);
         let mut answer = self.request(&url, None).await?;
         if !(200..300).contains(&answer.status()) {
-            return Err(self.status_failure(file, answer.status()).await);
+            let after = answer.header("retry-after");
+            return Err(self.status_failure(file, answer.status(), after).await);
         }
         let headers = answer.headers();
         let expected = rules::expected_sha256(&headers);
@@ -139,12 +140,12 @@ impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
                     let total = job.as_ref().map(|j| j.layout.size_bytes);
                     self.give_up_or_wait(n, detail, None, saved, total).await?;
                 }
-                Err(Failure::Server(status)) => {
+                Err(Failure::Server(status, after)) => {
                     let saved = job.as_ref().map_or(0, Job::stored_bytes);
                     let n = tries.failed(saved > saved_before);
                     let total = job.as_ref().map(|j| j.layout.size_bytes);
                     let detail = format!("HTTP {status}");
-                    self.give_up_or_wait(n, detail, Some(status), saved, total)
+                    self.give_up_or_wait(n, detail, Some((status, after)), saved, total)
                         .await?;
                 }
             }
@@ -183,7 +184,7 @@ impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
                 }
             }
             Err(Failure::Fatal(e)) => Err(e),
-            Err(failure @ (Failure::Transient(_) | Failure::Server(_))) => {
+            Err(failure @ (Failure::Transient(_) | Failure::Server(..))) => {
                 self.env.warn(&format!(
                     "clipseek: {WEIGHTS_FILE} is not complete after all ({}); taking stock of what is stored",
                     failure.describe()
@@ -258,7 +259,8 @@ impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
         let mut answer = self.request(&url, Some("bytes=0-")).await?;
         let status = answer.status();
         if status != 206 && status != 200 {
-            return Err(self.status_failure(file, status).await);
+            let after = answer.header("retry-after");
+            return Err(self.status_failure(file, status, after).await);
         }
         let headers = answer.headers();
         let Some(size) = rules::size_from_headers(&headers) else {

@@ -65,8 +65,9 @@ use crate::hub::{format_bytes, ModelSource, JSON_FILES, PYTORCH_FILE};
 enum Failure {
     /// The network failed: retry with backoff.
     Transient(String),
-    /// The hub answered a status worth another try (5xx, 408, 429): retry with backoff.
-    Server(u16),
+    /// The hub answered a status worth another try (5xx, 408, 429): retry with backoff, or
+    /// after the wait its `Retry-After` asked for (milliseconds, already bounded).
+    Server(u16, Option<f64>),
     /// The file on the hub is not the one we were downloading: start over.
     Changed,
     /// No retry will help.
@@ -78,7 +79,7 @@ impl Failure {
     fn describe(&self) -> String {
         match self {
             Failure::Transient(detail) => detail.clone(),
-            Failure::Server(status) => format!("HTTP {status}"),
+            Failure::Server(status, _) => format!("HTTP {status}"),
             Failure::Changed => "the file changed on the hub".into(),
             Failure::Fatal(e) => e.to_string(),
         }
@@ -230,22 +231,24 @@ impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
                     let n = tries.failed(false);
                     self.give_up_or_wait(n, detail, None, 0, None).await?;
                 }
-                Err(Failure::Server(status)) => {
+                Err(Failure::Server(status, after)) => {
                     let n = tries.failed(false);
-                    self.give_up_or_wait(n, format!("HTTP {status}"), Some(status), 0, None)
+                    let asked = Some((status, after));
+                    self.give_up_or_wait(n, format!("HTTP {status}"), asked, 0, None)
                         .await?;
                 }
             }
         }
     }
 
-    /// After the `tries`-th failure in a row (`status`: the hub's answer, when it was one):
-    /// an error once there were too many, else a backoff wait.
+    /// After the `tries`-th failure in a row (`status`: the hub's answer, when it was one,
+    /// with the wait its `Retry-After` asked for): an error once there were too many, else a
+    /// backoff wait.
     async fn give_up_or_wait(
         &self,
         tries: u32,
         detail: String,
-        status: Option<u16>,
+        status: Option<(u16, Option<f64>)>,
         saved_bytes: u64,
         total: Option<u64>,
     ) -> Result<(), DownloadError> {
@@ -256,12 +259,13 @@ impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
             self.env.blocked(hub),
             !self.env.online(),
             saved_bytes,
+            status.and_then(|(_, after)| after),
         );
         match verdict {
             RetryVerdict::Blocked => Err(DownloadError::Blocked { hub: hub.clone() }),
             RetryVerdict::Offline => Err(DownloadError::Offline),
             RetryVerdict::GiveUp => Err(match status {
-                Some(status) => DownloadError::HubFailing {
+                Some((status, _)) => DownloadError::HubFailing {
                     hub: hub.clone(),
                     status,
                     saved: format_bytes(saved_bytes as f64),
@@ -339,8 +343,14 @@ impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
         Err(Failure::Fatal(too_large_error(file, size, limit)))
     }
 
-    /// Turns an unsuccessful HTTP status into a failure.
-    async fn status_failure(&self, file: &str, status: u16) -> Failure {
+    /// Turns an unsuccessful HTTP status into a failure (`retry_after`: the answer's
+    /// `Retry-After` header, read for statuses worth another try).
+    async fn status_failure(
+        &self,
+        file: &str,
+        status: u16,
+        retry_after: Option<String>,
+    ) -> Failure {
         match rules::classify_status(file, status) {
             StatusVerdict::AskForPytorch => Failure::Fatal(if self.has_pytorch_file().await {
                 DownloadError::OnlyPytorch {
@@ -356,7 +366,10 @@ impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
                 status,
             }),
             StatusVerdict::Changed => Failure::Changed,
-            StatusVerdict::Transient => Failure::Server(status),
+            StatusVerdict::Transient => Failure::Server(
+                status,
+                retry_after.and_then(|v| rules::retry_after_ms(&v, self.env.now_ms())),
+            ),
             StatusVerdict::Other => Failure::Fatal(DownloadError::Http {
                 file: file.into(),
                 status,

@@ -92,7 +92,10 @@ impl<S: ChunkStore, H: Hub, E: Env> Download<S, H, E> {
         match verdict {
             RangedVerdict::Use { skip } => self.consume(job, &mut answer, run, skip).await,
             RangedVerdict::Changed => Err(Failure::Changed),
-            RangedVerdict::Status(s) => Err(self.status_failure(WEIGHTS_FILE, s).await),
+            RangedVerdict::Status(s) => {
+                let after = answer.header("retry-after");
+                Err(self.status_failure(WEIGHTS_FILE, s, after).await)
+            }
         }
     }
 
