@@ -119,7 +119,8 @@ pub(super) fn jpeg_scans_complete(bytes: &[u8]) -> bool {
 /// took 1 GB and 3 to 9 s). `None` (no bound) for arithmetic-coded frames, which can code a
 /// block in under a bit, and for headers this walk cannot read.
 pub(super) fn jpeg_min_data_bits(bytes: &[u8]) -> Option<u64> {
-    let frame = jpeg_segments(bytes).find(|s| matches!(s.marker, 0xC0..=0xCF | 0xD9 | 0xDA))?;
+    let frame = jpeg_segments(bytes)
+        .find(|s| matches!(s.marker, 0xC0..=0xC3 | 0xC5..=0xCF | 0xD9 | 0xDA))?;
     // Huffman-coded frames: baseline, extended, progressive, lossless. Arithmetic-coded
     // (or hierarchical) frames, the end of the image, a scan before any frame: no bound.
     if !matches!(frame.marker, 0xC0..=0xC3) {

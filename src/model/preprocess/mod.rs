@@ -1264,6 +1264,15 @@ mod tests {
         assert!(jpeg_has_end(&[jpeg.as_slice(), b"trailing junk"].concat()));
         assert!(!jpeg_has_end(&jpeg[..jpeg.len() - 2]));
         assert!(!jpeg_has_end(&jpeg[..4]));
+        // Junk between segments is skipped, as libjpeg does; a table before the frame
+        // header does not hide the frame's bound.
+        let bound = jpeg_min_data_bits(&jpeg);
+        assert!(bound.is_some());
+        let junk = [&jpeg[..2], &b"junk\xFF\x00"[..], &jpeg[2..]].concat();
+        assert!(jpeg_has_end(&junk));
+        assert_eq!(jpeg_min_data_bits(&junk), bound);
+        let table_first = [&jpeg[..2], &[0xFF, 0xC4, 0, 2][..], &jpeg[2..]].concat();
+        assert_eq!(jpeg_min_data_bits(&table_first), bound);
         Ok(())
     }
 }

@@ -1,10 +1,10 @@
 //! Second tries for files `image`'s decoders refuse but libpng, libjpeg or PIL read: a
 //! repaired copy of the bytes (a JPEG Adobe segment too short to hold its fields dropped,
-//! a PNG ancillary chunk with a bad checksum dropped, a BMP
-//! header PIL accepts rewritten in the layout `image` reads, a GIF without any colour
-//! table given PIL's grey one) and a lenient decoder for run-length-encoded BMPs with
-//! runs past a row's end or top-down rows. Used only after the first decode failed, so
-//! a file that decodes is never touched; a copy that still fails keeps the first error.
+//! a PNG ancillary chunk with a bad checksum dropped, a BMP header PIL accepts rewritten in
+//! the layout `image` reads, a GIF without any colour table given PIL's grey one) and a
+//! lenient decoder for run-length-encoded BMPs with runs past a row's end or top-down
+//! rows. Used only after the first decode failed, so a file that decodes is never touched;
+//! a copy that still fails keeps the first error.
 
 use image::RgbImage;
 
@@ -104,16 +104,8 @@ fn gif_with_grey_table(bytes: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let grey: Vec<u8> = (0..=255u8).flat_map(|v| [v; 3]).collect();
-    let mut out = [
-        &bytes[..10],
-        &[flags | 0x87],
-        bytes.get(11..13)?,
-        &grey,
-        &bytes[13..],
-    ]
-    .concat();
-    out.shrink_to_fit();
-    Some(out)
+    let screen = bytes.get(11..13)?;
+    Some([&bytes[..10], &[flags | 0x87], screen, &grey, &bytes[13..]].concat())
 }
 
 /// A lenient decoder for 8- and 4-bit run-length-encoded BMPs (Windows headers), after
@@ -176,7 +168,7 @@ pub(super) fn bmp_rle(bytes: &[u8], max_pixels: u64) -> Option<Result<RgbImage, 
 fn rle_indices(data: &[u8], w: usize, h: usize, rle4: bool) -> Option<Vec<u8>> {
     let total = w * h;
     let mut out = vec![0u8; total];
-    let nibble = |b: u8, k: usize| if k % 2 == 0 { b >> 4 } else { b & 15 };
+    let nibble = |b: u8, k: usize| if k.is_multiple_of(2) { b >> 4 } else { b & 15 };
     let (mut pos, mut j) = (0usize, 0usize);
     while pos < total {
         let (n, b) = (*data.get(j)?, *data.get(j + 1)?);
