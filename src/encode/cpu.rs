@@ -180,7 +180,8 @@ impl LayerNorm {
 /// f16's range (it would become infinite): such a table stays in f32.
 pub(super) fn round_f16(t: &Tensor) -> CResult<Option<Tensor>> {
     let largest = t.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
-    if !(largest <= f32::from(half::f16::MAX)) {
+    // NaN or beyond f16::MAX: kept in f32.
+    if largest.is_nan() || largest > f32::from(half::f16::MAX) {
         return Ok(None);
     }
     t.to_dtype(candle_core::DType::F16)?
