@@ -264,7 +264,6 @@ struct Opened {
     id: String,
 }
 
-/// Milliseconds by the worker's clock.
 /// The worker's clock in milliseconds: `performance.now()` (sub-millisecond), else `Date`.
 pub(super) fn now_ms() -> f64 {
     use js_sys::{Function, Reflect};
