@@ -9,7 +9,7 @@
 //
 //   node scripts/bench_page.mjs [--dist dist] [--model DIR] [--peer DIR] [--photos N]
 //       [--sizes 4000x3000,3024x4032,1920x1080,1280x960,800x600] [--workers 1,2]
-//       [--precision auto] [--runs 3] [--cold 3]
+//       [--precision auto] [--runs 3] [--cold 3] [--peer-variants fp32,int8]
 //
 //   --model DIR   the model folder in the hub layout (default /tmp/clipseek-b32: made with
 //                 `cargo run --release --example make_synthetic_model -- DIR` when missing)
@@ -21,6 +21,14 @@
 //                 with the workers' own timings (#engine-text[data-load-query]: where the
 //                 weights came from — `packed` 8-bit weights kept by an earlier start, or
 //                 `model` — and ms per step: open, read, convert, build, packed_read, …)
+//   --peer-variants  the peer's variants (default fp32,int8)
+//
+// The peer runs before our first timed drop and again after each one (interleaved), so
+// each of our runs has a peer figure on each side of it, taken under the same load; the
+// ratio of a run uses the median of those two. With 1 worker the photo worker's own
+// totals per step (`LoadReport::work`: read, hash, decode, pixels, thumb, model, post)
+// split the drop's time per image; what they leave is the page's side (messages, the
+// index and thumbnail saves) and waiting.
 //
 // Needs what scripts/setup installs (Chromium, playwright-core, trunk's dist/). Timings are
 // measured, never asserted; the load of other processes is reported beside each figure.
@@ -43,6 +51,7 @@ const a = {
   precision: "auto",
   runs: 3,
   cold: 3,
+  "peer-variants": "fp32,int8",
 };
 for (let i = 2; i < process.argv.length; i += 2) {
   const k = process.argv[i].replace(/^--/, "");
@@ -91,7 +100,7 @@ async function peerRun(label) {
   if (!a.peer) return null;
   const out = join(OUT, `peer-${label}.json`);
   say(`peer (${label}): onnxruntime-web in Chromium, 1 thread, fp32 + int8`);
-  await run("node", [join(resolve(a.peer), "bench_browser.mjs"), "--threads", "1", "--variants", "fp32,int8", "--batches", "1", "--runs", "5", "--warmup", "3", "--out", out]);
+  await run("node", [join(resolve(a.peer), "bench_browser.mjs"), "--threads", "1", "--variants", a["peer-variants"], "--batches", "1", "--runs", "5", "--warmup", "3", "--out", out]);
   const r = JSON.parse(readFileSync(out, "utf8"));
   const rows = {};
   for (const c of r.configs) {
@@ -125,8 +134,9 @@ async function coldStart(b, url, hub) {
   return out;
 }
 
-/** Our page: `runs` drops of the folder, each in a fresh profile (download once per profile). */
-async function pageRun(folder, workers) {
+/** Our page: `runs` drops of the folder, each in a fresh profile (download once per
+ * profile), the peer run after each (`peerAfter(label)`). */
+async function pageRun(folder, workers, peerAfter) {
   const count = (await readdir(folder)).filter((f) => f.endsWith(".jpg")).length;
   const defers = [];
   const t = { defer: (f) => defers.push(f), options: { dist: a.dist }, log: say };
@@ -174,9 +184,11 @@ async function pageRun(folder, workers) {
       const backend = rec.trace.findLast((s) => s.backend)?.backend ?? null;
       const photos = await loadReport(b.page, "photos");
       say(`photo worker: ${JSON.stringify(photos)}`);
-      runs.push({ ms_per_image: (doneAt - dropAt) / count, drop_to_done_ms: doneAt - dropAt, cold_start_ms: coldStartMs, first_load: firstLoad, cold_starts: colds, photo_worker: photos, worker_modules: [...modules], machine_cores_busy: coresBusy(p0, p1), backend });
-      say(`page, ${workers} worker(s), run ${i + 1}: ${(doneAt - dropAt) / count} ms/image, cold start ${coldStartMs} ms, worker module ${[...modules].join(", ")}`);
+      const loadAvg = (await run("cat", ["/proc/loadavg"])).split(" ").slice(0, 3).join(" ");
+      runs.push({ ms_per_image: (doneAt - dropAt) / count, drop_to_done_ms: doneAt - dropAt, cold_start_ms: coldStartMs, first_load: firstLoad, cold_starts: colds, photo_worker: photos, worker_modules: [...modules], machine_cores_busy: coresBusy(p0, p1), load_average: loadAvg, backend });
+      say(`page, ${workers} worker(s), run ${i + 1}: ${(doneAt - dropAt) / count} ms/image, cold start ${coldStartMs} ms, worker module ${[...modules].join(", ")}, load ${loadAvg}`);
       await b.close();
+      runs.at(-1).peer_after = await peerAfter(`w${workers}-r${i + 1}`);
     }
   } finally {
     for (const f of defers.reverse()) await Promise.resolve(f()).catch(() => {});
@@ -185,15 +197,28 @@ async function pageRun(folder, workers) {
 }
 
 const folder = await ensureInputs();
-const before = await peerRun("before");
+const peers = [await peerRun("before")];
 const ours = [];
-for (const w of a.workers.split(",").map(Number)) ours.push(await pageRun(folder, w));
-const after = await peerRun("after");
+const peerAfter = async (label) => {
+  peers.push(await peerRun(label));
+  return peers.length - 1;
+};
+for (const w of a.workers.split(",").map(Number)) ours.push(await pageRun(folder, w, peerAfter));
 
-const peerMs = (variant) => {
-  const xs = [before, after].map((p) => p?.rows[variant]?.ms_per_image).filter((x) => x != null);
+const peerMs = (variant, runs = peers) => {
+  const xs = runs.map((p) => p?.rows[variant]?.ms_per_image).filter((x) => x != null);
   return xs.length ? median(xs) : null;
 };
+// Each of our runs against the peer runs on either side of it (same load).
+for (const o of ours) {
+  for (const r of o.runs) {
+    const beside = [peers[r.peer_after - 1], peers[r.peer_after]];
+    r.peer_int8_beside = beside.map((p) => p?.rows.int8?.ms_per_image ?? null);
+    const p = peerMs("int8", beside);
+    r.paired_ratio = p ? +(p / r.ms_per_image).toFixed(3) : null;
+  }
+  o.paired_ratio = median(o.runs.map((r) => r.paired_ratio).filter((x) => x != null)) ?? null;
+}
 const lines = [
   `| what | ms per image | peer int8 ÷ this (≥ 1: we are faster) | other load (cores) |`,
   `|---|---:|---:|---:|`,
@@ -205,12 +230,31 @@ const one = ours.find((o) => o.workers === 1);
 for (const o of ours) {
   const busy = median(o.runs.map((r) => r.machine_cores_busy));
   const scaling = one && o.workers > 1 ? `; ${(one.ms_per_image / o.ms_per_image / o.workers).toFixed(2)} of ${o.workers}× one worker` : "";
-  lines.push(`| clipseek page, whole pipeline, ${o.workers} worker(s), precision=${a.precision} (${o.runs[0]?.backend ?? "?"}${scaling}) | ${o.ms_per_image.toFixed(1)} | ${ratio(o.ms_per_image)} | ${busy} (whole machine) |`);
+  const paired = o.paired_ratio ? `${o.paired_ratio.toFixed(2)}× paired (${o.runs.map((r) => r.paired_ratio).join(", ")})` : ratio(o.ms_per_image);
+  lines.push(`| clipseek page, whole pipeline, ${o.workers} worker(s), precision=${a.precision} (${o.runs[0]?.backend ?? "?"}${scaling}) | ${o.ms_per_image.toFixed(1)} | ${paired} | ${busy} (whole machine; load ${o.runs.map((r) => r.load_average.split(" ")[0]).join(", ")}) |`);
 }
 for (const [v, ms] of [["fp32", fp32], ["int8", int8]]) {
-  if (ms) lines.push(`| onnxruntime-web ${v}, Chromium, 1 thread, model only, batch 1 (median of the runs before and after) | ${ms.toFixed(1)} | ${ratio(ms)} | — |`);
+  const each = peers.map((p) => p?.rows[v]?.ms_per_image?.toFixed(0)).join(", ");
+  if (ms) lines.push(`| onnxruntime-web ${v}, Chromium, 1 thread, model only, batch 1 (median of ${peers.length} runs: ${each}) | ${ms.toFixed(1)} | ${ratio(ms)} | — |`);
 }
-const result = { date: new Date().toISOString(), folder, photos: Number(a.photos), sizes: a.sizes, precision: a.precision, ours, peer: { before, after }, table: lines };
+// Where one worker's time went, per image, by its own totals.
+for (const o of ours.filter((o) => o.workers === 1)) {
+  for (const r of o.runs) {
+    const work = Object.fromEntries(r.photo_worker?.work ?? []);
+    const n = work.photos;
+    if (!n) continue;
+    lines.push("", `| 1 worker, run ${o.runs.indexOf(r) + 1}: step | ms per image |`, `|---|---:|`);
+    let inWorker = 0;
+    for (const [k, ms] of Object.entries(work)) {
+      if (k === "photos") continue;
+      inWorker += ms;
+      lines.push(`| worker: ${k} | ${(ms / n).toFixed(1)} |`);
+    }
+    lines.push(`| outside the worker's steps (page, messages, saves, waiting) | ${(r.ms_per_image - inWorker / n).toFixed(1)} |`);
+    lines.push(`| drop to done | ${r.ms_per_image.toFixed(1)} |`);
+  }
+}
+const result = { date: new Date().toISOString(), folder, photos: Number(a.photos), sizes: a.sizes, precision: a.precision, ours, peers, table: lines };
 await mkdir(OUT, { recursive: true });
 await writeFile(join(OUT, "page.json"), JSON.stringify(result, null, 2));
 console.log(lines.join("\n"));

@@ -116,6 +116,13 @@ fn check_variants(
                 ..QuantOptions::default()
             },
         ),
+        (
+            "token embedding in f32",
+            QuantOptions {
+                token_embedding_f16: false,
+                ..QuantOptions::default()
+            },
+        ),
     ];
     for (i, (name, options)) in variants.into_iter().enumerate() {
         let clip = quantized(dir, options)?;

@@ -70,6 +70,9 @@ pub struct QuantOptions {
     pub patch: bool,
     /// The visual and text projections in 8 bits too.
     pub projections: bool,
+    /// The text tower's token embedding rounded to f16 (kept in f32 in memory, packed in
+    /// 16 bits: the packed text tower's largest part, halved).
+    pub token_embedding_f16: bool,
 }
 
 impl Default for QuantOptions {
@@ -79,6 +82,7 @@ impl Default for QuantOptions {
             activations: ActivationBits::Twelve,
             patch: true,
             projections: true,
+            token_embedding_f16: true,
         }
     }
 }
@@ -170,6 +174,19 @@ impl LayerNorm {
             .broadcast_mul(&self.weight)?
             .broadcast_add(&self.bias)
     }
+}
+
+/// `t`'s values rounded to the nearest f16 (still f32), or `None` when one lies outside
+/// f16's range (it would become infinite): such a table stays in f32.
+pub(super) fn round_f16(t: &Tensor) -> CResult<Option<Tensor>> {
+    let largest = t.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+    // NaN or beyond f16::MAX: kept in f32.
+    if largest.is_nan() || largest > f32::from(half::f16::MAX) {
+        return Ok(None);
+    }
+    t.to_dtype(candle_core::DType::F16)?
+        .to_dtype(candle_core::DType::F32)
+        .map(Some)
 }
 
 pub(super) fn activate(x: &Tensor, act: Activation) -> CResult<Tensor> {
@@ -310,6 +327,8 @@ struct VisionTower {
 
 struct TextTower {
     token_embedding: Tensor,
+    /// `token_embedding` holds f16 values (`QuantOptions::token_embedding_f16`).
+    embedding_f16: bool,
     position_embedding: Tensor,
     encoder: LayerStack,
     final_ln: LayerNorm,
@@ -358,6 +377,12 @@ impl CpuEncoder {
             }
         }
         if let Some(t) = self.text.as_mut() {
+            if options.token_embedding_f16 && !t.embedding_f16 {
+                if let Some(r) = round_f16(&t.token_embedding).map_err(ce("rounding"))? {
+                    t.token_embedding = r;
+                    t.embedding_f16 = true;
+                }
+            }
             t.encoder.quantize(bits)?;
             if options.projections {
                 t.projection.quantize(bits)?;
@@ -456,8 +481,13 @@ impl CpuEncoder {
     ) -> Result<TextTower, EncodeError> {
         let t = &config.text_config;
         let bits = options.map(|o| (o.weights, o.activations));
+        let (token_embedding, embedding_f16) = w.embedding(
+            "text_model.embeddings.token_embedding.weight",
+            options.is_some_and(|o| o.token_embedding_f16),
+        )?;
         Ok(TextTower {
-            token_embedding: w.tensor("text_model.embeddings.token_embedding.weight")?,
+            token_embedding,
+            embedding_f16,
             position_embedding: w.tensor("text_model.embeddings.position_embedding.weight")?,
             encoder: LayerStack::load(
                 w,

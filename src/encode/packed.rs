@@ -29,7 +29,7 @@ pub const MAGIC: &[u8; 8] = b"CSKPACK1";
 /// Bytes of the footer: header length, header checksum, [`MAGIC`].
 pub const FOOTER_BYTES: u64 = 24;
 /// The version of this file format.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Why a packed file cannot be used (the caller builds the engine from the model instead).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -75,13 +75,14 @@ impl PackKey {
         let o = &self.options;
         format!(
             "format {FORMAT_VERSION}; kernel {KERNEL} layout {}; {} tower; weights {:?} \
-             activations {:?} patch {} projections {}; {}",
+             activations {:?} patch {} projections {} token embedding f16 {}; {}",
             kernels::LAYOUT_VERSION,
             self.tower_name(),
             o.weights,
             o.activations,
             o.patch,
             o.projections,
+            o.token_embedding_f16,
             self.weights
         )
     }
@@ -123,6 +124,10 @@ enum Kind {
     F32 {
         shape: Vec<usize>,
     },
+    /// f32 values that are f16 values, stored in 16 bits.
+    F16 {
+        shape: Vec<usize>,
+    },
     Quant {
         outputs: usize,
         inputs: usize,
@@ -150,6 +155,8 @@ struct Header {
 /// A part of an engine to pack, borrowed from it.
 pub enum PartRef<'a> {
     Tensor(&'a Tensor),
+    /// A tensor whose values are f16 values (rounded so at build): packed in 16 bits.
+    F16(&'a Tensor),
     Quant(&'a QuantLinear),
 }
 
@@ -162,6 +169,32 @@ pub enum Part {
 
 fn f32_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn f16_bytes(values: &[f32]) -> Vec<u8> {
+    values
+        .iter()
+        .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+        .collect()
+}
+
+/// Little-endian f16 values widened to f32, exactly, without a branchy conversion per
+/// value (the packed token embedding has 25 M of them): shifts, a multiply and a select.
+fn f16s(bytes: &[u8]) -> Vec<f32> {
+    // The magnitude's bits moved into f32's place read 2^-112 times the value (normal or
+    // subnormal alike); infinities and NaNs (exponent all ones) keep their f32 pattern.
+    let scale = f32::from_bits(0x7780_0000); // 2^112
+    bytes
+        .chunks_exact(2)
+        .map(|c| {
+            let h = u32::from(u16::from_le_bytes([c[0], c[1]]));
+            let sign = (h & 0x8000) << 16;
+            let mag = h & 0x7fff;
+            let finite = (f32::from_bits(mag << 13) * scale).to_bits();
+            let special = 0x7f80_0000 | ((mag & 0x3ff) << 13);
+            f32::from_bits(sign | if mag >= 0x7c00 { special } else { finite })
+        })
+        .collect()
 }
 
 fn f32s(bytes: &[u8]) -> Vec<f32> {
@@ -202,17 +235,17 @@ impl<'a> PackWriter<'a> {
 
     fn part_bytes(part: &PartRef<'_>) -> Result<(Kind, Vec<u8>), PackError> {
         Ok(match part {
-            PartRef::Tensor(t) => {
+            PartRef::Tensor(t) | PartRef::F16(t) => {
                 let values = t
                     .flatten_all()
                     .and_then(|v| v.to_vec1::<f32>())
                     .map_err(|e| PackError::Engine(e.to_string()))?;
-                (
-                    Kind::F32 {
-                        shape: t.dims().to_vec(),
-                    },
-                    f32_bytes(&values),
-                )
+                let shape = t.dims().to_vec();
+                if matches!(part, PartRef::F16(_)) {
+                    (Kind::F16 { shape }, f16_bytes(&values))
+                } else {
+                    (Kind::F32 { shape }, f32_bytes(&values))
+                }
             }
             PartRef::Quant(q) => {
                 let (weights, scales, bias, limit) = q.parts();
@@ -377,6 +410,15 @@ impl PackTable {
                     data: f32s(bytes),
                 }))
             }
+            Kind::F16 { shape } => {
+                if shape.iter().product::<usize>() * 2 != bytes.len() {
+                    return Err(bad("its shape does not match its length"));
+                }
+                Ok(Part::Tensor(F32Tensor {
+                    shape: shape.clone(),
+                    data: f16s(bytes),
+                }))
+            }
             Kind::Quant {
                 outputs,
                 inputs,
@@ -393,6 +435,24 @@ impl PackTable {
                 QuantLinear::from_packed(weights, f32s(scales), f32s(bias), *limit)
                     .map(Part::Quant)
                     .map_err(|_| bad("its scales or limit do not match its shape"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_f16_widens_as_half_widens_it() {
+        let bytes: Vec<u8> = (0..=u16::MAX).flat_map(u16::to_le_bytes).collect();
+        for (h, got) in (0..=u16::MAX).zip(f16s(&bytes)) {
+            let want = half::f16::from_bits(h).to_f32();
+            if want.is_nan() {
+                assert!(got.is_nan(), "{h:#06x}: {got}");
+            } else {
+                assert_eq!(got.to_bits(), want.to_bits(), "{h:#06x}");
             }
         }
     }

@@ -253,6 +253,54 @@ mod tests {
     }
 
     #[test]
+    fn the_token_embedding_is_rounded_to_f16_alike_and_packed_in_half_the_bytes() -> R {
+        let (config, bytes) = tiny()?;
+        let direct = engine(&config, &bytes, Towers::Text)?;
+        let (weights, _) = from_bytes_for(&bytes, &config, Towers::Text)?;
+        let later = CpuEncoder::new(&config, weights)?.quantized(QuantOptions::default())?;
+        assert_eq!(
+            direct.encode_texts(&texts())?.data,
+            later.encode_texts(&texts())?.data
+        );
+        let wide = QuantOptions {
+            token_embedding_f16: false,
+            ..QuantOptions::default()
+        };
+        let (weights, _) = from_bytes_for(&bytes, &config, Towers::Text)?;
+        let f32_table = CpuEncoder::new(&config, weights)?.quantized(wide)?;
+        let s = store_with_model()?;
+        let narrow_bytes = block_on(save_packed(&s, &key(Towers::Text), &direct))??;
+        let parts = block_on(load_packed(&s, &key(Towers::Text)))??.ok_or("nothing read")?;
+        let back = CpuEncoder::from_packed(
+            &config,
+            Towers::Text,
+            QuantOptions::default(),
+            Packed::new(parts),
+        )?;
+        let wide_key = PackKey {
+            options: wide,
+            ..key(Towers::Text)
+        };
+        let wide_bytes = block_on(save_packed(&s, &wide_key, &f32_table))??;
+        let t = &config.text_config;
+        let table = (t.vocab_size * t.hidden_size) as u64;
+        let saved = wide_bytes.ok_or("not kept")? - narrow_bytes.ok_or("not kept")?;
+        assert!(
+            saved.abs_diff(2 * table) < 1024,
+            "saved {saved} bytes, the f16 table saves {}",
+            2 * table
+        );
+        // Rounded, the texts move a little; the packed copy computes the same as its source.
+        let (a, b) = (
+            direct.encode_texts(&texts())?.data,
+            f32_table.encode_texts(&texts())?.data,
+        );
+        assert_ne!(a, b);
+        assert_eq!(back.encode_texts(&texts())?.data, a);
+        Ok(())
+    }
+
+    #[test]
     fn packed_weights_of_another_key_are_not_read() -> R {
         let (config, bytes) = tiny()?;
         let s = store_with_model()?;

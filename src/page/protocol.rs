@@ -140,13 +140,19 @@ pub enum FromWorker {
 /// turned into f32 tensors; `build`: the engine built, quantised when 8-bit;
 /// `packed_read` / `packed_build`: the kept 8-bit weights read and the engine made from
 /// them; `packed_absent`: looking for them and finding none; `tokenizer` /
-/// `preprocessor`; `first_batch`: the first photos or text encoded).
+/// `preprocessor`; `first_batch`: the first photos or text encoded), and a vision worker's
+/// running totals of its work since the load (`work`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct LoadReport {
     /// Where the engine's weights came from: `packed` (the 8-bit weights an earlier load
     /// kept), `model` (`model.safetensors`), or empty when this report does not say.
     pub weights: String,
     pub marks: Vec<(String, f64)>,
+    /// Milliseconds spent per step on every batch since the load, summed (`read`, `hash`,
+    /// `decode`, `pixels`, `thumb`, `model`, `post`), and `photos`: how many were encoded.
+    /// A later report's totals replace these (empty: unchanged).
+    #[serde(default)]
+    pub work: Vec<(String, f64)>,
 }
 
 impl LoadReport {
@@ -160,8 +166,40 @@ impl LoadReport {
     pub fn merge(&mut self, later: LoadReport) {
         if !later.weights.is_empty() {
             *self = later;
-        } else {
-            self.marks.extend(later.marks);
+            return;
+        }
+        self.marks.extend(later.marks);
+        if !later.work.is_empty() {
+            self.work = later.work;
+        }
+    }
+}
+
+/// A vision worker's running totals of its work per step (`LoadReport::work`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WorkTotals {
+    steps: Vec<(&'static str, f64)>,
+}
+
+impl WorkTotals {
+    /// Adds `ms` to `step`'s total.
+    pub fn add(&mut self, step: &'static str, ms: f64) {
+        match self.steps.iter_mut().find(|(s, _)| *s == step) {
+            Some((_, total)) => *total += ms,
+            None => self.steps.push((step, ms)),
+        }
+    }
+
+    /// The totals, rounded to 0.1 ms, as a report carries them.
+    pub fn report(&self) -> LoadReport {
+        let work = self
+            .steps
+            .iter()
+            .map(|(s, ms)| ((*s).to_owned(), (ms * 10.0).round() / 10.0))
+            .collect();
+        LoadReport {
+            work,
+            ..LoadReport::default()
         }
     }
 }

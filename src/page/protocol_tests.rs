@@ -99,6 +99,7 @@ fn every_reply_round_trips() -> TestResult {
             report: LoadReport {
                 weights: "packed".into(),
                 marks: vec![("open".into(), 12.5)],
+                work: vec![("decode".into(), 40.5)],
             },
         },
         FromWorker::Texted {
@@ -192,9 +193,32 @@ fn load_reports_merge_later_marks_and_restart_with_a_new_load() {
     assert_eq!(r.weights, "model");
     let mut again = LoadReport {
         weights: "packed".into(),
-        marks: Vec::new(),
+        ..LoadReport::default()
     };
     again.mark("packed_read", 3.0);
     r.merge(again.clone());
     assert_eq!(r, again);
+}
+
+#[test]
+fn work_totals_sum_per_step_and_a_later_report_replaces_them() {
+    let mut totals = WorkTotals::default();
+    totals.add("decode", 10.04);
+    totals.add("model", 100.0);
+    totals.add("decode", 5.0);
+    let mut r = LoadReport::default();
+    r.mark("open", 1.0);
+    r.merge(totals.report());
+    assert_eq!(
+        r.work,
+        vec![("decode".to_owned(), 15.0), ("model".to_owned(), 100.0)]
+    );
+    totals.add("model", 50.0);
+    r.merge(totals.report());
+    assert_eq!(r.work[1], ("model".to_owned(), 150.0));
+    assert_eq!(r.marks, vec![("open".to_owned(), 1.0)]);
+    let mut marks_only = LoadReport::default();
+    marks_only.mark("first_batch", 2.0);
+    r.merge(marks_only);
+    assert_eq!(r.work.len(), 2, "a report without totals keeps them");
 }

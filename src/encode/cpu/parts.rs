@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 
 use candle_core::{Device, Tensor};
 
-use super::{ce, to_tensor, CpuEncoder, EncodeError, LayerNorm, LayerStack, Linear, QuantOptions};
+use super::{
+    ce, round_f16, to_tensor, CpuEncoder, EncodeError, LayerNorm, LayerStack, Linear, QuantOptions,
+};
 use crate::encode::packed::{Part, PartRef};
 use crate::encode::quant::{ActivationBits, QuantLinear, WeightBits};
 use crate::model::config::ClipConfig;
@@ -28,6 +30,18 @@ pub(in crate::encode) trait Source {
     /// The linear layer `prefix` (`{prefix}.weight`, `outputs × inputs…` as PyTorch stores
     /// it, and `{prefix}.bias` when `bias`), in 8 bits when `bits` says so.
     fn linear(&mut self, prefix: &str, bias: bool, bits: Bits) -> Result<Linear, EncodeError>;
+    /// An embedding table, its values rounded to f16 when `f16` and they fit (packed
+    /// parts are already), and whether they were.
+    fn embedding(&mut self, name: &str, f16: bool) -> Result<(Tensor, bool), EncodeError> {
+        let t = self.tensor(name)?;
+        if !f16 {
+            return Ok((t, false));
+        }
+        match round_f16(&t).map_err(ce("rounding the token embedding"))? {
+            Some(r) => Ok((r, true)),
+            None => Ok((t, false)),
+        }
+    }
 }
 
 impl<T: TensorSource> Source for T {
@@ -94,6 +108,12 @@ impl Source for Packed {
             Some(Part::Tensor(t)) => to_tensor(t),
             _ => Err(Self::missing(name)),
         }
+    }
+
+    fn embedding(&mut self, name: &str, f16: bool) -> Result<(Tensor, bool), EncodeError> {
+        // Rounded when packed (`PartRef::F16`) if it could be; a packed engine is never
+        // packed again, so the flag only tells what was asked.
+        Ok((self.tensor(name)?, f16))
     }
 
     fn linear(&mut self, prefix: &str, bias: bool, bits: Bits) -> Result<Linear, EncodeError> {
@@ -172,9 +192,14 @@ impl CpuEncoder {
             push_linear(&mut out, "visual_projection", &v.projection);
         }
         if let Some(t) = &self.text {
+            let embedding = if t.embedding_f16 {
+                PartRef::F16(&t.token_embedding)
+            } else {
+                PartRef::Tensor(&t.token_embedding)
+            };
             out.push((
                 "text_model.embeddings.token_embedding.weight".into(),
-                PartRef::Tensor(&t.token_embedding),
+                embedding,
             ));
             out.push((
                 "text_model.embeddings.position_embedding.weight".into(),
@@ -196,5 +221,44 @@ impl CpuEncoder {
         mut parts: Packed,
     ) -> Result<Self, EncodeError> {
         Self::build(config, &mut parts, towers, Some(options))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_embedding_is_rounded_to_f16_only_when_it_fits() -> Result<(), EncodeError> {
+        let table = |values: Vec<f32>| crate::model::weights::F32Tensor {
+            shape: vec![2, 2],
+            data: values,
+        };
+        let mut packed = Packed::new([
+            (
+                "small".to_owned(),
+                Part::Tensor(table(vec![0.1, -3.0, 1e-6, 0.0])),
+            ),
+            (
+                "large".to_owned(),
+                Part::Tensor(table(vec![0.1, 7e4, 1.0, 2.0])),
+            ),
+        ]);
+        let small = packed.tensor("small")?;
+        let large = packed.tensor("large")?;
+        let rounded = round_f16(&small)
+            .map_err(ce("test"))?
+            .ok_or(EncodeError::Compute {
+                stage: "test",
+                message: "not rounded".into(),
+            })?;
+        let got = rounded.flatten_all().and_then(|t| t.to_vec1::<f32>());
+        let want: Vec<f32> = [0.1f32, -3.0, 1e-6, 0.0]
+            .iter()
+            .map(|v| half::f16::from_f32(*v).to_f32())
+            .collect();
+        assert_eq!(got.map_err(ce("test"))?, want);
+        assert!(round_f16(&large).map_err(ce("test"))?.is_none());
+        Ok(())
     }
 }

@@ -264,9 +264,19 @@ struct Opened {
     id: String,
 }
 
-/// Milliseconds by the worker's clock.
+/// The worker's clock in milliseconds: `performance.now()` (sub-millisecond), else `Date`.
 pub(super) fn now_ms() -> f64 {
-    js_sys::Date::now()
+    use js_sys::{Function, Reflect};
+    use wasm_bindgen::JsCast;
+    let performance = || -> Option<f64> {
+        let perf = Reflect::get(&js_sys::global(), &JsValue::from_str("performance")).ok()?;
+        let now: Function = Reflect::get(&perf, &JsValue::from_str("now"))
+            .ok()?
+            .dyn_into()
+            .ok()?;
+        now.call0(&perf).ok()?.as_f64()
+    };
+    performance().unwrap_or_else(js_sys::Date::now)
 }
 
 async fn open(model_key: &str, report: &mut LoadReport) -> Result<Opened, String> {

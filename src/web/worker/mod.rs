@@ -34,7 +34,7 @@ pub use handle::{thumbs_of, WorkerEvent, WorkerHandle};
 
 use super::{prop, set_prop};
 use crate::encode::{Backend, PrecisionChoice};
-use crate::page::protocol::{FromWorker, JobId, LoadReport, ToWorker, Tower};
+use crate::page::protocol::{FromWorker, JobId, LoadReport, ToWorker, Tower, WorkTotals};
 use engine::{compute, load, Engine, Input};
 
 /// Longest side of a thumbnail, in pixels, and its JPEG quality.
@@ -60,6 +60,8 @@ struct WorkerState {
     recoveries: u32,
     /// The first batch after the load was timed (`Timings`).
     first_batch_timed: bool,
+    /// Where the batches' time went since the load (`LoadReport::work`).
+    work: WorkTotals,
     known: HashSet<[u8; 32]>,
     inbox: VecDeque<JsValue>,
     busy: bool,
@@ -79,6 +81,7 @@ pub fn serve() {
         broken: None,
         recoveries: 0,
         first_batch_timed: false,
+        work: WorkTotals::default(),
         known: HashSet::new(),
         inbox: VecDeque::new(),
         busy: false,
@@ -185,6 +188,7 @@ async fn handle_load(state: &Rc<RefCell<WorkerState>>, request: LoadRequest) {
                 s.request = Some(request);
                 s.broken = None;
                 s.first_batch_timed = false;
+                s.work = WorkTotals::default();
             }
             post(
                 &scope,
@@ -227,6 +231,7 @@ async fn handle_encode(
     let t = engine::now_ms();
     let (items, thumbs) = photo::encode(state, keys, &files, thumbnails, dedupe).await;
     note_first_batch(state, engine::now_ms() - t);
+    let posting = engine::now_ms();
     let transfer = Array::new();
     let values = Array::new();
     for t in thumbs {
@@ -245,6 +250,12 @@ async fn handle_encode(
         &FromWorker::Encoded { job, items },
         Some(("thumbs", &values, &transfer)),
     );
+    let report = {
+        let mut s = state.borrow_mut();
+        s.work.add("post", engine::now_ms() - posting);
+        s.work.report()
+    };
+    post(&scope, &FromWorker::Timings { report }, None);
 }
 
 /// Embeds one query text.

@@ -13,19 +13,33 @@ use sha2::{Digest, Sha256};
 use wasm_bindgen::JsValue;
 use web_sys::Blob;
 
-use super::engine::{compute, Engine, Input};
+use super::engine::{compute, now_ms, Engine, Input};
 use super::{WorkerState, THUMB_QUALITY, THUMB_SIDE};
 use crate::encode::Embeddings;
 use crate::model::thumbnail::thumbnail_jpeg;
-use crate::page::protocol::{ItemOut, Photo};
+use crate::page::protocol::{ItemOut, Photo, WorkTotals};
 
-/// Reads, hashes, decodes, thumbnails and encodes a batch of photos.
+/// Reads, hashes, decodes, thumbnails and encodes a batch of photos, each step's time
+/// added to the worker's totals (`WorkerState::work`).
 pub(super) async fn encode(
     state: &Rc<RefCell<WorkerState>>,
     keys: &[u32],
     files: &[Blob],
     thumbnails: bool,
     dedupe: bool,
+) -> (Vec<ItemOut>, Vec<Option<ArrayBuffer>>) {
+    let mut work = std::mem::take(&mut state.borrow_mut().work);
+    let out = encode_timed(state, keys, files, (thumbnails, dedupe), &mut work).await;
+    state.borrow_mut().work = work;
+    out
+}
+
+async fn encode_timed(
+    state: &Rc<RefCell<WorkerState>>,
+    keys: &[u32],
+    files: &[Blob],
+    (thumbnails, dedupe): (bool, bool),
+    work: &mut WorkTotals,
 ) -> (Vec<ItemOut>, Vec<Option<ArrayBuffer>>) {
     let mut items = Vec::with_capacity(keys.len());
     let mut thumbs = Vec::with_capacity(keys.len());
@@ -35,7 +49,7 @@ pub(super) async fn encode(
         let (result, thumb) = match files.get(position) {
             None => (Err("The file was not received.".to_owned()), None),
             Some(file) => {
-                let read = read_photo(state, file, thumbnails, dedupe).await;
+                let read = read_photo(state, file, (thumbnails, dedupe), work).await;
                 match read {
                     Read::Pixels { hash, px, thumb } => {
                         pixels.extend_from_slice(&px);
@@ -62,7 +76,10 @@ pub(super) async fn encode(
         pixels: std::mem::take(&mut pixels),
         count: to_encode.len(),
     };
+    let t = now_ms();
     let result = compute(state, &input).await;
+    work.add("model", now_ms() - t);
+    work.add("photos", to_encode.len() as f64);
     fill_embeddings(&result, &to_encode, &mut items, &mut thumbs);
     (items, thumbs)
 }
@@ -109,14 +126,22 @@ enum Read {
 async fn read_photo(
     state: &Rc<RefCell<WorkerState>>,
     file: &Blob,
-    thumbnails: bool,
-    dedupe: bool,
+    (thumbnails, dedupe): (bool, bool),
+    work: &mut WorkTotals,
 ) -> Read {
+    let mut t = now_ms();
+    let mut lap = |step: &'static str| {
+        let now = now_ms();
+        work.add(step, now - t);
+        t = now;
+    };
     let bytes = match crate::web::read_blob(file).await {
         Ok(b) => b,
         Err(e) => return Read::Failed(crate::web::unreadable_sentence(&e, false)),
     };
+    lap("read");
     let hash: [u8; 32] = Sha256::digest(&bytes).into();
+    lap("hash");
     if dedupe && state.borrow().known.contains(&hash) {
         return Read::Duplicate(hash);
     }
@@ -134,8 +159,10 @@ async fn read_photo(
         Ok(image) => image,
         Err(e) => return Read::Failed(e.to_string()),
     };
+    lap("decode");
     drop(bytes);
     let px = preprocessor.model_pixels(&image);
+    lap("pixels");
     let want: usize = encoder.image_shape().iter().product();
     if px.len() != want {
         return Read::Failed(format!(
@@ -149,6 +176,7 @@ async fn read_photo(
             Ok(jpeg) => thumb = Some(Uint8Array::from(jpeg.as_slice()).buffer()),
             Err(e) => web_sys::console::warn_1(&JsValue::from_str(&e.to_string())),
         }
+        lap("thumb");
     }
     Read::Pixels { hash, px, thumb }
 }
