@@ -12,6 +12,7 @@
 
 pub mod archive;
 pub mod browser_decode;
+pub mod connected;
 pub mod crash;
 pub mod duplicates;
 pub mod errors;
