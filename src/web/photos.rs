@@ -113,7 +113,7 @@ async fn keep_photos(app: &AppRef, set: PickedSet) -> (PickedSet, Vec<RefusedFil
 
 /// Queues the photos of a drop or pick for indexing (downloading the model first when
 /// there is none).
-async fn accept(app: &AppRef, set: PickedSet) {
+pub(super) async fn accept(app: &AppRef, set: PickedSet) {
     with(app, |a| a.collecting += 1);
     let (kept, refused) = keep_photos(app, set).await;
     if !kept.unopened.is_empty() {
