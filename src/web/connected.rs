@@ -199,22 +199,23 @@ async fn walk(
     Ok(())
 }
 
+/// A storage error as its sentence.
+fn said(e: impl ToString) -> String {
+    e.to_string()
+}
+
 async fn remember(handle: &FileSystemDirectoryHandle) -> Result<(), String> {
-    let db = schema::open().await.map_err(|e| e.to_string())?;
-    let tx = db.write(&[schema::PHOTO_META]).map_err(|e| e.to_string())?;
-    let meta = tx.store(schema::PHOTO_META).map_err(|e| e.to_string())?;
-    meta.put(&JsValue::from_str(KEY), handle)
-        .map_err(|e| e.to_string())?;
-    tx.done().await.map_err(|e| e.to_string())
+    let db = schema::open().await.map_err(said)?;
+    let tx = db.write(&[schema::PHOTO_META]).map_err(said)?;
+    let meta = tx.store(schema::PHOTO_META).map_err(said)?;
+    meta.put(&JsValue::from_str(KEY), handle).map_err(said)?;
+    tx.done().await.map_err(said)
 }
 
 async fn remembered() -> Result<Option<FileSystemDirectoryHandle>, String> {
-    let db = schema::open().await.map_err(|e| e.to_string())?;
-    let tx = db.read(&[schema::PHOTO_META]).map_err(|e| e.to_string())?;
-    let meta = tx.store(schema::PHOTO_META).map_err(|e| e.to_string())?;
-    let value = meta
-        .get(&JsValue::from_str(KEY))
-        .await
-        .map_err(|e| e.to_string())?;
+    let db = schema::open().await.map_err(said)?;
+    let tx = db.read(&[schema::PHOTO_META]).map_err(said)?;
+    let meta = tx.store(schema::PHOTO_META).map_err(said)?;
+    let value = meta.get(&JsValue::from_str(KEY)).await.map_err(said)?;
     Ok(value.and_then(|v| v.dyn_into().ok()))
 }
