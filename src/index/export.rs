@@ -25,8 +25,10 @@
 //!  "count": N, "dim": D,
 //!  "photos": [{"path": "DCIM/a.jpg", "size": 123, "modified": 1700000000000, "sha256": "…"}]}
 //! ```
-//! `modified` is milliseconds since the Unix epoch; rows of `embeddings.npy` follow
-//! `photos`. Imported photos get fresh ids in row order (so ties rank as before).
+//! `modified` is milliseconds since the Unix epoch; a photo decoded by the browser rather
+//! than by our PIL-exact decoders (the page's fallback for AVIF, HEIC, …) also has
+//! `"decoder": "browser"` (absent otherwise; any other value is refused); rows of
+//! `embeddings.npy` follow `photos`. Imported photos get fresh ids in row order (so ties rank as before).
 
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +41,8 @@ pub const MANIFEST_NAME: &str = "manifest.json";
 /// `manifest.json`'s `format` and `version`.
 pub const FORMAT: &str = "clipseek-export";
 pub const VERSION: u32 = 1;
+/// A manifest photo's `decoder` when the browser decoded it (the only value there is).
+pub const DECODER_BROWSER: &str = "browser";
 
 const NPY_MAGIC: &[u8; 6] = b"\x93NUMPY";
 
@@ -125,6 +129,9 @@ pub struct ManifestPhoto {
     pub size: u64,
     pub modified: i64,
     pub sha256: String,
+    /// [`DECODER_BROWSER`] for a photo the browser decoded; absent for ours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoder: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -143,6 +150,8 @@ pub struct Imported {
     pub index: EmbeddingIndex,
     /// The model revision the archive names, if it named one.
     pub revision: Option<String>,
+    /// The paths of the photos the browser decoded (`decoder: "browser"`).
+    pub by_browser: std::collections::BTreeSet<String>,
 }
 
 /// The fingerprint part of a model id (`…#fingerprint`), if it has one.
@@ -190,6 +199,16 @@ fn read_zip(bytes: &[u8]) -> Result<Vec<(String, &[u8])>, ExportError> {
 
 /// Writes `index` as an export archive; `revision` is the model revision to record.
 pub fn export(index: &EmbeddingIndex, revision: Option<&str>) -> Result<Vec<u8>, ExportError> {
+    export_marked(index, revision, |_| false)
+}
+
+/// [`export`], marking `decoder: "browser"` on the photos `by_browser` says the browser
+/// decoded.
+pub fn export_marked(
+    index: &EmbeddingIndex,
+    revision: Option<&str>,
+    by_browser: impl Fn(&Entry) -> bool,
+) -> Result<Vec<u8>, ExportError> {
     let manifest = Manifest {
         format: FORMAT.to_string(),
         version: VERSION,
@@ -208,6 +227,7 @@ pub fn export(index: &EmbeddingIndex, revision: Option<&str>) -> Result<Vec<u8>,
                 size: e.size_bytes,
                 modified: e.modified_ms,
                 sha256: e.content_hash.iter().map(|b| format!("{b:02x}")).collect(),
+                decoder: by_browser(e).then(|| DECODER_BROWSER.to_owned()),
             })
             .collect(),
     };
@@ -290,7 +310,21 @@ pub fn import(bytes: &[u8], expected_model_id: Option<&str>) -> Result<Imported,
     }
     let mut seen = std::collections::HashSet::with_capacity(rows);
     let mut entries = Vec::with_capacity(rows);
+    let mut by_browser = std::collections::BTreeSet::new();
     for (row, photo) in manifest.photos.into_iter().enumerate() {
+        match photo.decoder.as_deref() {
+            None => {}
+            Some(DECODER_BROWSER) => {
+                by_browser.insert(photo.path.clone());
+            }
+            Some(other) => {
+                return Err(ExportError::Manifest {
+                    reason: format!(
+                        "photo {row} names the decoder `{other}`, where only `{DECODER_BROWSER}` is known"
+                    ),
+                })
+            }
+        }
         if !seen.insert(photo.path.clone()) {
             return Err(ExportError::DuplicatePath { path: photo.path });
         }
@@ -311,6 +345,7 @@ pub fn import(bytes: &[u8], expected_model_id: Option<&str>) -> Result<Imported,
     Ok(Imported {
         index,
         revision: manifest.model.revision,
+        by_browser,
     })
 }
 
@@ -801,6 +836,29 @@ mod tests {
             (back.index.len(), back.index.dim(), back.revision),
             (0, 8, None)
         );
+        Ok(())
+    }
+
+    #[test]
+    fn photos_the_browser_decoded_are_marked_and_read_back() -> TestResult {
+        let index = sample(4, 3)?;
+        let marked = |e: &Entry| e.path.ends_with(" 2.jpg");
+        let archive = export_marked(&index, None, marked)?;
+        let imported = import(&archive, None)?;
+        let expected: Vec<&str> = vec!["DCIM/é 2.jpg"];
+        assert_eq!(imported.by_browser.iter().collect::<Vec<_>>(), expected);
+        // Unmarked archives (and every archive from before the field) mark nothing.
+        assert!(import(&export(&index, None)?, None)?.by_browser.is_empty());
+        // Another decoder's name is refused, not ignored.
+        let odd = with_member(&archive, MANIFEST_NAME, |m| {
+            let text = String::from_utf8_lossy(m).replace("\"browser\"", "\"gimp\"");
+            *m = text.into_bytes();
+        })?;
+        let err = import(&odd, None)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("the decoder `gimp`"), "{err}");
         Ok(())
     }
 

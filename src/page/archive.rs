@@ -48,6 +48,7 @@ pub fn plan_import(
             model_id: index.model_id().to_owned(),
             seq: first_seq + records.len() as f64,
             embedding: embedding.to_vec(),
+            browser_decoded: imported.by_browser.contains(&entry.path),
         });
     }
     Ok(ImportPlan { records, kept })

@@ -11,6 +11,8 @@
 //! Reference: issue 8 ("The page core out of the browser"), DESIGN.md "Contract: the page".
 
 pub mod archive;
+pub mod browser_decode;
+pub mod connected;
 pub mod crash;
 pub mod duplicates;
 pub mod errors;

@@ -97,6 +97,7 @@ fn record(path: &str, n: u32, seq: f64) -> PhotoRecord {
         embedding: (0..dim)
             .map(|i| ((i as f32) * 0.37 + n as f32 * 1.3).sin() / 3.0)
             .collect(),
+        browser_decoded: n % 2 == 1,
     }
 }
 

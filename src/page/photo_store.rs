@@ -31,6 +31,8 @@ pub struct PhotoRecord {
     /// Insertion order: an entry keeps its number when it is replaced.
     pub seq: f64,
     pub embedding: Vec<f32>,
+    /// Decoded by the browser, not PIL-exact (`page::browser_decode`).
+    pub browser_decoded: bool,
 }
 
 /// Where a photo's thumbnail comes from when it is saved; `B` is the store's blob.

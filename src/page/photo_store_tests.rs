@@ -24,6 +24,7 @@ fn record(path: &str, seq: f64) -> PhotoRecord {
         model_id: "m".into(),
         seq,
         embedding: vec![1.0, 0.0],
+        browser_decoded: false,
     }
 }
 

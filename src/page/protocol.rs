@@ -70,6 +70,9 @@ pub enum Photo {
         hash: Hash,
         embedding: Vec<f32>,
         thumb: bool,
+        /// Decoded by the browser, not by our PIL-exact decoders (`page::browser_decode`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        browser: bool,
     },
     /// Its hash is among the known ones: the page reuses that entry's embedding.
     Duplicate { hash: Hash },

@@ -124,6 +124,7 @@ fn encoded_items_carry_a_result_each() -> TestResult {
                     hash: [1; 32],
                     embedding: vec![0.5, 0.5],
                     thumb: true,
+                    browser: false,
                 }),
             },
             ItemOut {
@@ -146,6 +147,7 @@ fn photo_hash_is_the_same_for_both_kinds() {
         hash: [3; 32],
         embedding: Vec::new(),
         thumb: false,
+        browser: false,
     };
     assert_eq!(e.hash(), &[3; 32]);
     assert_eq!(Photo::Duplicate { hash: [4; 32] }.hash(), &[4; 32]);

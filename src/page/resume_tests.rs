@@ -157,6 +157,7 @@ impl Tab {
                     hash: hash(file),
                     embedding: vec![1.0, key as f32, 0.5, 0.25],
                     thumb: true,
+                    browser: false,
                 }),
                 thumb: Some(key as u8),
             })

@@ -15,7 +15,7 @@
 //! comes in with each input. Reference: issue 8, item 1 and "A failed save"; DESIGN.md
 //! "The page core".
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use super::crash::{CrashBudget, Lost, CRASH_REASON};
 use super::library::{place_drop, DropFile, FolderPlace, ForgetOffer, Known};
@@ -294,6 +294,7 @@ enum Outcome<T> {
         embedding: Vec<f32>,
         hash: Hash,
         thumb: Option<T>,
+        browser: bool,
     },
     Duplicate {
         hash: Hash,
@@ -392,6 +393,8 @@ pub struct Indexer<F, T> {
     config: Option<Config>,
     index: Option<EmbeddingIndex>,
     seqs: HashMap<String, f64>,
+    /// Content hashes of the photos the browser decoded (`page::browser_decode`).
+    by_browser: HashSet<Hash>,
     next_seq: f64,
     originals: HashMap<String, F>,
     skipped: SkippedList,
@@ -434,6 +437,7 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
             config: None,
             index: None,
             seqs: HashMap::new(),
+            by_browser: HashSet::new(),
             next_seq: 0.0,
             originals: HashMap::new(),
             skipped: SkippedList::new(),
@@ -463,6 +467,11 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
 
     pub fn index(&self) -> Option<&EmbeddingIndex> {
         self.index.as_ref()
+    }
+
+    /// Whether the browser, not our PIL-exact decoders, decoded the photo of this content.
+    pub fn decoded_by_browser(&self, hash: &Hash) -> bool {
+        self.by_browser.contains(hash)
     }
 
     pub fn indexed(&self) -> usize {

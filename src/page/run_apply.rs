@@ -40,12 +40,18 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
             let Some(item) = run.items.get(key) else {
                 continue;
             };
-            let (embedding, hash, thumb) = match outcome {
+            let (embedding, hash, thumb, browser) = match outcome {
                 Outcome::Embedded {
                     embedding,
                     hash,
                     thumb,
-                } => (embedding, hash, thumb.map_or(ThumbOf::None, ThumbOf::New)),
+                    browser,
+                } => (
+                    embedding,
+                    hash,
+                    thumb.map_or(ThumbOf::None, ThumbOf::New),
+                    browser,
+                ),
                 Outcome::Duplicate { hash } => {
                     let Some(source) = index.find_by_hash(&hash) else {
                         continue;
@@ -53,7 +59,13 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
                     let Some(embedding) = index.embedding(source.id).map(<[f32]>::to_vec) else {
                         continue;
                     };
-                    (embedding, hash, ThumbOf::CopyOf(source.path.clone()))
+                    let browser = self.by_browser.contains(&hash);
+                    (
+                        embedding,
+                        hash,
+                        ThumbOf::CopyOf(source.path.clone()),
+                        browser,
+                    )
                 }
                 Outcome::Failed(error) => {
                     run.failed += 1;
@@ -84,6 +96,7 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
                 model_id: config.model_id.clone(),
                 seq,
                 embedding,
+                browser_decoded: browser,
             };
             batch.push(ToSave { record, thumb });
         }
@@ -141,6 +154,9 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
                 let reused = matches!(p.thumb, ThumbOf::CopyOf(_));
                 match index.upsert(meta, &r.embedding) {
                     Ok(_) => {
+                        if r.browser_decoded {
+                            self.by_browser.insert(r.content_hash);
+                        }
                         self.skipped.remove(&r.path);
                         self.seqs.insert(r.path.clone(), r.seq);
                         if let Some(run) = self.run.as_mut() {

@@ -15,6 +15,7 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
         let mut other_model = 0;
         let mut bad = unreadable;
         self.seqs.clear();
+        self.by_browser.clear();
         self.next_seq = 0.0;
         for r in stored {
             if r.model_id != config.model_id {
@@ -29,6 +30,9 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
             };
             match index.upsert(meta, &r.embedding) {
                 Ok(_) => {
+                    if r.browser_decoded {
+                        self.by_browser.insert(r.content_hash);
+                    }
                     self.next_seq = self.next_seq.max(r.seq + 1.0);
                     self.seqs.insert(r.path, r.seq);
                 }
@@ -182,6 +186,9 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
                 content_hash: r.content_hash,
             };
             if index.upsert(meta, &r.embedding).is_ok() {
+                if r.browser_decoded {
+                    self.by_browser.insert(r.content_hash);
+                }
                 self.next_seq = self.next_seq.max(r.seq + 1.0);
                 self.seqs.insert(r.path.clone(), r.seq);
                 self.skipped.remove(&r.path);
@@ -248,6 +255,7 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
             index.clear();
         }
         self.seqs.clear();
+        self.by_browser.clear();
         self.skipped.clear();
         self.refused.clear();
         self.forget_claims();

@@ -271,6 +271,7 @@ impl Tab {
                             hash: hash(file),
                             embedding: embedding(key as usize),
                             thumb: false,
+                            browser: false,
                         }),
                         thumb: None,
                     })

@@ -14,6 +14,7 @@ fn stored(path: &str, model: &str, seq: f64) -> Stored {
         model_id: model.to_owned(),
         seq,
         embedding: embedding(3),
+        browser_decoded: false,
     }
 }
 

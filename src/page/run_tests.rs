@@ -119,6 +119,7 @@ impl Sim {
                     hash: hash(file),
                     embedding: embedding(key as usize),
                     thumb: true,
+                    browser: false,
                 }),
                 thumb: Some(key as u8),
             })
@@ -493,6 +494,7 @@ fn a_photo_that_cannot_be_read_is_listed_and_counted() {
                 hash: hash("b"),
                 embedding: embedding(1),
                 thumb: false,
+                browser: false,
             }),
             thumb: None,
         },
@@ -514,6 +516,55 @@ fn a_photo_that_cannot_be_read_is_listed_and_counted() {
 }
 
 #[test]
+fn a_photo_the_browser_decoded_is_marked_in_its_record_its_copies_and_after_a_restart() {
+    let (mut s, _, e) = running(1);
+    let job = encodes(&e).remove(0);
+    let answer = |job: &Sent, result: Photo| Input::Encoded {
+        worker: job.worker,
+        job: job.job,
+        answers: vec![Answer {
+            key: job.keys[0],
+            result: Ok(result),
+            thumb: None,
+        }],
+    };
+    let avif = hash("photo.avif");
+    let marked = |effects: &[Eff]| -> Vec<(String, bool)> {
+        saves(effects)
+            .into_iter()
+            .flat_map(|(_, photos)| photos)
+            .map(|p| (p.record.path, p.record.browser_decoded))
+            .collect()
+    };
+    let after = s.go(answer(
+        &job,
+        Photo::Embedded {
+            hash: avif,
+            embedding: embedding(0),
+            thumb: false,
+            browser: true,
+        },
+    ));
+    assert_eq!(marked(&after), vec![("DCIM/p00.jpg".to_owned(), true)]);
+    s.save_all(after);
+    assert!(s.ix.decoded_by_browser(&avif));
+    assert!(!s.ix.decoded_by_browser(&hash("DCIM/p00.jpg")));
+    // The same bytes under another name: the page reuses the entry, and its mark.
+    let e = s.drop_folder("Other", 1);
+    let job = encodes(&e).remove(0);
+    let after = s.go(answer(&job, Photo::Duplicate { hash: avif }));
+    assert_eq!(marked(&after), vec![("Other/p00.jpg".to_owned(), true)]);
+    // Restored from storage, the mark comes back; a clear forgets it.
+    let mut record = stored("DCIM/p00.jpg", "model", 0.0);
+    record.content_hash = avif;
+    record.browser_decoded = true;
+    let (mut t, _) = Sim::open_with(config(1, Backend::Auto), vec![record], 0);
+    assert!(t.ix.decoded_by_browser(&avif));
+    t.ix.clear();
+    assert!(!t.ix.decoded_by_browser(&avif));
+}
+
+#[test]
 fn an_embedding_the_index_would_refuse_is_skipped_before_it_is_saved() {
     let (mut s, _, e) = running(1);
     let job = encodes(&e)[0].clone();
@@ -526,6 +577,7 @@ fn an_embedding_the_index_would_refuse_is_skipped_before_it_is_saved() {
                 hash: hash("x"),
                 embedding: vec![1.0; DIM + 1],
                 thumb: false,
+                browser: false,
             }),
             thumb: None,
         }],
@@ -1152,6 +1204,7 @@ fn stored(path: &str, model: &str, seq: f64) -> Stored {
         model_id: model.into(),
         seq,
         embedding: embedding(seq as usize),
+        browser_decoded: false,
     }
 }
 
@@ -1349,6 +1402,7 @@ fn the_photo_searched_by_becomes_the_query() {
                 hash: hash("cat"),
                 embedding: embedding(3),
                 thumb: false,
+                browser: false,
             }),
             thumb: None,
         }],

@@ -247,11 +247,15 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
                             Err(e) => Outcome::Failed(e),
                             Ok(Photo::Duplicate { hash }) => Outcome::Duplicate { hash },
                             Ok(Photo::Embedded {
-                                embedding, hash, ..
+                                embedding,
+                                hash,
+                                browser,
+                                ..
                             }) => Outcome::Embedded {
                                 embedding,
                                 hash,
                                 thumb: a.thumb,
+                                browser,
                             },
                         };
                         run.finished.insert(a.key as usize, outcome);

@@ -145,6 +145,7 @@ fn record(path: &str) -> PhotoRecord {
         model_id: "m".into(),
         seq: 0.0,
         embedding: vec![1.0],
+        browser_decoded: false,
     }
 }
 

@@ -335,6 +335,7 @@ pub fn draw_dupes(app: &AppRef) {
                         thumb_url,
                         count: 1,
                         selected: a.selection.contains(id),
+                        browser_decoded: a.core.decoded_by_browser(&entry.content_hash),
                     })
                 })
                 .collect();

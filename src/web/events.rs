@@ -137,6 +137,7 @@ fn wire_index(app: &AppRef, dom: &Dom) -> Result<(), JsValue> {
         spawn_local(async move { clear_index(&app).await });
     })?;
     on(app, &dom.folder_input, "change", |app, _| picked(app, true))?;
+    super::connected::wire(app)?;
     on(app, &dom.files_input, "change", |app, _| picked(app, false))?;
     let zone_app = app.clone();
     drop_target(&dom.drop_zone, move |e: DragEvent| {

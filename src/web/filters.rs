@@ -18,8 +18,9 @@ use super::search::{render_results, search_input};
 use super::sync::{guard, store_of, tell};
 use super::ui::{set_text, Dom};
 use super::{describe_js, noted, now_ms, read_blob};
-use crate::index::export::export;
+use crate::index::export::export_marked;
 use crate::index::filters::SortBy;
+use crate::index::Entry;
 use crate::page::archive::{import_line, plan_import};
 use crate::page::photo_store::{PhotoRecord, PhotoStore, Thumb};
 use crate::page::results::day_range;
@@ -190,7 +191,9 @@ async fn import_archive(app: &AppRef, file: File) -> Result<String, String> {
 fn export_index(app: &AppRef) -> Result<usize, String> {
     let made = with(app, |a| {
         let index = a.core.index().ok_or("no index is open yet")?;
-        let bytes = export(index, Some(&a.params.source.revision)).map_err(|e| e.to_string())?;
+        let revision = Some(a.params.source.revision.as_str());
+        let marked = |e: &Entry| a.core.decoded_by_browser(&e.content_hash);
+        let bytes = export_marked(index, revision, marked).map_err(|e| e.to_string())?;
         Ok::<_, String>((bytes, index.len(), a.dom.clone()))
     });
     let (bytes, n, dom) = made.ok_or("the page is busy; try again")??;

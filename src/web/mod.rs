@@ -13,6 +13,7 @@
 //! as one plain sentence. Reference: DESIGN.md, "Contract: the page".
 
 pub mod actions;
+pub mod connected;
 pub mod download;
 pub mod driver;
 pub mod events;

@@ -66,6 +66,11 @@ fn record_to_js(r: &PhotoRecord) -> Result<JsValue, PhotoStoreError> {
         .and_then(|()| set_prop(&o, "model", &JsValue::from_str(&r.model_id)))
         .and_then(|()| set_prop(&o, "seq", &JsValue::from_f64(r.seq)))
         .and_then(|()| set_prop(&o, "embedding", &embedding))
+        .and_then(|()| match r.browser_decoded {
+            // Only when set: records without it (all before it existed) read as false.
+            true => set_prop(&o, "browser", &JsValue::TRUE),
+            false => Ok(()),
+        })
         .map_err(|e| js_failed("save the index", &e))?;
     Ok(o)
 }
@@ -82,6 +87,7 @@ fn record_from_js(v: &JsValue) -> Option<PhotoRecord> {
             .dyn_into::<Float32Array>()
             .ok()?
             .to_vec(),
+        browser_decoded: prop(v, "browser").is_some_and(|b| b.is_truthy()),
     })
 }
 

@@ -18,6 +18,7 @@ use super::ui::set_text;
 use super::workers::run_input;
 use super::{now_ms, sleep_ms, sync};
 use crate::ingest;
+use crate::page::browser_decode;
 use crate::page::library::DropFile;
 use crate::page::offer::Input as OfferInput;
 use crate::page::photo_store::PhotoStore;
@@ -86,6 +87,8 @@ async fn keep_photos(app: &AppRef, set: PickedSet) -> (PickedSet, Vec<RefusedFil
                 Err(e) => Err(e),
             };
             match bytes {
+                // AVIF, HEIC: ours refuse them, the worker asks the browser.
+                Ok(b) if browser_decode::head_for_browser(&b) => true,
                 Ok(b) => {
                     if let Some(reason) = ingest::refusal_for_head(&b) {
                         refused.push(RefusedFile { key, reason });
@@ -110,7 +113,7 @@ async fn keep_photos(app: &AppRef, set: PickedSet) -> (PickedSet, Vec<RefusedFil
 
 /// Queues the photos of a drop or pick for indexing (downloading the model first when
 /// there is none).
-async fn accept(app: &AppRef, set: PickedSet) {
+pub(super) async fn accept(app: &AppRef, set: PickedSet) {
     with(app, |a| a.collecting += 1);
     let (kept, refused) = keep_photos(app, set).await;
     if !kept.unopened.is_empty() {

@@ -137,7 +137,9 @@ fn rank(a: &mut App) -> Option<Drawn> {
         .iter()
         .zip(&shown.counts)
         .filter_map(|(m, &count)| {
-            let path = index.entry(m.id)?.path.clone();
+            let entry = index.entry(m.id)?;
+            let path = entry.path.clone();
+            let browser_decoded = a.core.decoded_by_browser(&entry.content_hash);
             let thumb_url = a.thumb_urls.get(&path).cloned();
             if thumb_url.is_none() {
                 missing.push(path.clone());
@@ -149,6 +151,7 @@ fn rank(a: &mut App) -> Option<Drawn> {
                 thumb_url,
                 count,
                 selected: a.selection.contains(m.id),
+                browser_decoded,
             })
         })
         .collect();

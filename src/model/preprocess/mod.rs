@@ -204,6 +204,11 @@ impl Preprocessor {
         self
     }
 
+    /// The most pixels an image may declare (see [`Self::with_max_pixels`]).
+    pub fn max_pixels(&self) -> u64 {
+        self.max_pixels
+    }
+
     /// The configuration this preprocessor follows.
     pub fn config(&self) -> &PreprocessConfig {
         &self.config

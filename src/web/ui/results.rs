@@ -24,6 +24,8 @@ pub struct ResultView {
     /// The photos the tile stands for (near-duplicates folded into it), 1 normally.
     pub count: usize,
     pub selected: bool,
+    /// Decoded by the browser, not PIL-exact (`page::browser_decode`): a quiet mark.
+    pub browser_decoded: bool,
 }
 
 /// `0.1234`: the score as `data-score` and the label show it.
@@ -120,6 +122,14 @@ fn result_item(doc: &Document, item: &ResultView) -> Option<Element> {
     score.set_text_content(Some(&score_text));
     append(&meta, &name);
     append(&meta, &score);
+    if item.browser_decoded {
+        attr(&li, "data-decoder", "browser");
+        let mark = doc.create_element("span").ok()?;
+        mark.set_class_name("decoder-mark");
+        mark.set_text_content(Some(crate::page::browser_decode::MARK));
+        attr(&mark, "title", crate::page::browser_decode::MARK_TITLE);
+        append(&meta, &mark);
+    }
     let actions = doc.create_element("div").ok()?;
     actions.set_class_name("item-actions");
     let similar_label = format!("Photos similar to {}", item.path);

@@ -17,6 +17,7 @@
 //! Here: the worker's message loop; `engine` loads a tower and runs it (with the WebGPU
 //! fallbacks), `photo` reads and encodes photos, `handle` is the page's side.
 
+mod browser;
 mod engine;
 mod handle;
 mod photo;

@@ -16,7 +16,9 @@ use web_sys::Blob;
 use super::engine::{compute, now_ms, Engine, Input};
 use super::{WorkerState, THUMB_QUALITY, THUMB_SIDE};
 use crate::encode::Embeddings;
+use crate::model::preprocess::ModelImage;
 use crate::model::thumbnail::thumbnail_jpeg;
+use crate::page::browser_decode::{both_failed, try_browser};
 use crate::page::protocol::{ItemOut, Photo, WorkTotals};
 
 /// Reads, hashes, decodes, thumbnails and encodes a batch of photos, each step's time
@@ -51,13 +53,19 @@ async fn encode_timed(
             Some(file) => {
                 let read = read_photo(state, file, (thumbnails, dedupe), work).await;
                 match read {
-                    Read::Pixels { hash, px, thumb } => {
+                    Read::Pixels {
+                        hash,
+                        px,
+                        thumb,
+                        browser,
+                    } => {
                         pixels.extend_from_slice(&px);
                         to_encode.push(position);
                         let result = Ok(Photo::Embedded {
                             hash,
                             embedding: Vec::new(),
                             thumb: thumb.is_some(),
+                            browser,
                         });
                         (result, thumb)
                     }
@@ -117,12 +125,15 @@ enum Read {
         hash: [u8; 32],
         px: Vec<f32>,
         thumb: Option<ArrayBuffer>,
+        /// Decoded by the browser, not by our decoders.
+        browser: bool,
     },
     Duplicate([u8; 32]),
     Failed(String),
 }
 
-/// Reads, hashes and decodes one photo (and makes its thumbnail).
+/// Reads, hashes and decodes one photo (and makes its thumbnail). A file whose format our
+/// decoders refuse is decoded by the browser (`browser`), then prepared as ours are.
 async fn read_photo(
     state: &Rc<RefCell<WorkerState>>,
     file: &Blob,
@@ -145,27 +156,56 @@ async fn read_photo(
     if dedupe && state.borrow().known.contains(&hash) {
         return Read::Duplicate(hash);
     }
+    let (decoded, max_pixels) = match &state.borrow().engine {
+        Engine::Vision { preprocessor, .. } => (
+            preprocessor.decode_for_model(&bytes),
+            preprocessor.max_pixels(),
+        ),
+        _ => return Read::Failed("The photo encoder is not loaded.".into()),
+    };
+    // Large JPEGs arrive decoded at a reduced DCT scale (still >= 2x the model's input):
+    // the thumbnail is made from that smaller image too.
+    let (image, browser) = match decoded {
+        Ok(image) => (image, false),
+        Err(e) if try_browser(&e) => match super::browser::decode(file, &bytes, max_pixels).await {
+            Ok(rgb) => (ModelImage::full_scale(rgb), true),
+            Err(why) => return Read::Failed(both_failed(&e, &why)),
+        },
+        Err(e) => return Read::Failed(e.to_string()),
+    };
+    lap("decode");
+    drop(bytes);
+    match prepare(state, &image, thumbnails, &mut lap) {
+        Ok((px, thumb)) => Read::Pixels {
+            hash,
+            px,
+            thumb,
+            browser,
+        },
+        Err(e) => Read::Failed(e),
+    }
+}
+
+/// The model's pixels of a decoded photo, and its thumbnail; `lap` times each step.
+fn prepare(
+    state: &Rc<RefCell<WorkerState>>,
+    image: &ModelImage,
+    thumbnails: bool,
+    lap: &mut impl FnMut(&'static str),
+) -> Result<(Vec<f32>, Option<ArrayBuffer>), String> {
     let s = state.borrow();
     let Engine::Vision {
         preprocessor,
         encoder,
     } = &s.engine
     else {
-        return Read::Failed("The photo encoder is not loaded.".into());
+        return Err("The photo encoder is not loaded.".into());
     };
-    // Large JPEGs arrive decoded at a reduced DCT scale (still >= 2x the model's input):
-    // the thumbnail below is made from that smaller image too.
-    let image = match preprocessor.decode_for_model(&bytes) {
-        Ok(image) => image,
-        Err(e) => return Read::Failed(e.to_string()),
-    };
-    lap("decode");
-    drop(bytes);
-    let px = preprocessor.model_pixels(&image);
+    let px = preprocessor.model_pixels(image);
     lap("pixels");
     let want: usize = encoder.image_shape().iter().product();
     if px.len() != want {
-        return Read::Failed(format!(
+        return Err(format!(
             "The photo gave {} pixel values where the model reads {want}.",
             px.len()
         ));
@@ -178,5 +218,5 @@ async fn read_photo(
         }
         lap("thumb");
     }
-    Read::Pixels { hash, px, thumb }
+    Ok((px, thumb))
 }
