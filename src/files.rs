@@ -7,18 +7,17 @@
 //! from IndexedDB in `web`.
 
 use std::fs::File;
+use std::future::Future;
 use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use crate::clip::{model_id, Clip, ClipError, ModelJson, ModelSpec};
-use crate::encode::sentence::{SentenceEncoder, SentenceModel};
+use crate::encode::sentence::SentenceModel;
 use crate::hub::{PYTORCH_FILE, WEIGHTS_FILE};
 use crate::model::config::ClipConfig;
-use crate::model::sentence::{
-    dense_tensors, read_tensors, transformer_tensors, Layout, SentenceError, SentenceJson,
-    SentenceSpec, SentenceTokenizer,
-};
+use crate::model::sentence::SentenceError;
+use crate::model::sentence_load::{self, FolderReader};
 use crate::model::torch_bin::{self, TorchBinError, TorchTable};
 use crate::model::weights::{
     ClipWeights, SafetensorsHeader, TensorInfo, WeightsBuilder, WeightsError,
@@ -242,89 +241,43 @@ pub enum QueryModelDirError {
     },
 }
 
-fn read_in(dir: &Path, rel: &str) -> Result<Vec<u8>, QueryModelDirError> {
-    let path = dir.join(rel);
-    std::fs::read(&path).map_err(|source| QueryModelDirError::Io { path, source })
-}
+/// A model folder on disk as a [`FolderReader`] (reads that never wait).
+struct DirReader<'a>(&'a Path);
 
-fn query_model_error(dir: &Path) -> impl Fn(SentenceError) -> QueryModelDirError + '_ {
-    move |source| QueryModelDirError::Model {
-        dir: dir.to_owned(),
-        source,
+impl FolderReader for DirReader<'_> {
+    fn size(&self, path: &str) -> impl Future<Output = Result<Option<u64>, String>> {
+        let got = match std::fs::metadata(self.0.join(path)) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.to_string()),
+        };
+        std::future::ready(got)
     }
-}
 
-/// The configuration files of a sentence-transformers folder, parsed and checked.
-fn read_query_spec(dir: &Path) -> Result<SentenceSpec, QueryModelDirError> {
-    let model = query_model_error(dir);
-    let layout = Layout::from_modules_json(&read_in(dir, "modules.json")?).map_err(&model)?;
-    let config = read_in(dir, &Layout::file(&layout.transformer, "config.json"))?;
-    let sbert = match read_in(dir, "sentence_bert_config.json") {
-        Ok(b) => Some(b),
-        Err(QueryModelDirError::Io { source, .. })
-            if source.kind() == std::io::ErrorKind::NotFound =>
-        {
-            None
-        }
-        Err(e) => return Err(e),
-    };
-    let pooling = read_in(dir, &Layout::file(&layout.pooling, "config.json"))?;
-    let dense = layout
-        .dense
-        .iter()
-        .map(|d| read_in(dir, &Layout::file(d, "config.json")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let files = SentenceJson {
-        config: &config,
-        sbert: sbert.as_deref(),
-        pooling: &pooling,
-        dense: dense.iter().map(Vec::as_slice).collect(),
-    };
-    SentenceSpec::parse(layout, &files).map_err(&model)
+    fn read(&self, path: &str, range: Range<u64>) -> impl Future<Output = Result<Vec<u8>, String>> {
+        let got = File::open(self.0.join(path)).and_then(|f| read_range(&f, range));
+        std::future::ready(got.map_err(|e| e.to_string()))
+    }
 }
 
 /// Loads a multilingual query encoder in the sentence-transformers layout
 /// (`modules.json`, …): weights from `model.safetensors`, else `pytorch_model.bin`, per
-/// module folder.
+/// module folder, tensor by tensor ([`sentence_load`]).
 pub fn load_query_model_dir(dir: &Path) -> Result<SentenceModel, QueryModelDirError> {
-    let model = query_model_error(dir);
-    let spec = read_query_spec(dir)?;
-    let tokenizer = SentenceTokenizer::from_json(
-        &read_in(
-            dir,
-            &Layout::file(&spec.layout.transformer, "tokenizer.json"),
-        )?,
-        spec.max_seq_length,
-        spec.config.vocab_size,
-    )
-    .map_err(&model)?;
-    // The weights of one module folder: safetensors when published, else PyTorch's zip.
-    let weights = |folder: &str, expected: &[(String, Vec<usize>)]| {
-        let st = Layout::file(folder, "model.safetensors");
-        let rel = if dir.join(&st).exists() {
-            st
-        } else {
-            Layout::file(folder, "pytorch_model.bin")
-        };
-        read_tensors(&read_in(dir, &rel)?, &rel, expected).map_err(&model)
-    };
-    let transformer = weights(&spec.layout.transformer, &transformer_tensors(&spec.config))?;
-    let dense = spec
-        .layout
-        .dense
-        .iter()
-        .zip(&spec.dense)
-        .map(|(folder, d)| weights(folder, &dense_tensors(d)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let encoder = SentenceEncoder::new(&spec, transformer, dense).map_err(|source| {
-        QueryModelDirError::Encode {
+    let parts = zip::now_or_never(sentence_load::read_parts(&DirReader(dir)))
+        .ok_or_else(|| QueryModelDirError::Model {
+            dir: dir.to_owned(),
+            source: SentenceError::Weights {
+                file: dir.display().to_string(),
+                message: "a read waited".into(),
+            },
+        })?
+        .map_err(|source| QueryModelDirError::Model {
             dir: dir.to_owned(),
             source,
-        }
-    })?;
-    Ok(SentenceModel {
-        spec,
-        tokenizer,
-        encoder,
+        })?;
+    SentenceModel::from_parts(parts).map_err(|source| QueryModelDirError::Encode {
+        dir: dir.to_owned(),
+        source,
     })
 }
