@@ -33,8 +33,8 @@ fn a_bin_only_folder_embeds_as_its_safetensors_does() -> TestResult {
     assert_eq!(st.embedding_dim(), pt.embedding_dim());
     let texts = ["a red square", "две кошки", "", "a photo of a dog at night"];
     let (a, b) = (st.embed_texts(&texts)?, pt.embed_texts(&texts)?);
-    for i in 0..texts.len() {
-        assert_eq!(a.row(i), b.row(i), "text {:?}", texts[i]);
+    for (i, text) in texts.iter().enumerate() {
+        assert_eq!(a.row(i), b.row(i), "text {text:?}");
     }
     let images = fixtures().join("images");
     let mut compared = 0;
