@@ -292,6 +292,17 @@ pub fn check_layout(
     Ok(())
 }
 
+/// Byte ranges of `bytes` as the ranged readers ask for them (a range past the end is an
+/// error).
+pub fn memory_reader(
+    bytes: &[u8],
+) -> impl Fn(Range<u64>) -> std::future::Ready<Result<Vec<u8>, String>> + '_ {
+    move |range| {
+        let got = slice(bytes, &range).map(<[u8]>::to_vec);
+        std::future::ready(got.ok_or_else(|| "outside the file".to_string()))
+    }
+}
+
 fn slice<'a>(bytes: &'a [u8], range: &Range<u64>) -> Option<&'a [u8]> {
     bytes.get(usize::try_from(range.start).ok()?..usize::try_from(range.end).ok()?)
 }
@@ -312,11 +323,7 @@ pub fn read(bytes: &[u8]) -> Result<Vec<Member<'_>>, ZipError> {
 /// [`read`], giving where each member's data lies rather than the data.
 pub fn read_located(bytes: &[u8]) -> Result<Vec<Located>, ZipError> {
     let len = bytes.len() as u64;
-    let read = |range: Range<u64>| {
-        let got = slice(bytes, &range).map(<[u8]>::to_vec);
-        std::future::ready(got.ok_or_else(|| "outside the file".to_string()))
-    };
-    let located = now_or_never(locate_ranged(len, read))
+    let located = now_or_never(locate_ranged(len, memory_reader(bytes)))
         .unwrap_or_else(|| Err(damaged("it could not be read")))
         .map_err(|e| match e {
             // Only a range past the end fails to read from memory: the file is short.

@@ -170,17 +170,7 @@ pub fn read_table(bytes: &[u8], file: &str) -> Result<TorchTable, TorchBinError>
         source,
     };
     let members = zip::read_located(bytes).map_err(zip_err)?;
-    let read = |range: Range<u64>| {
-        let got = usize::try_from(range.start)
-            .ok()
-            .zip(usize::try_from(range.end).ok())
-            .and_then(|(a, b)| bytes.get(a..b));
-        std::future::ready(
-            got.map(<[u8]>::to_vec)
-                .ok_or_else(|| "outside the file".into()),
-        )
-    };
-    zip::now_or_never(table_of(&members, file, read)).unwrap_or_else(|| {
+    zip::now_or_never(table_of(&members, file, zip::memory_reader(bytes))).unwrap_or_else(|| {
         Err(zip_err(ZipError::Unreadable {
             reason: "it waited".into(),
         }))
