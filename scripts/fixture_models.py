@@ -302,3 +302,23 @@ def make_multilingual() -> None:
     print(f"multilingual: vocab {len(vocab)}, {len(ML_TEXTS)} texts, {unk} [UNK] ids, longest {longest} ids; "
           f"weights {(safe_dir / 'model.safetensors').stat().st_size} + "
           f"{(safe_dir / '2_Dense' / 'model.safetensors').stat().st_size} bytes")
+
+
+def make_clip_bin() -> None:
+    """tiny-clip-f16-bin/pytorch_model.bin: tiny-clip-f16's weights as `torch.save` of the
+    model's state dict writes them (the checkpoint a revision without model.safetensors
+    publishes; float16 storages, the int64 position_ids buffers included). Only the .bin is
+    kept: the Rust test pairs it with tiny-clip-f16's JSON files, and both folders must give
+    bit-identical embeddings."""
+    src = mf.FIX / "tiny-clip-f16"
+    out = mf.fresh_dir(mf.FIX / "tiny-clip-f16-bin")
+    model = CLIPModel.from_pretrained(src, dtype=torch.float16).eval()
+    state = model.state_dict()
+    from safetensors.torch import load_file
+    saved = load_file(src / "model.safetensors")
+    for name, t in saved.items():
+        assert torch.equal(state[name], t), name
+    torch.save(state, out / "pytorch_model.bin")
+    back = torch.load(out / "pytorch_model.bin", weights_only=True)
+    assert set(back) == set(state) and all(torch.equal(back[k], state[k]) for k in state)
+    print(f"clip-bin: {len(state)} tensors, {(out / 'pytorch_model.bin').stat().st_size} bytes")

@@ -22,6 +22,7 @@ What "reference" means here (DESIGN.md, "Reference semantics"):
 Outputs:
   images/, images/bad/                   deterministic test pictures drawn with PIL
   tiny-clip/, tiny-clip-f16/             tiny random CLIPModel (real 49,408 vocab)
+  tiny-clip-f16-bin/                     tiny-clip-f16's weights as torch.save writes them
   reference/tiny.json, reference/pixels  reference pixels / embeddings / rankings
   reference/tokens.json                  >= 250 strings and their 77 ids
   vit-b32-random/                        full ViT-B/32 config + the spec of a hash-based
@@ -858,7 +859,7 @@ def make_full(images_dir: Path, bad: list[str]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--skip-full", action="store_true", help="do not regenerate vit-b32-random/")
-    ap.add_argument("--only", choices=["variants", "multilingual"],
+    ap.add_argument("--only", choices=["variants", "multilingual", "clip-bin"],
                     help="write only these fixtures (scripts/fixture_models.py); images/ is redrawn")
     args = ap.parse_args()
     versions = {"torch": torch.__version__.split("+")[0], "transformers": transformers.__version__,
@@ -880,6 +881,8 @@ def main() -> None:
         fixture_models.make_variants(images_dir, good)
     if args.only in (None, "multilingual"):
         fixture_models.make_multilingual()
+    if args.only in (None, "clip-bin"):
+        fixture_models.make_clip_bin()
     if args.only is None and not args.skip_full:
         make_full(images_dir, bad)
 

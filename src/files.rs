@@ -1,22 +1,28 @@
 //! Native model loading from a folder in the Hugging Face layout (`config.json`,
-//! `preprocessor_config.json`, `tokenizer.json`, `model.safetensors`).
+//! `preprocessor_config.json`, `tokenizer.json`, `model.safetensors` or, for a revision
+//! without it, `pytorch_model.bin`).
 //!
-//! The safetensors file is read tensor by tensor with seeks into one reused buffer, never
+//! The weights file is read tensor by tensor with seeks into one reused buffer, never
 //! as a second whole-file copy. Not compiled for wasm32: the browser reads the same files
 //! from IndexedDB in `web`.
 
 use std::fs::File;
+use std::future::Future;
 use std::io::{Read, Seek, SeekFrom};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use crate::clip::{model_id, Clip, ClipError, ModelJson, ModelSpec};
-use crate::encode::sentence::{SentenceEncoder, SentenceModel};
+use crate::encode::sentence::SentenceModel;
+use crate::hub::{PYTORCH_FILE, WEIGHTS_FILE};
 use crate::model::config::ClipConfig;
-use crate::model::sentence::{
-    dense_tensors, read_tensors, transformer_tensors, Layout, SentenceError, SentenceJson,
-    SentenceSpec, SentenceTokenizer,
+use crate::model::sentence::SentenceError;
+use crate::model::sentence_load::{self, FolderReader};
+use crate::model::torch_bin::{self, TorchBinError, TorchTable};
+use crate::model::weights::{
+    ClipWeights, SafetensorsHeader, TensorInfo, WeightsBuilder, WeightsError,
 };
-use crate::model::weights::{ClipWeights, SafetensorsHeader, WeightsBuilder};
+use crate::zip;
 
 /// Why a model folder could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -26,8 +32,11 @@ pub enum ModelDirError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{dir} has pytorch_model.bin but no model.safetensors; only safetensors checkpoints are supported (convert it, or use a revision that publishes model.safetensors)")]
-    OnlyPytorchBin { dir: PathBuf },
+    #[error("{path}: {source}")]
+    Checkpoint {
+        path: PathBuf,
+        source: TorchBinError,
+    },
     #[error("{path}: {source}")]
     Model { path: PathBuf, source: ClipError },
 }
@@ -39,17 +48,13 @@ fn read(path: &Path) -> Result<Vec<u8>, ModelDirError> {
     })
 }
 
-/// Loads and checks a model folder.
+/// Loads and checks a model folder: weights from `model.safetensors`, else from PyTorch's
+/// `pytorch_model.bin` (its table read by seeks through [`torch_bin::read_table_ranged`],
+/// each tensor CRC-checked as it is read).
 pub fn load_model_dir(dir: &Path) -> Result<Clip, ModelDirError> {
     let config = read(&dir.join("config.json"))?;
     let preprocessor = read(&dir.join("preprocessor_config.json"))?;
     let tokenizer = read(&dir.join("tokenizer.json"))?;
-    let st_path = dir.join("model.safetensors");
-    if !st_path.exists() && dir.join("pytorch_model.bin").exists() {
-        return Err(ModelDirError::OnlyPytorchBin {
-            dir: dir.to_owned(),
-        });
-    }
     let model_err = |source: ClipError| ModelDirError::Model {
         path: dir.to_owned(),
         source,
@@ -60,34 +65,127 @@ pub fn load_model_dir(dir: &Path) -> Result<Clip, ModelDirError> {
         tokenizer: &tokenizer,
     })
     .map_err(model_err)?;
-    let io = |source: std::io::Error| ModelDirError::Io {
-        path: st_path.clone(),
-        source,
-    };
-    let st_err = |e: crate::model::weights::WeightsError| ModelDirError::Model {
-        path: st_path.clone(),
-        source: ClipError::Weights(e),
-    };
-    let mut file = File::open(&st_path).map_err(io)?;
-    let len_bytes = file.metadata().map_err(io)?.len();
-    let mut first8 = [0u8; 8];
-    let got = file.read(&mut first8).map_err(io)?;
-    let total = SafetensorsHeader::total_len(&first8[..got], len_bytes).map_err(st_err)?;
-    let mut front = vec![0u8; total as usize];
-    file.seek(SeekFrom::Start(0)).map_err(io)?;
-    file.read_exact(&mut front).map_err(io)?;
-    let header = SafetensorsHeader::parse(&front, len_bytes).map_err(st_err)?;
-    let mut builder = WeightsBuilder::new(&header, &spec.config).map_err(st_err)?;
+    let mut weights = WeightsFile::open(dir)?;
+    let mut builder =
+        WeightsBuilder::new(&weights.header, &spec.config).map_err(|e| weights.error(e))?;
     let mut buf = Vec::new();
     for (name, info) in builder.plan().to_vec() {
-        buf.resize(info.size_bytes as usize, 0);
-        file.seek(SeekFrom::Start(info.offset_bytes)).map_err(io)?;
-        file.read_exact(&mut buf).map_err(io)?;
-        builder.insert(&name, &buf).map_err(st_err)?;
+        weights.read_into(&info, &mut buf)?;
+        if let Some(table) = &weights.torch {
+            table
+                .check(&name, &buf, PYTORCH_FILE)
+                .map_err(|e| weights.checkpoint_error(e))?;
+        }
+        builder.insert(&name, &buf).map_err(|e| weights.error(e))?;
     }
-    let weights = builder.finish().map_err(st_err)?;
-    let id = model_id(&spec.config, &config, &header);
-    Clip::new(spec, weights, id).map_err(model_err)
+    let finished = builder.finish().map_err(|e| weights.error(e));
+    let id = model_id(&spec.config, &config, &weights.header);
+    Clip::new(spec, finished?, id).map_err(model_err)
+}
+
+/// A model folder's weights file, open for reads by seek, with its table of tensors.
+struct WeightsFile {
+    path: PathBuf,
+    file: File,
+    /// The safetensors header, or the checkpoint's table in its form (the `json` then
+    /// lists each tensor's name, dtype, shape, place and CRC-32, for the model's id).
+    header: SafetensorsHeader,
+    torch: Option<TorchTable>,
+}
+
+impl WeightsFile {
+    fn open(dir: &Path) -> Result<Self, ModelDirError> {
+        let st_path = dir.join(WEIGHTS_FILE);
+        let bin_path = dir.join(PYTORCH_FILE);
+        let path = if !st_path.exists() && bin_path.exists() {
+            bin_path
+        } else {
+            st_path
+        };
+        let io = |source: std::io::Error| ModelDirError::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = File::open(&path).map_err(io)?;
+        let len_bytes = file.metadata().map_err(io)?.len();
+        let mut this = Self {
+            header: SafetensorsHeader {
+                tensors: Default::default(),
+                json: String::new(),
+            },
+            torch: None,
+            path: path.clone(),
+            file,
+        };
+        if path.ends_with(PYTORCH_FILE) {
+            let read = |r: Range<u64>| {
+                std::future::ready(read_range(&this.file, r).map_err(|e| e.to_string()))
+            };
+            let table =
+                zip::now_or_never(torch_bin::read_table_ranged(len_bytes, PYTORCH_FILE, read))
+                    .unwrap_or_else(|| {
+                        Err(TorchBinError::NotZip {
+                            file: PYTORCH_FILE.into(),
+                        })
+                    })
+                    .map_err(|e| this.checkpoint_error(e))?;
+            this.header.json = table
+                .tensors
+                .iter()
+                .map(|(name, i)| {
+                    let crc = table.crcs.get(name).copied().unwrap_or_default();
+                    format!(
+                        "{name} {:?} {:?} {} {} {crc:08x}\n",
+                        i.dtype, i.shape, i.offset_bytes, i.size_bytes
+                    )
+                })
+                .collect();
+            this.header.tensors = table.tensors.clone();
+            this.torch = Some(table);
+        } else {
+            let first8 = read_range(&this.file, 0..8.min(len_bytes)).map_err(io)?;
+            let total =
+                SafetensorsHeader::total_len(&first8, len_bytes).map_err(|e| this.error(e))?;
+            let front = read_range(&this.file, 0..total).map_err(io)?;
+            this.header = SafetensorsHeader::parse(&front, len_bytes).map_err(|e| this.error(e))?;
+        }
+        Ok(this)
+    }
+
+    fn error(&self, e: WeightsError) -> ModelDirError {
+        ModelDirError::Model {
+            path: self.path.clone(),
+            source: ClipError::Weights(e),
+        }
+    }
+
+    fn checkpoint_error(&self, source: TorchBinError) -> ModelDirError {
+        ModelDirError::Checkpoint {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Reads one tensor's bytes into `buf` (reused across tensors).
+    fn read_into(&mut self, info: &TensorInfo, buf: &mut Vec<u8>) -> Result<(), ModelDirError> {
+        buf.resize(info.size_bytes as usize, 0);
+        let io = |source: std::io::Error| ModelDirError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        self.file
+            .seek(SeekFrom::Start(info.offset_bytes))
+            .map_err(io)?;
+        self.file.read_exact(buf).map_err(io)
+    }
+}
+
+/// Bytes `range` of `file`, exactly.
+fn read_range(mut file: &File, range: Range<u64>) -> std::io::Result<Vec<u8>> {
+    let mut out = vec![0u8; range.end.saturating_sub(range.start) as usize];
+    file.seek(SeekFrom::Start(range.start))?;
+    file.read_exact(&mut out)?;
+    Ok(out)
 }
 
 /// The synthetic model described by `spec_dir/spec.json` and `spec_dir/config.json`,
@@ -143,89 +241,43 @@ pub enum QueryModelDirError {
     },
 }
 
-fn read_in(dir: &Path, rel: &str) -> Result<Vec<u8>, QueryModelDirError> {
-    let path = dir.join(rel);
-    std::fs::read(&path).map_err(|source| QueryModelDirError::Io { path, source })
-}
+/// A model folder on disk as a [`FolderReader`] (reads that never wait).
+struct DirReader<'a>(&'a Path);
 
-fn query_model_error(dir: &Path) -> impl Fn(SentenceError) -> QueryModelDirError + '_ {
-    move |source| QueryModelDirError::Model {
-        dir: dir.to_owned(),
-        source,
+impl FolderReader for DirReader<'_> {
+    fn size(&self, path: &str) -> impl Future<Output = Result<Option<u64>, String>> {
+        let got = match std::fs::metadata(self.0.join(path)) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.to_string()),
+        };
+        std::future::ready(got)
     }
-}
 
-/// The configuration files of a sentence-transformers folder, parsed and checked.
-fn read_query_spec(dir: &Path) -> Result<SentenceSpec, QueryModelDirError> {
-    let model = query_model_error(dir);
-    let layout = Layout::from_modules_json(&read_in(dir, "modules.json")?).map_err(&model)?;
-    let config = read_in(dir, &Layout::file(&layout.transformer, "config.json"))?;
-    let sbert = match read_in(dir, "sentence_bert_config.json") {
-        Ok(b) => Some(b),
-        Err(QueryModelDirError::Io { source, .. })
-            if source.kind() == std::io::ErrorKind::NotFound =>
-        {
-            None
-        }
-        Err(e) => return Err(e),
-    };
-    let pooling = read_in(dir, &Layout::file(&layout.pooling, "config.json"))?;
-    let dense = layout
-        .dense
-        .iter()
-        .map(|d| read_in(dir, &Layout::file(d, "config.json")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let files = SentenceJson {
-        config: &config,
-        sbert: sbert.as_deref(),
-        pooling: &pooling,
-        dense: dense.iter().map(Vec::as_slice).collect(),
-    };
-    SentenceSpec::parse(layout, &files).map_err(&model)
+    fn read(&self, path: &str, range: Range<u64>) -> impl Future<Output = Result<Vec<u8>, String>> {
+        let got = File::open(self.0.join(path)).and_then(|f| read_range(&f, range));
+        std::future::ready(got.map_err(|e| e.to_string()))
+    }
 }
 
 /// Loads a multilingual query encoder in the sentence-transformers layout
 /// (`modules.json`, …): weights from `model.safetensors`, else `pytorch_model.bin`, per
-/// module folder.
+/// module folder, tensor by tensor ([`sentence_load`]).
 pub fn load_query_model_dir(dir: &Path) -> Result<SentenceModel, QueryModelDirError> {
-    let model = query_model_error(dir);
-    let spec = read_query_spec(dir)?;
-    let tokenizer = SentenceTokenizer::from_json(
-        &read_in(
-            dir,
-            &Layout::file(&spec.layout.transformer, "tokenizer.json"),
-        )?,
-        spec.max_seq_length,
-        spec.config.vocab_size,
-    )
-    .map_err(&model)?;
-    // The weights of one module folder: safetensors when published, else PyTorch's zip.
-    let weights = |folder: &str, expected: &[(String, Vec<usize>)]| {
-        let st = Layout::file(folder, "model.safetensors");
-        let rel = if dir.join(&st).exists() {
-            st
-        } else {
-            Layout::file(folder, "pytorch_model.bin")
-        };
-        read_tensors(&read_in(dir, &rel)?, &rel, expected).map_err(&model)
-    };
-    let transformer = weights(&spec.layout.transformer, &transformer_tensors(&spec.config))?;
-    let dense = spec
-        .layout
-        .dense
-        .iter()
-        .zip(&spec.dense)
-        .map(|(folder, d)| weights(folder, &dense_tensors(d)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let encoder = SentenceEncoder::new(&spec, transformer, dense).map_err(|source| {
-        QueryModelDirError::Encode {
+    let parts = zip::now_or_never(sentence_load::read_parts(&DirReader(dir)))
+        .ok_or_else(|| QueryModelDirError::Model {
+            dir: dir.to_owned(),
+            source: SentenceError::Weights {
+                file: dir.display().to_string(),
+                message: "a read waited".into(),
+            },
+        })?
+        .map_err(|source| QueryModelDirError::Model {
             dir: dir.to_owned(),
             source,
-        }
-    })?;
-    Ok(SentenceModel {
-        spec,
-        tokenizer,
-        encoder,
+        })?;
+    SentenceModel::from_parts(parts).map_err(|source| QueryModelDirError::Encode {
+        dir: dir.to_owned(),
+        source,
     })
 }

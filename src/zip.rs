@@ -7,6 +7,8 @@
 //! directory, end record; CRC-32 with polynomial 0xEDB88320). Compressed members are listed
 //! with their method and never inflated; zip64 is refused (nothing here is over 4 GiB).
 
+use std::ops::Range;
+
 pub const LOCAL_SIG: u32 = 0x0403_4b50;
 pub const CENTRAL_SIG: u32 = 0x0201_4b50;
 pub const END_SIG: u32 = 0x0605_4b50;
@@ -29,6 +31,8 @@ pub enum ZipError {
     CrcMismatch { name: String },
     #[error("the archive would be {bytes} bytes; a zip without zip64 holds at most 4 GiB")]
     TooLarge { bytes: u64 },
+    #[error("the archive could not be read: {reason}")]
+    Unreadable { reason: String },
 }
 
 /// One member: its name, compression method (0 = stored), its bytes as stored and where
@@ -143,86 +147,256 @@ fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
 }
 
-/// The members of a zip via its central directory, in order; stored ones CRC-checked.
-pub fn read(bytes: &[u8]) -> Result<Vec<Member<'_>>, ZipError> {
-    if !is_archive(bytes) {
-        return Err(ZipError::NotAnArchive);
+/// A member as the central directory lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: String,
+    pub method: u16,
+    pub crc: u32,
+    pub compressed_bytes: u64,
+    /// Where its local header starts in the archive.
+    pub header_offset: u64,
+}
+
+impl DirEntry {
+    /// The fixed part of its local header (what [`locate`] needs).
+    pub fn header_range(&self) -> Range<u64> {
+        self.header_offset..self.header_offset + LOCAL_HEADER_BYTES as u64
     }
-    let damaged = |reason: &str| ZipError::Damaged {
+}
+
+/// A member placed in the archive: its data's byte range, its header's start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    pub name: String,
+    pub method: u16,
+    pub crc: u32,
+    pub header_offset: u64,
+    pub data: Range<u64>,
+}
+
+fn damaged(reason: &str) -> ZipError {
+    ZipError::Damaged {
         reason: reason.to_string(),
-    };
-    // The end record is the last 22 bytes plus a comment of at most 65535 bytes.
-    let earliest = bytes
-        .len()
-        .saturating_sub(END_BYTES + usize::from(u16::MAX));
-    let end = (earliest..=bytes.len().saturating_sub(END_BYTES))
+    }
+}
+
+/// The end of an archive of `len_bytes` where its end record must lie (the last 22 bytes
+/// plus a comment of at most 65535).
+pub fn tail_range(len_bytes: u64) -> Range<u64> {
+    len_bytes.saturating_sub((END_BYTES + usize::from(u16::MAX)) as u64)..len_bytes
+}
+
+/// From the bytes of [`tail_range`]: where the central directory lies, and how many
+/// members it lists.
+pub fn directory_range(tail: &[u8], len_bytes: u64) -> Result<(Range<u64>, usize), ZipError> {
+    let tail_start = len_bytes.saturating_sub(tail.len() as u64);
+    let end = (0..=tail.len().saturating_sub(END_BYTES))
         .rev()
-        .find(|&at| u32_at(bytes, at) == Some(END_SIG))
+        .find(|&at| u32_at(tail, at) == Some(END_SIG))
         .ok_or_else(|| damaged("its end record is missing (the file may be cut short)"))?;
-    let count = usize::from(u16_at(bytes, end + 10).unwrap_or(0));
-    let central_len = u32_at(bytes, end + 12).unwrap_or(0) as usize;
-    let central_offset = u32_at(bytes, end + 16).unwrap_or(0) as usize;
-    if count == usize::from(u16::MAX) || central_offset == u32::MAX as usize {
+    let count = usize::from(u16_at(tail, end + 10).unwrap_or(0));
+    let central_len = u64::from(u32_at(tail, end + 12).unwrap_or(0));
+    let central_offset = u64::from(u32_at(tail, end + 16).unwrap_or(0));
+    if count == usize::from(u16::MAX) || central_offset == u64::from(u32::MAX) {
         return Err(damaged(
             "it is a zip64 archive (over 4 GiB or 65,535 members), which is not read",
         ));
     }
-    if central_offset
-        .checked_add(central_len)
-        .is_none_or(|e| e > end)
-    {
+    if central_offset + central_len > tail_start + end as u64 {
         return Err(damaged("its central directory lies outside the file"));
     }
-    let mut members = Vec::with_capacity(count.min(64));
-    let mut at = central_offset;
+    Ok((central_offset..central_offset + central_len, count))
+}
+
+/// The `count` entries of a central directory (its bytes, as [`directory_range`] gave).
+pub fn parse_directory(central: &[u8], count: usize) -> Result<Vec<DirEntry>, ZipError> {
+    let mut entries = Vec::with_capacity(count.min(1024));
+    let mut at = 0usize;
     for _ in 0..count {
-        let field = |offset: usize| u32_at(bytes, at + offset);
+        let field = |offset: usize| u32_at(central, at + offset);
         if field(0) != Some(CENTRAL_SIG) {
             return Err(damaged("its central directory is malformed"));
         }
-        let flags = u16_at(bytes, at + 8).unwrap_or(0);
-        let method = u16_at(bytes, at + 10).unwrap_or(0);
-        let crc = field(16).unwrap_or(0);
-        let compressed = field(20).unwrap_or(0) as usize;
-        let size = field(24).unwrap_or(0) as usize;
-        let name_len = usize::from(u16_at(bytes, at + 28).unwrap_or(0));
-        let extra_len = usize::from(u16_at(bytes, at + 30).unwrap_or(0));
-        let comment_len = usize::from(u16_at(bytes, at + 32).unwrap_or(0));
-        let local = field(42).unwrap_or(0) as usize;
-        let name_bytes = bytes
+        let flags = u16_at(central, at + 8).unwrap_or(0);
+        let name_len = usize::from(u16_at(central, at + 28).unwrap_or(0));
+        let extra_len = usize::from(u16_at(central, at + 30).unwrap_or(0));
+        let comment_len = usize::from(u16_at(central, at + 32).unwrap_or(0));
+        let name_bytes = central
             .get(at + CENTRAL_HEADER_BYTES..at + CENTRAL_HEADER_BYTES + name_len)
             .ok_or_else(|| damaged("its central directory is cut short"))?;
         let name = String::from_utf8_lossy(name_bytes).into_owned();
-        at += CENTRAL_HEADER_BYTES + name_len + extra_len + comment_len;
         if flags & 1 != 0 {
             return Err(damaged(&format!("`{name}` is encrypted")));
         }
-        if u32_at(bytes, local) != Some(LOCAL_SIG) {
-            return Err(damaged(&format!("the header of `{name}` is missing")));
+        let (compressed, size) = (field(20).unwrap_or(0), field(24).unwrap_or(0));
+        let method = u16_at(central, at + 10).unwrap_or(0);
+        if method == 0 && compressed != size {
+            return Err(damaged(&format!("`{name}` has two different sizes")));
         }
-        let local_name_len = usize::from(u16_at(bytes, local + 26).unwrap_or(0));
-        let local_extra_len = usize::from(u16_at(bytes, local + 28).unwrap_or(0));
-        let data_start = local + LOCAL_HEADER_BYTES + local_name_len + local_extra_len;
-        let data = bytes
-            .get(data_start..data_start.saturating_add(compressed))
-            .filter(|d| d.len() == compressed)
-            .ok_or_else(|| damaged(&format!("`{name}` is cut short")))?;
-        if method == 0 {
-            if compressed != size {
-                return Err(damaged(&format!("`{name}` has two different sizes")));
-            }
-            if crc32(data) != crc {
-                return Err(ZipError::CrcMismatch { name });
-            }
-        }
-        members.push(Member {
+        entries.push(DirEntry {
             name,
             method,
-            data,
-            offset: data_start,
+            crc: field(16).unwrap_or(0),
+            compressed_bytes: u64::from(compressed),
+            header_offset: u64::from(field(42).unwrap_or(0)),
         });
+        at += CENTRAL_HEADER_BYTES + name_len + extra_len + comment_len;
     }
-    Ok(members)
+    Ok(entries)
+}
+
+/// Places `entry`'s data after its local header (`header`: the bytes of
+/// [`DirEntry::header_range`], or fewer when the file ends there).
+pub fn locate(entry: &DirEntry, header: &[u8]) -> Result<Located, ZipError> {
+    let name = &entry.name;
+    if u32_at(header, 0) != Some(LOCAL_SIG) {
+        return Err(damaged(&format!("the header of `{name}` is missing")));
+    }
+    let name_len = u64::from(u16_at(header, 26).unwrap_or(0));
+    let extra_len = u64::from(u16_at(header, 28).unwrap_or(0));
+    let start = entry.header_offset + LOCAL_HEADER_BYTES as u64 + name_len + extra_len;
+    Ok(Located {
+        name: name.clone(),
+        method: entry.method,
+        crc: entry.crc,
+        header_offset: entry.header_offset,
+        data: start..start + entry.compressed_bytes,
+    })
+}
+
+/// Refuses members that end past the file, or whose headers and data share a byte with
+/// another member or with the central directory (a well-formed archive never does: one
+/// member's bytes read as another's would pass any per-member check).
+pub fn check_layout(
+    members: &[Located],
+    central: &Range<u64>,
+    len_bytes: u64,
+) -> Result<(), ZipError> {
+    let mut spans: Vec<(u64, u64, &str)> = members
+        .iter()
+        .map(|m| (m.header_offset, m.data.end, m.name.as_str()))
+        .collect();
+    if let Some((_, _, name)) = spans.iter().find(|(_, end, _)| *end > len_bytes) {
+        return Err(damaged(&format!("`{name}` is cut short")));
+    }
+    spans.push((central.start, central.end, "the central directory"));
+    spans.sort_unstable();
+    for pair in spans.windows(2) {
+        if let [(_, end, a), (start, _, b)] = pair {
+            if start < end {
+                return Err(damaged(&format!("`{a}` and `{b}` overlap")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Byte ranges of `bytes` as the ranged readers ask for them (a range past the end is an
+/// error).
+pub fn memory_reader(
+    bytes: &[u8],
+) -> impl Fn(Range<u64>) -> std::future::Ready<Result<Vec<u8>, String>> + '_ {
+    move |range| {
+        let got = slice(bytes, &range).map(<[u8]>::to_vec);
+        std::future::ready(got.ok_or_else(|| "outside the file".to_string()))
+    }
+}
+
+fn slice<'a>(bytes: &'a [u8], range: &Range<u64>) -> Option<&'a [u8]> {
+    bytes.get(usize::try_from(range.start).ok()?..usize::try_from(range.end).ok()?)
+}
+
+/// The members of a zip via its central directory, in order; stored ones CRC-checked.
+pub fn read(bytes: &[u8]) -> Result<Vec<Member<'_>>, ZipError> {
+    Ok(read_located(bytes)?
+        .into_iter()
+        .map(|m| Member {
+            data: slice(bytes, &m.data).unwrap_or_default(),
+            offset: m.data.start as usize,
+            name: m.name,
+            method: m.method,
+        })
+        .collect())
+}
+
+/// [`read`], giving where each member's data lies rather than the data.
+pub fn read_located(bytes: &[u8]) -> Result<Vec<Located>, ZipError> {
+    let len = bytes.len() as u64;
+    let located = now_or_never(locate_ranged(len, memory_reader(bytes)))
+        .unwrap_or_else(|| Err(damaged("it could not be read")))
+        .map_err(|e| match e {
+            // Only a range past the end fails to read from memory: the file is short.
+            ZipError::Unreadable { .. } => damaged("it is cut short"),
+            other => other,
+        })?
+        .0;
+    for m in &located {
+        if m.method == 0 && crc32(slice(bytes, &m.data).unwrap_or_default()) != m.crc {
+            return Err(ZipError::CrcMismatch {
+                name: m.name.clone(),
+            });
+        }
+    }
+    Ok(located)
+}
+
+/// Lists and places the members of an archive of `len_bytes` that is read by byte range
+/// through `read`, reading no member's data: its first bytes, its tail, its central
+/// directory and one 30-byte local header per member, the layout checked as [`read`]
+/// checks it. Members are not CRC-checked here (that needs their whole bytes): the caller
+/// checks those it reads whole ([`crc32`] against [`Located::crc`]) and says what vouches
+/// for the rest. `read` answering fewer bytes than asked is an error.
+pub async fn locate_ranged<F, Fut>(
+    len_bytes: u64,
+    read: F,
+) -> Result<(Vec<Located>, Range<u64>), ZipError>
+where
+    F: Fn(Range<u64>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<u8>, String>>,
+{
+    let get = |range: Range<u64>| {
+        let want = range.end.saturating_sub(range.start);
+        let fut = read(range);
+        async move {
+            let bytes = fut
+                .await
+                .map_err(|reason| ZipError::Unreadable { reason })?;
+            if bytes.len() as u64 != want {
+                return Err(ZipError::Unreadable {
+                    reason: format!("asked for {want} bytes, got {}", bytes.len()),
+                });
+            }
+            Ok(bytes)
+        }
+    };
+    if !is_archive(&get(0..4.min(len_bytes)).await?) {
+        return Err(ZipError::NotAnArchive);
+    }
+    let tail = get(tail_range(len_bytes)).await?;
+    let (central, count) = directory_range(&tail, len_bytes)?;
+    let entries = parse_directory(&get(central.clone()).await?, count)?;
+    let mut located = Vec::with_capacity(entries.len());
+    for e in &entries {
+        let header = e.header_range();
+        if header.end > len_bytes {
+            return Err(damaged(&format!("`{}` is cut short", e.name)));
+        }
+        located.push(locate(e, &get(header).await?)?);
+    }
+    check_layout(&located, &central, len_bytes)?;
+    Ok((located, central))
+}
+
+/// The output of a future that is ready at once (reads from memory or a local file), or
+/// `None` if it would wait: how the ranged readers are run natively.
+pub fn now_or_never<T>(fut: impl std::future::Future<Output = T>) -> Option<T> {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match fut.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
+    }
 }
 
 #[cfg(test)]
@@ -252,6 +426,100 @@ mod tests {
         let mut flipped = zip.clone();
         flipped[30 + "a/data.pkl".len()] ^= 1; // the first byte of the first member
         assert!(matches!(read(&flipped), Err(ZipError::CrcMismatch { .. })));
+        Ok(())
+    }
+
+    /// The central directory entries' offsets in `zip` (found by signature).
+    fn central_entries(zip: &[u8]) -> Vec<usize> {
+        (0..zip.len().saturating_sub(4))
+            .filter(|&at| u32_at(zip, at) == Some(CENTRAL_SIG))
+            .collect()
+    }
+
+    fn ranged(zip: &[u8]) -> Result<Vec<Located>, ZipError> {
+        let read = |r: Range<u64>| {
+            std::future::ready(Ok::<_, String>(
+                zip[r.start as usize..r.end as usize].to_vec(),
+            ))
+        };
+        now_or_never(locate_ranged(zip.len() as u64, read))
+            .unwrap_or(Err(ZipError::NotAnArchive))
+            .map(|(located, _)| located)
+    }
+
+    #[test]
+    fn ranged_reads_place_members_as_the_whole_read_does() -> Result<(), ZipError> {
+        let zip = write_stored(&[("a/data.pkl", b"pickle"), ("a/data/0", &[1, 2, 3, 4])])?;
+        let whole = read(&zip)?;
+        let located = ranged(&zip)?;
+        assert_eq!(located, read_located(&zip)?);
+        for (m, l) in whole.iter().zip(&located) {
+            assert_eq!(m.name, l.name);
+            assert_eq!(m.data, &zip[l.data.start as usize..l.data.end as usize]);
+            assert_eq!(crc32(m.data), l.crc);
+        }
+        // A reader that answers short is an error, never a shorter member.
+        let short = |r: Range<u64>| {
+            let end = (r.end as usize).min(zip.len() - 1);
+            std::future::ready(Ok::<_, String>(
+                zip[(r.start as usize).min(end)..end].to_vec(),
+            ))
+        };
+        assert!(matches!(
+            now_or_never(locate_ranged(zip.len() as u64, short)),
+            Some(Err(ZipError::Unreadable { .. }))
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn overlapping_or_out_of_range_members_are_refused() -> Result<(), ZipError> {
+        let zip = write_stored(&[("a/data.pkl", b"pickle"), ("a/data/0", &[1, 2, 3, 4])])?;
+        let entries = central_entries(&zip);
+        assert_eq!(entries.len(), 2);
+        let patch = |at: usize, value: u32| {
+            let mut z = zip.clone();
+            z[at..at + 4].copy_from_slice(&value.to_le_bytes());
+            z
+        };
+        let second = entries[1];
+        let central_start = entries[0] as u32;
+        let cases = [
+            // The second entry points at the first member's header: one member's bytes twice.
+            (patch(second + 42, 0), "overlap"),
+            // The first member claims more bytes than lie before the second one.
+            (
+                {
+                    let z = patch(entries[0] + 20, 20);
+                    let mut z2 = z.clone();
+                    z2[entries[0] + 24..entries[0] + 28].copy_from_slice(&20u32.to_le_bytes());
+                    z2
+                },
+                "overlap",
+            ),
+            // The second member runs into the central directory.
+            (
+                {
+                    let z = patch(second + 20, 40);
+                    let mut z2 = z.clone();
+                    z2[second + 24..second + 28].copy_from_slice(&40u32.to_le_bytes());
+                    z2
+                },
+                "overlap",
+            ),
+            // A header placed past the end of the file.
+            (patch(second + 42, central_start + 10_000), "cut short"),
+        ];
+        for (bad, says) in cases {
+            for got in [read_located(&bad), ranged(&bad)] {
+                match got {
+                    Err(ZipError::Damaged { reason }) => {
+                        assert!(reason.contains(says), "{reason} (wanted {says})")
+                    }
+                    other => panic!("{other:?} (wanted {says})"),
+                }
+            }
+        }
         Ok(())
     }
 }

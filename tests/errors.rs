@@ -180,10 +180,10 @@ fn model_folder_errors() -> TestResult {
     std::fs::write(dir.path().join("config.json"), &t.config)?;
     std::fs::write(dir.path().join("preprocessor_config.json"), &t.preprocessor)?;
     std::fs::write(dir.path().join("tokenizer.json"), &t.tokenizer)?;
-    std::fs::write(dir.path().join("pytorch_model.bin"), b"not read")?;
+    std::fs::write(dir.path().join("pytorch_model.bin"), b"not a zip")?;
     assert!(matches!(
         load_model_dir(dir.path()),
-        Err(ModelDirError::OnlyPytorchBin { .. })
+        Err(ModelDirError::Checkpoint { .. })
     ));
     std::fs::write(dir.path().join("model.safetensors"), &t.weights[..1000])?;
     let e = load_model_dir(dir.path())

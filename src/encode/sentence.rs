@@ -15,6 +15,7 @@ use candle_core::{Device, Tensor, D};
 use super::cpu::{activate, attention, ce, CResult, LayerNorm, Linear, Source};
 use super::{l2_normalize_rows, Embeddings, EncodeError};
 use crate::model::sentence::{SentenceError, SentenceSpec, SentenceTokenizer, LAYER_NORM_EPS};
+use crate::model::sentence_load::SentenceParts;
 use crate::model::weights::NamedTensors;
 use crate::model::Activation;
 
@@ -192,6 +193,16 @@ pub enum SentenceModelError {
 }
 
 impl SentenceModel {
+    /// The model from its checked parts (`model::sentence_load`).
+    pub fn from_parts(parts: SentenceParts) -> Result<Self, EncodeError> {
+        let encoder = SentenceEncoder::new(&parts.spec, parts.transformer, parts.dense)?;
+        Ok(Self {
+            spec: parts.spec,
+            tokenizer: parts.tokenizer,
+            encoder,
+        })
+    }
+
     pub fn embed_texts(&self, texts: &[&str]) -> Result<Embeddings, SentenceModelError> {
         let ids = texts
             .iter()

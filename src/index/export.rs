@@ -172,6 +172,7 @@ impl From<ZipError> for ExportError {
             ZipError::Damaged { reason } => Self::Damaged { reason },
             ZipError::CrcMismatch { name } => Self::CrcMismatch { name },
             ZipError::TooLarge { bytes } => Self::TooLarge { bytes },
+            ZipError::Unreadable { reason } => Self::Damaged { reason },
         }
     }
 }

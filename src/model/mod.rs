@@ -4,6 +4,7 @@
 pub mod config;
 pub mod preprocess;
 pub mod sentence;
+pub mod sentence_load;
 pub mod synthetic;
 pub mod thumbnail;
 pub mod tokenizer;

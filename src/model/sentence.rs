@@ -12,14 +12,11 @@
 //! `str.strip`), then the fast tokenizer adds `[CLS]` … `[SEP]` and truncates to
 //! `max_seq_length`. No I/O: callers pass bytes.
 
-use std::collections::BTreeMap;
-
 use serde::Deserialize;
 use tokenizers::Tokenizer;
 
 use super::config::{limits, Activation};
-use super::torch_bin::{self, TorchBinError};
-use super::weights::{to_f32, F32Tensor, NamedTensors, SafetensorsHeader, TensorInfo};
+use super::torch_bin::TorchBinError;
 
 /// Why a sentence-transformers folder could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -454,73 +451,6 @@ pub fn dense_tensors(d: &DenseConfig) -> Vec<(String, Vec<usize>)> {
         v.push(("linear.bias".to_owned(), vec![d.out_features]));
     }
     v
-}
-
-/// The table of a weights file: `*.safetensors`, else a PyTorch checkpoint.
-fn table(bytes: &[u8], file: &str) -> Result<BTreeMap<String, TensorInfo>, SentenceError> {
-    if !file.ends_with(".safetensors") {
-        return Ok(torch_bin::read_table(bytes, file)?.tensors);
-    }
-    let header = SafetensorsHeader::parse(bytes, bytes.len() as u64).map_err(|e| {
-        SentenceError::Weights {
-            file: file.into(),
-            message: e.to_string(),
-        }
-    })?;
-    Ok(header.tensors)
-}
-
-/// Reads `expected` tensors from a whole weights file. A name may carry a `distilbert.`
-/// prefix (checkpoints saved from a model with a head).
-pub fn read_tensors(
-    bytes: &[u8],
-    file: &str,
-    expected: &[(String, Vec<usize>)],
-) -> Result<NamedTensors, SentenceError> {
-    let table = table(bytes, file)?;
-    let mut out = NamedTensors::new();
-    for (name, shape) in expected {
-        let info = table
-            .get(name)
-            .or_else(|| table.get(&format!("distilbert.{name}")))
-            .ok_or_else(|| SentenceError::Missing {
-                file: file.into(),
-                tensor: name.clone(),
-            })?;
-        if &info.shape != shape {
-            return Err(SentenceError::WrongShape {
-                file: file.into(),
-                tensor: name.clone(),
-                expected: shape.clone(),
-                found: info.shape.clone(),
-            });
-        }
-        let range = usize::try_from(info.offset_bytes)
-            .ok()
-            .and_then(|start| {
-                Some(start..start.checked_add(usize::try_from(info.size_bytes).ok()?)?)
-            })
-            .and_then(|r| bytes.get(r))
-            .ok_or_else(|| SentenceError::Weights {
-                file: file.into(),
-                message: format!("tensor {name} lies outside the file"),
-            })?;
-        let data = to_f32(info.dtype, range);
-        if data.iter().any(|v| !v.is_finite()) {
-            return Err(SentenceError::NonFinite {
-                file: file.into(),
-                tensor: name.clone(),
-            });
-        }
-        out.insert(
-            name.clone(),
-            F32Tensor {
-                shape: shape.clone(),
-                data,
-            },
-        );
-    }
-    Ok(out)
 }
 
 /// The query tokenizer: WordPiece from `tokenizer.json`, framed and truncated as

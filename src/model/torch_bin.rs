@@ -19,6 +19,8 @@
 //! Pre-1.6 (non-zip) checkpoints are refused with a sentence. No I/O happens here.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::ops::Range;
 
 use super::weights::{Dtype, TensorInfo};
 use crate::zip::{self, ZipError};
@@ -136,17 +138,98 @@ enum Value {
 pub struct TorchTable {
     pub tensors: BTreeMap<String, TensorInfo>,
     pub integer_buffers: Vec<String>,
+    /// The zip's CRC-32 of each float tensor that fills its storage member exactly (as
+    /// every tensor of a `torch.save`d state dict does unless two share a storage): a
+    /// ranged reader checks each one as it reads it ([`TorchTable::check`]).
+    pub crcs: BTreeMap<String, u32>,
 }
 
-/// Reads the table of a whole checkpoint file (`file` names it in errors).
+impl TorchTable {
+    /// Checks the bytes read for tensor `name` against its member's CRC-32, where it has one.
+    pub fn check(&self, name: &str, bytes: &[u8], file: &str) -> Result<(), TorchBinError> {
+        match self.crcs.get(name) {
+            Some(crc) if zip::crc32(bytes) != *crc => Err(TorchBinError::Zip {
+                file: file.into(),
+                source: ZipError::CrcMismatch {
+                    name: name.to_owned(),
+                },
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Reads the table of a whole checkpoint file (`file` names it in errors); every member
+/// is CRC-checked.
 pub fn read_table(bytes: &[u8], file: &str) -> Result<TorchTable, TorchBinError> {
     if !zip::is_archive(bytes) {
         return Err(TorchBinError::NotZip { file: file.into() });
     }
-    let members = zip::read(bytes).map_err(|source| TorchBinError::Zip {
+    let zip_err = |source| TorchBinError::Zip {
         file: file.into(),
         source,
-    })?;
+    };
+    let members = zip::read_located(bytes).map_err(zip_err)?;
+    zip::now_or_never(table_of(&members, file, zip::memory_reader(bytes))).unwrap_or_else(|| {
+        Err(zip_err(ZipError::Unreadable {
+            reason: "it waited".into(),
+        }))
+    })
+}
+
+/// Reads the table of a checkpoint of `len_bytes` through `read` (byte ranges of the
+/// file), for files not held in memory: the zip's directory and headers, `data.pkl` and
+/// `byteorder` (both CRC-checked), never a storage. The storages' own CRCs are in
+/// [`TorchTable::crcs`], for the caller to check as it reads each tensor.
+pub async fn read_table_ranged<F, Fut>(
+    len_bytes: u64,
+    file: &str,
+    read: F,
+) -> Result<TorchTable, TorchBinError>
+where
+    F: Fn(Range<u64>) -> Fut,
+    Fut: Future<Output = Result<Vec<u8>, String>>,
+{
+    let (members, _) =
+        zip::locate_ranged(len_bytes, &read)
+            .await
+            .map_err(|source| match source {
+                ZipError::NotAnArchive => TorchBinError::NotZip { file: file.into() },
+                source => TorchBinError::Zip {
+                    file: file.into(),
+                    source,
+                },
+            })?;
+    table_of(&members, file, read).await
+}
+
+/// The table, once the members are placed: reads `data.pkl` and `byteorder` whole.
+async fn table_of<F, Fut>(
+    members: &[zip::Located],
+    file: &str,
+    read: F,
+) -> Result<TorchTable, TorchBinError>
+where
+    F: Fn(Range<u64>) -> Fut,
+    Fut: Future<Output = Result<Vec<u8>, String>>,
+{
+    let whole = |m: &zip::Located| {
+        let fut = read(m.data.clone());
+        let (name, crc) = (m.name.clone(), m.crc);
+        async move {
+            let zip_err = |source| TorchBinError::Zip {
+                file: file.into(),
+                source,
+            };
+            let bytes = fut
+                .await
+                .map_err(|reason| zip_err(ZipError::Unreadable { reason }))?;
+            if zip::crc32(&bytes) != crc {
+                return Err(zip_err(ZipError::CrcMismatch { name }));
+            }
+            Ok(bytes)
+        }
+    };
     let pkl = members
         .iter()
         .find(|m| m.name == "data.pkl" || m.name.ends_with("/data.pkl"))
@@ -156,20 +239,19 @@ pub fn read_table(bytes: &[u8], file: &str) -> Result<TorchTable, TorchBinError>
         })?;
     let root = pkl.name.trim_end_matches("data.pkl");
     stored(pkl, file)?;
-    if let Some(order) = members
-        .iter()
-        .find(|m| m.name == format!("{root}byteorder"))
-    {
-        if order.data != b"little" {
+    let order_name = format!("{root}byteorder");
+    if let Some(order) = members.iter().find(|m| m.name == order_name) {
+        if whole(order).await? != b"little" {
             return Err(TorchBinError::BigEndian { file: file.into() });
         }
     }
-    let dict = Machine::new(pkl.data, file).run()?;
-    entries_table(dict, &members, root, file)
+    let pkl_bytes = whole(pkl).await?;
+    let dict = Machine::new(&pkl_bytes, file).run()?;
+    entries_table(dict, members, root, file)
 }
 
 /// PyTorch stores every member uncompressed; anything else is not its checkpoint.
-fn stored(m: &zip::Member<'_>, file: &str) -> Result<(), TorchBinError> {
+fn stored(m: &zip::Located, file: &str) -> Result<(), TorchBinError> {
     if m.method == 0 {
         Ok(())
     } else {
@@ -183,13 +265,14 @@ fn stored(m: &zip::Member<'_>, file: &str) -> Result<(), TorchBinError> {
 /// The tensors of the unpickled dict, each placed in its storage member.
 fn entries_table(
     dict: Vec<(Value, Value)>,
-    members: &[zip::Member<'_>],
+    members: &[zip::Located],
     root: &str,
     file: &str,
 ) -> Result<TorchTable, TorchBinError> {
     let mut table = TorchTable {
         tensors: BTreeMap::new(),
         integer_buffers: Vec::new(),
+        crcs: BTreeMap::new(),
     };
     for (key, value) in dict {
         let (Value::Str(name), Value::Tensor(t)) = (key, value) else {
@@ -211,6 +294,9 @@ fn entries_table(
         let (offset_bytes, size_bytes) = place(&t, member, file, &name)?;
         match t.storage.kind {
             StorageKind::Float(dtype) => {
+                if (offset_bytes..offset_bytes + size_bytes) == member.data {
+                    table.crcs.insert(name.clone(), member.crc);
+                }
                 let shape = t.shape.iter().map(|d| *d as usize).collect();
                 let info = TensorInfo {
                     dtype,
@@ -229,21 +315,21 @@ fn entries_table(
 /// Where tensor `t` lies in the file (byte offset, byte length), after every bound is checked.
 fn place(
     t: &TensorRef,
-    member: &zip::Member<'_>,
+    member: &zip::Located,
     file: &str,
     name: &str,
 ) -> Result<(u64, u64), TorchBinError> {
+    let member_len = member.data.end - member.data.start;
     let bad = |reason: String| TorchBinError::Tensor {
         file: file.into(),
         tensor: name.into(),
         reason,
     };
     let elem = t.storage.kind.size_bytes();
-    if t.storage.numel.checked_mul(elem) != Some(member.data.len() as u64) {
+    if t.storage.numel.checked_mul(elem) != Some(member_len) {
         return Err(bad(format!(
             "has a storage of {} elements of {elem} bytes, but its member holds {} bytes",
-            t.storage.numel,
-            member.data.len()
+            t.storage.numel, member_len
         )));
     }
     if t.shape.len() != t.stride.len() {
@@ -276,7 +362,7 @@ fn place(
             t.offset, t.storage.numel
         )));
     }
-    Ok((member.offset as u64 + t.offset * elem, numel * elem))
+    Ok((member.data.start + t.offset * elem, numel * elem))
 }
 
 /// The pickle stack machine (only the state-dict subset; see the module docs).
@@ -955,6 +1041,87 @@ mod tests {
         assert!(matches!(
             read_table(&bytes, "x"),
             Err(TorchBinError::Compressed { .. })
+        ));
+        Ok(())
+    }
+
+    /// The table read by byte range, and every range that was read.
+    fn ranged(bytes: &[u8]) -> (Result<TorchTable, TorchBinError>, Vec<Range<u64>>) {
+        let reads = std::cell::RefCell::new(Vec::new());
+        let read = |r: Range<u64>| {
+            reads.borrow_mut().push(r.clone());
+            let got = bytes
+                .get(r.start as usize..r.end as usize)
+                .map(<[u8]>::to_vec);
+            std::future::ready(got.ok_or_else(|| "outside".to_string()))
+        };
+        let table = zip::now_or_never(read_table_ranged(bytes.len() as u64, "t", read))
+            .unwrap_or_else(|| Err(TorchBinError::NotZip { file: "t".into() }));
+        (table, reads.into_inner())
+    }
+
+    #[test]
+    fn ranged_reads_give_the_whole_reads_table_without_reading_a_storage() -> TestResult {
+        let fixture = std::fs::read("tests/fixtures/multilingual-tiny-bin/pytorch_model.bin")?;
+        let synthetic = checkpoint(&pickle(&good()), &good_storages())?;
+        for bytes in [fixture, synthetic] {
+            let whole = read_table(&bytes, "t")?;
+            let (table, reads) = ranged(&bytes);
+            let table = table?;
+            assert_eq!(table, whole);
+            assert!(!table.tensors.is_empty());
+            // Besides its first bytes and its tail, only the directory, the local
+            // headers, data.pkl and byteorder are read: never a tensor's bytes.
+            let tail = zip::tail_range(bytes.len() as u64);
+            let structure: Vec<&Range<u64>> = reads
+                .iter()
+                .filter(|r| **r != (0..4) && **r != tail)
+                .collect();
+            for (name, info) in &table.tensors {
+                let tensor = info.offset_bytes..info.offset_bytes + info.size_bytes;
+                let touched = structure
+                    .iter()
+                    .any(|r| r.start < tensor.end && tensor.start < r.end);
+                assert!(!touched, "{name} was read");
+                let at = &bytes[tensor.start as usize..tensor.end as usize];
+                table.check(name, at, "t")?;
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn each_tensor_filling_its_storage_carries_its_crc() -> TestResult {
+        let bytes = checkpoint(&pickle(&good()), &good_storages())?;
+        let (table, _) = ranged(&bytes);
+        let table = table?;
+        // The weight fills storage 0; the bias is a view one element into storage 1.
+        assert_eq!(table.crcs.keys().collect::<Vec<_>>(), ["linear.weight"]);
+        let w = &table.tensors["linear.weight"];
+        let mut at = bytes[w.offset_bytes as usize..][..w.size_bytes as usize].to_vec();
+        table.check("linear.weight", &at, "t")?;
+        at[3] ^= 1;
+        assert!(matches!(
+            table.check("linear.weight", &at, "t"),
+            Err(TorchBinError::Zip {
+                source: ZipError::CrcMismatch { .. },
+                ..
+            })
+        ));
+        // A damaged pickle is caught by the ranged read too (it is read whole).
+        let pkl_at = 30 + "archive/data.pkl".len() + 5;
+        let mut flipped = bytes.clone();
+        flipped[pkl_at] ^= 1;
+        assert!(matches!(
+            ranged(&flipped).0,
+            Err(TorchBinError::Zip {
+                source: ZipError::CrcMismatch { .. },
+                ..
+            })
+        ));
+        assert!(matches!(
+            ranged(b"not a zip at all").0,
+            Err(TorchBinError::NotZip { .. })
         ));
         Ok(())
     }
