@@ -36,6 +36,7 @@ fn random_index(count: usize, rng: &mut XorShift) -> Result<EmbeddingIndex, Inde
             size_bytes: 1 << 20,
             modified_ms: 0,
             content_hash: [0; 32],
+            taken_ms: None,
         };
         index.upsert(meta, &rng.vector(DIM))?;
     }

@@ -69,6 +69,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     size_bytes: 0,
                     modified_ms: 0,
                     content_hash: [0; 32],
+                    taken_ms: None,
                 },
                 row,
             )?;

@@ -30,6 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             size_bytes: 1000 + i as u64,
             modified_ms: 1_600_000_000_000 + i as i64 * 1000,
             content_hash: hash,
+            taken_ms: None,
         };
         index.upsert(meta, row)?;
     }

@@ -269,6 +269,7 @@ impl BenchIndex {
                 size_bytes: 1_000_000 + i as u64,
                 modified_ms: 1_700_000_000_000 + i as i64,
                 content_hash,
+                taken_ms: None,
             };
             index.upsert(meta, &rng.unit(dim))?;
         }

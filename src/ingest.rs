@@ -232,6 +232,7 @@ mod tests {
             size_bytes: size,
             modified_ms: t,
             content_hash: [0; 32],
+            taken_ms: None,
         };
         let kept = index.upsert(meta("f/a.jpg", 1, 1), &[1.0, 0.0])?;
         let gone = index.upsert(meta("f/old.jpg", 1, 1), &[1.0, 0.0])?;

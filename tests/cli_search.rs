@@ -452,6 +452,7 @@ fn search_with_a_query_model_ranks_the_clip_index() -> TestResult {
             size_bytes: 1,
             modified_ms: 0,
             content_hash: [0; 32],
+            taken_ms: None,
         },
         &[1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
     )?;

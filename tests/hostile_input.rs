@@ -1095,6 +1095,7 @@ fn real_index(n: usize, dim: usize) -> Result<EmbeddingIndex, IndexError> {
             size_bytes: 1_000_000 + i as u64,
             modified_ms: 1_700_000_000_000 + i as i64,
             content_hash: [(i % 251) as u8; 32],
+            taken_ms: None,
         };
         index.upsert(meta, &vector)?;
     }

@@ -232,9 +232,9 @@ mod cli {
     fn prepare(clip: &Clip, path: &Path) -> Result<Prepared, String> {
         let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
         let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
-        let pixels = clip
+        let (pixels, taken_ms) = clip
             .preprocessor
-            .preprocess(&bytes)
+            .preprocess_dated(&bytes)
             .map_err(|e| e.to_string())?;
         let display = path.display().to_string();
         Ok(Prepared {
@@ -243,6 +243,7 @@ mod cli {
                 size_bytes: meta.len(),
                 modified_ms: modified_ms(&meta),
                 content_hash: Sha256::digest(&bytes).into(),
+                taken_ms,
             },
             path: display,
             pixels,
@@ -762,13 +763,7 @@ mod cli {
                         .matrix()
                         .chunks_exact(archive_index.dim().max(1)),
                 ) {
-                    let meta = EntryMeta {
-                        path: entry.path.clone(),
-                        size_bytes: entry.size_bytes,
-                        modified_ms: entry.modified_ms,
-                        content_hash: entry.content_hash,
-                    };
-                    idx.upsert(meta, row).map_err(|e| e.to_string())?;
+                    idx.upsert(entry.meta(), row).map_err(|e| e.to_string())?;
                 }
                 idx
             }

@@ -922,6 +922,7 @@ mod tests {
             size_bytes,
             modified_ms,
             content_hash: m.content_hash,
+            taken_ms: None,
         }
     }
 

@@ -2,7 +2,7 @@
 //! export`) and read back (`clipseek import`, `clipseek search` on an archive, the page's
 //! "Import"). One zip holding `embeddings.npy` (float32, N×D, C order, L2-normalised rows)
 //! and `manifest.json` (the model's id, revision and fingerprint; each photo's path, size,
-//! modified time and SHA-256, in row order) — a format numpy, Python and any zip tool read.
+//! modified time, SHA-256 and EXIF date taken, in row order) — a format numpy, Python and any zip tool read.
 //!
 //! It must not do I/O, trust a count, length or offset before bounding it by the bytes that
 //! are there, or panic on any input; an archive that is not exactly right is refused with one
@@ -23,12 +23,16 @@
 //! {"format": "clipseek-export", "version": 1,
 //!  "model": {"id": "clip-…#fp", "revision": "main" | null, "fingerprint": "fp" | null},
 //!  "count": N, "dim": D,
-//!  "photos": [{"path": "DCIM/a.jpg", "size": 123, "modified": 1700000000000, "sha256": "…"}]}
+//!  "photos": [{"path": "DCIM/a.jpg", "size": 123, "modified": 1700000000000, "sha256": "…",
+//!              "taken": 1690000000000}]}
 //! ```
-//! `modified` is milliseconds since the Unix epoch; a photo decoded by the browser rather
-//! than by our PIL-exact decoders (the page's fallback for AVIF, HEIC, …) also has
-//! `"decoder": "browser"` (absent otherwise; any other value is refused); rows of
-//! `embeddings.npy` follow `photos`. Imported photos get fresh ids in row order (so ties rank as before).
+//! `modified` is milliseconds since the Unix epoch; `taken` (the same unit; the rule of
+//! `model::preprocess::exif::date_taken`) is there only for a photo whose EXIF gave a date
+//! taken — archives written before it was recorded have none and import with no dates, so
+//! the format stays version 1. A photo decoded by the browser rather than by our PIL-exact
+//! decoders (the page's fallback for AVIF, HEIC, …) also has `"decoder": "browser"` (absent
+//! otherwise; any other value is refused). Rows of `embeddings.npy` follow `photos`.
+//! Imported photos get fresh ids in row order (so ties rank as before).
 
 use serde::{Deserialize, Serialize};
 
@@ -132,6 +136,9 @@ pub struct ManifestPhoto {
     /// [`DECODER_BROWSER`] for a photo the browser decoded; absent for ours.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decoder: Option<String>,
+    /// The EXIF date taken, ms since the epoch (absent when unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -229,6 +236,7 @@ pub fn export_marked(
                 modified: e.modified_ms,
                 sha256: e.content_hash.iter().map(|b| format!("{b:02x}")).collect(),
                 decoder: by_browser(e).then(|| DECODER_BROWSER.to_owned()),
+                taken: e.taken_ms,
             })
             .collect(),
     };
@@ -339,6 +347,7 @@ pub fn import(bytes: &[u8], expected_model_id: Option<&str>) -> Result<Imported,
             size_bytes: photo.size,
             modified_ms: photo.modified,
             content_hash,
+            taken_ms: photo.taken,
         });
     }
     let index =
@@ -632,6 +641,7 @@ impl Cursor<'_> {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{meta, XorShift};
+    use super::super::EntryMeta;
     use super::*;
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -641,7 +651,11 @@ mod tests {
         let mut index =
             EmbeddingIndex::new("clip-vit768x12-p32-224px-text512x12-d512#0123abcd", dim);
         for i in 0..n {
-            index.upsert(meta(&format!("DCIM/é {i}.jpg")), &rng.vector(dim))?;
+            let m = EntryMeta {
+                taken_ms: i.is_multiple_of(2).then_some(1_690_000_000_000 + i as i64),
+                ..meta(&format!("DCIM/é {i}.jpg"))
+            };
+            index.upsert(m, &rng.vector(dim))?;
         }
         // Removing one leaves a gap in the ids: import renumbers, order stays.
         index.remove_path("DCIM/é 1.jpg");
@@ -797,8 +811,20 @@ mod tests {
         assert_eq!(back.matrix(), index.matrix(), "bit-exact rows");
         for (a, b) in back.entries().iter().zip(index.entries()) {
             assert_eq!(
-                (&a.path, a.size_bytes, a.modified_ms, a.content_hash),
-                (&b.path, b.size_bytes, b.modified_ms, b.content_hash)
+                (
+                    &a.path,
+                    a.size_bytes,
+                    a.modified_ms,
+                    a.content_hash,
+                    a.taken_ms
+                ),
+                (
+                    &b.path,
+                    b.size_bytes,
+                    b.modified_ms,
+                    b.content_hash,
+                    b.taken_ms
+                )
             );
         }
         let mut rng = XorShift::new(9);
@@ -825,6 +851,11 @@ mod tests {
         assert_eq!(manifest["photos"][0]["path"], "DCIM/é 0.jpg");
         assert_eq!(manifest["photos"][1]["path"], "DCIM/é 2.jpg");
         assert_eq!(manifest["photos"][0]["modified"], 1_700_000_000_000i64);
+        assert_eq!(manifest["photos"][0]["taken"], 1_690_000_000_000i64);
+        assert!(
+            manifest["photos"][2].get("taken").is_none(),
+            "no date: no key"
+        );
         assert_eq!(manifest["count"], 39);
         assert_eq!(
             members.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
@@ -837,6 +868,32 @@ mod tests {
             (back.index.len(), back.index.dim(), back.revision),
             (0, 8, None)
         );
+        Ok(())
+    }
+
+    /// An archive from before the date taken was recorded (no `taken` keys) imports with
+    /// no dates and everything else as it was.
+    #[test]
+    fn archives_without_dates_taken_still_import() -> TestResult {
+        let index = sample(6, 4)?;
+        let archive = export(&index, None)?;
+        let old = with_member(&archive, MANIFEST_NAME, |bytes| {
+            if let Ok(mut m) = serde_json::from_slice::<serde_json::Value>(bytes) {
+                if let Some(photos) = m["photos"].as_array_mut() {
+                    for p in photos {
+                        p.as_object_mut().map(|o| o.remove("taken"));
+                    }
+                }
+                *bytes = m.to_string().into_bytes();
+            }
+        })?;
+        assert!(!String::from_utf8_lossy(&old).contains("\"taken\""));
+        let back = import(&old, None)?.index;
+        assert_eq!(back.len(), index.len());
+        for (a, b) in back.entries().iter().zip(index.entries()) {
+            assert_eq!(a.taken_ms, None);
+            assert_eq!((&a.path, a.modified_ms), (&b.path, b.modified_ms));
+        }
         Ok(())
     }
 

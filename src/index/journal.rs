@@ -17,7 +17,9 @@
 //! sha256      32 bytes  of the header JSON
 //! records     each: payload_len u32, payload, SHA-256 of the payload (32 bytes)
 //! payload     path_len u32, path (UTF-8), size_bytes u64, modified_ms i64,
-//!             content_hash [u8; 32], D x f32 embedding
+//!             content_hash [u8; 32], D x f32 embedding, then taken_ms i64 when the
+//!             photo has an EXIF date taken (a journal written before the date was
+//!             recorded has none: its records replay with no date)
 //! ```
 
 use sha2::{Digest, Sha256};
@@ -83,6 +85,9 @@ pub fn journal_record(meta: &EntryMeta, embedding: &[f32]) -> Vec<u8> {
     for v in embedding {
         payload.extend_from_slice(&v.to_le_bytes());
     }
+    if let Some(taken) = meta.taken_ms {
+        payload.extend_from_slice(&taken.to_le_bytes());
+    }
     let mut out = Vec::with_capacity(payload.len() + 36);
     out.extend_from_slice(
         &u32::try_from(payload.len())
@@ -146,6 +151,11 @@ fn read_record(r: &mut Cursor<'_>, dim: usize) -> Option<(EntryMeta, Vec<f32>)> 
     let modified_ms = i64::from_le_bytes(p.take(8)?.try_into().ok()?);
     let content_hash: [u8; 32] = p.take(32)?.try_into().ok()?;
     let rest = p.take(dim.checked_mul(4)?)?;
+    let taken_ms = match payload.len() - p.at {
+        0 => None,
+        8 => Some(i64::from_le_bytes(p.take(8)?.try_into().ok()?)),
+        _ => return None,
+    };
     if p.at != payload.len() {
         return None;
     }
@@ -159,6 +169,7 @@ fn read_record(r: &mut Cursor<'_>, dim: usize) -> Option<(EntryMeta, Vec<f32>)> 
             size_bytes,
             modified_ms,
             content_hash,
+            taken_ms,
         },
         embedding,
     ))
@@ -192,6 +203,7 @@ mod tests {
             size_bytes: u64::from(i) * 1000,
             modified_ms: -i64::from(i),
             content_hash: [i; 32],
+            taken_ms: None,
         }
     }
 
@@ -213,6 +225,27 @@ mod tests {
             assert_eq!(*m, meta(i as u8));
             assert_eq!(*e, vec![i as f32, 0.5, -1.0]);
         }
+        Ok(())
+    }
+
+    #[test]
+    fn dates_taken_read_back_and_old_records_have_none() -> Result<(), JournalError> {
+        let dated = |i: u8, taken_ms| EntryMeta {
+            taken_ms,
+            ..meta(i)
+        };
+        let mut bytes = journal_start("m", 3);
+        let written = [
+            dated(0, Some(1_709_214_307_000)),
+            dated(1, None),
+            dated(2, Some(-1)),
+        ];
+        for m in &written {
+            bytes.extend(journal_record(m, &[1.0, 0.0, 0.0]));
+        }
+        let replay = read_journal(&bytes, "m")?;
+        let read: Vec<EntryMeta> = replay.records.into_iter().map(|(m, _)| m).collect();
+        assert_eq!(read, written);
         Ok(())
     }
 

@@ -43,6 +43,23 @@ pub struct Entry {
     pub modified_ms: i64,
     /// SHA-256 of the file's bytes.
     pub content_hash: [u8; 32],
+    /// When the photo was taken, from its EXIF (`model::preprocess::exif::date_taken`, ms
+    /// since the epoch); `None` when it has none, or was indexed before this was recorded.
+    #[serde(default)]
+    pub taken_ms: Option<i64>,
+}
+
+impl Entry {
+    /// This entry without its id.
+    pub fn meta(&self) -> EntryMeta {
+        EntryMeta {
+            path: self.path.clone(),
+            size_bytes: self.size_bytes,
+            modified_ms: self.modified_ms,
+            content_hash: self.content_hash,
+            taken_ms: self.taken_ms,
+        }
+    }
 }
 
 /// What a caller knows about a file before it has an id: an [`Entry`] without `id`.
@@ -52,6 +69,8 @@ pub struct EntryMeta {
     pub size_bytes: u64,
     pub modified_ms: i64,
     pub content_hash: [u8; 32],
+    #[serde(default)]
+    pub taken_ms: Option<i64>,
 }
 
 /// One search result.
@@ -332,6 +351,7 @@ impl EmbeddingIndex {
                 size_bytes: meta.size_bytes,
                 modified_ms: meta.modified_ms,
                 content_hash: meta.content_hash,
+                taken_ms: meta.taken_ms,
             };
             if old_hash != meta.content_hash {
                 self.forget_hash(&old_hash, id);
@@ -353,6 +373,7 @@ impl EmbeddingIndex {
             size_bytes: meta.size_bytes,
             modified_ms: meta.modified_ms,
             content_hash: meta.content_hash,
+            taken_ms: meta.taken_ms,
         });
         self.matrix.extend_from_slice(&row);
         Ok(id)
@@ -532,6 +553,7 @@ pub(crate) mod test_support {
             size_bytes: path.len() as u64,
             modified_ms: 1_700_000_000_000,
             content_hash: hash_of(path),
+            taken_ms: None,
         }
     }
 
@@ -593,6 +615,7 @@ mod tests {
             size_bytes: 77,
             modified_ms: -5,
             content_hash: hash_of("b, edited"),
+            taken_ms: None,
         };
         let again = index.upsert(new_meta.clone(), &[2.0, 0.0, 0.0])?;
         assert_eq!(again, b);
@@ -611,6 +634,7 @@ mod tests {
                 size_bytes: 77,
                 modified_ms: -5,
                 content_hash: new_meta.content_hash,
+                taken_ms: None,
             })
         );
         assert_eq!(index.embedding(b), Some(&[1.0f32, 0.0, 0.0][..]));

@@ -5,18 +5,22 @@
 //! It must not do I/O, trust any count or length before bounding it by the bytes actually
 //! present (no allocation from an unchecked number), or panic on any input.
 //!
-//! Format version 1, all integers little-endian:
+//! Format version 2, all integers little-endian:
 //!
 //! ```text
 //! magic       16 bytes  b"CLIPSEEK-INDEX\0\0"
-//! version     u32       1
+//! version     u32       2
 //! header_len  u32       length of the header JSON
 //! header      JSON      {"count": N, "dim": D, "model_id": "...", "next_id": I}
 //! entries     N times   path_len u32, path (UTF-8), size_bytes u64, modified_ms i64,
-//!                       content_hash [u8; 32], id u64
+//!                       content_hash [u8; 32], id u64, taken_ms i64 (the EXIF date
+//!                       taken; i64::MIN when there is none)
 //! matrix      N*D f32   row-major, rows L2-normalised, in entry order
 //! checksum    32 bytes  SHA-256 of every byte before it
 //! ```
+//!
+//! Version 1 (files written before the date taken was recorded) is the same without
+//! `taken_ms`; it is still read, its entries with no date taken.
 //!
 //! Reading checks, in order: the magic (else "not a clipseek index"), the version, the
 //! minimum length, the checksum (so any flipped or missing byte past the version field
@@ -31,8 +35,12 @@ use super::{EmbeddingIndex, Entry, IndexError};
 /// The first 16 bytes of every index file.
 pub const MAGIC: [u8; 16] = *b"CLIPSEEK-INDEX\0\0";
 
-/// The format version this code writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this code writes (it also reads [`OLDEST_VERSION`] onwards).
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version still read.
+pub const OLDEST_VERSION: u32 = 1;
+/// `taken_ms` of an entry with no date taken.
+const NO_DATE: i64 = i64::MIN;
 
 const CHECKSUM_BYTES: usize = 32;
 /// `magic + version + header_len`
@@ -42,8 +50,11 @@ const PREFIX_BYTES: usize = MAGIC.len() + 4 + 4;
 pub const MIN_FILE_BYTES: usize = PREFIX_BYTES + CHECKSUM_BYTES;
 /// The largest embedding width an index file may declare (CLIP's widest is 1280).
 pub const MAX_DIM: usize = 65_536;
-/// `path_len + size_bytes + modified_ms + content_hash + id`
-const ENTRY_FIXED_BYTES: usize = 4 + 8 + 8 + 32 + 8;
+/// `path_len + size_bytes + modified_ms + content_hash + id + taken_ms` (version 1: no
+/// `taken_ms`).
+const fn entry_fixed_bytes(version: u32) -> usize {
+    4 + 8 + 8 + 32 + 8 + if version >= 2 { 8 } else { 0 }
+}
 
 #[derive(Deserialize)]
 struct Header {
@@ -65,7 +76,7 @@ pub fn encode(index: &EmbeddingIndex) -> Vec<u8> {
     let paths_bytes: usize = index.entries().iter().map(|e| e.path.len()).sum();
     let capacity = PREFIX_BYTES
         + header.len()
-        + index.len() * ENTRY_FIXED_BYTES
+        + index.len() * entry_fixed_bytes(FORMAT_VERSION)
         + paths_bytes
         + index.matrix().len() * 4
         + CHECKSUM_BYTES;
@@ -89,6 +100,7 @@ pub fn encode(index: &EmbeddingIndex) -> Vec<u8> {
         out.extend_from_slice(&entry.modified_ms.to_le_bytes());
         out.extend_from_slice(&entry.content_hash);
         out.extend_from_slice(&entry.id.to_le_bytes());
+        out.extend_from_slice(&entry.taken_ms.unwrap_or(NO_DATE).to_le_bytes());
     }
     for value in index.matrix() {
         out.extend_from_slice(&value.to_le_bytes());
@@ -111,7 +123,7 @@ pub fn decode(bytes: &[u8], expected_model_id: Option<&str>) -> Result<Embedding
     };
     let mut prefix = Reader::new(bytes.get(MAGIC.len()..).unwrap_or_default());
     let version = prefix.u32().ok_or_else(truncated)?;
-    if version != FORMAT_VERSION {
+    if !(OLDEST_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(IndexError::UnsupportedVersion {
             found: version,
             supported: FORMAT_VERSION,
@@ -183,7 +195,7 @@ pub fn decode(bytes: &[u8], expected_model_id: Option<&str>) -> Result<Embedding
     };
     let min_bytes_per_entry = dim
         .checked_mul(4)
-        .and_then(|row| row.checked_add(ENTRY_FIXED_BYTES))
+        .and_then(|row| row.checked_add(entry_fixed_bytes(version)))
         .ok_or_else(|| count_exceeds(usize::MAX))?;
     let count = usize::try_from(header.count)
         .ok()
@@ -192,10 +204,11 @@ pub fn decode(bytes: &[u8], expected_model_id: Option<&str>) -> Result<Embedding
 
     let mut entries = Vec::with_capacity(count);
     for position in 0..count {
-        let entry = read_entry(&mut reader).map_err(|reason| IndexError::MalformedEntry {
-            position,
-            reason: reason.to_string(),
-        })?;
+        let entry =
+            read_entry(&mut reader, version).map_err(|reason| IndexError::MalformedEntry {
+                position,
+                reason: reason.to_string(),
+            })?;
         entries.push(entry);
     }
 
@@ -217,7 +230,7 @@ pub fn decode(bytes: &[u8], expected_model_id: Option<&str>) -> Result<Embedding
 }
 
 /// One entry of the entry table, or a phrase saying what is wrong with it.
-fn read_entry(reader: &mut Reader<'_>) -> Result<Entry, &'static str> {
+fn read_entry(reader: &mut Reader<'_>, version: u32) -> Result<Entry, &'static str> {
     const SHORT: &str = "it runs past the end of the file";
     let path_len = reader
         .u32()
@@ -229,12 +242,19 @@ fn read_entry(reader: &mut Reader<'_>) -> Result<Entry, &'static str> {
     let modified_ms = reader.array::<8>().map(i64::from_le_bytes).ok_or(SHORT)?;
     let content_hash = reader.array::<32>().ok_or(SHORT)?;
     let id = reader.u64().ok_or(SHORT)?;
+    let taken_ms = if version >= 2 {
+        let ms = reader.array::<8>().map(i64::from_le_bytes).ok_or(SHORT)?;
+        (ms != NO_DATE).then_some(ms)
+    } else {
+        None
+    };
     Ok(Entry {
         id,
         path: path.to_string(),
         size_bytes,
         modified_ms,
         content_hash,
+        taken_ms,
     })
 }
 
@@ -285,10 +305,17 @@ mod tests {
     const MODEL: &str = "openai/clip-vit-base-patch32";
 
     fn sample(n: usize, dim: usize) -> Result<EmbeddingIndex, IndexError> {
+        use super::super::EntryMeta;
         let mut rng = XorShift::new(11);
         let mut index = EmbeddingIndex::new(MODEL, dim);
         for i in 0..n {
-            index.upsert(meta(&format!("photos/ünïcode {i}.jpg")), &rng.vector(dim))?;
+            // Some with a date taken (one before 1970), some without.
+            let taken_ms = [None, Some(1_709_214_307_000), Some(-86_400_000)][i % 3];
+            let m = EntryMeta {
+                taken_ms,
+                ..meta(&format!("photos/ünïcode {i}.jpg"))
+            };
+            index.upsert(m, &rng.vector(dim))?;
         }
         // A removal leaves a gap in the ids, which must survive the round trip.
         index.remove_path("photos/ünïcode 1.jpg");
@@ -322,6 +349,7 @@ mod tests {
         bytes.extend_from_slice(&2i64.to_le_bytes());
         bytes.extend_from_slice(&[7u8; 32]);
         bytes.extend_from_slice(&id.to_le_bytes());
+        bytes.extend_from_slice(&NO_DATE.to_le_bytes());
         bytes
     }
 
@@ -357,7 +385,7 @@ mod tests {
         index.upsert(meta("ab"), &[0.0, 2.0])?;
         let bytes = index.to_bytes();
         assert_eq!(&bytes[..16], b"CLIPSEEK-INDEX\0\0");
-        assert_eq!(&bytes[16..20], &1u32.to_le_bytes());
+        assert_eq!(&bytes[16..20], &2u32.to_le_bytes());
         let header_len = u32::from_le_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]) as usize;
         let header: serde_json::Value = serde_json::from_slice(&bytes[24..24 + header_len])
             .map_err(|e| IndexError::MalformedHeader {
@@ -368,9 +396,10 @@ mod tests {
             serde_json::json!({"model_id": "m", "dim": 2, "count": 1, "next_id": 1})
         );
         let body = &bytes[24 + header_len..];
-        assert_eq!(body.len(), 4 + 2 + 8 + 8 + 32 + 8 + 2 * 4 + 32);
+        assert_eq!(body.len(), 4 + 2 + 8 + 8 + 32 + 8 + 8 + 2 * 4 + 32);
         assert_eq!(&body[..6], &[2, 0, 0, 0, b'a', b'b']);
-        assert_eq!(&body[62..70], &[0, 0, 0, 0, 0, 0, 0x80, 0x3f]);
+        assert_eq!(&body[62..70], &i64::MIN.to_le_bytes(), "no date taken");
+        assert_eq!(&body[70..78], &[0, 0, 0, 0, 0, 0, 0x80, 0x3f]);
         let checksum: [u8; 32] = Sha256::digest(&bytes[..bytes.len() - 32]).into();
         assert_eq!(&bytes[bytes.len() - 32..], &checksum);
         Ok(())
@@ -389,7 +418,7 @@ mod tests {
                     16..20 => assert!(
                         matches!(
                             err,
-                            Err(IndexError::UnsupportedVersion { supported: 1, .. })
+                            Err(IndexError::UnsupportedVersion { supported: 2, .. })
                         ),
                         "byte {at}: {err:?}"
                     ),
@@ -460,22 +489,57 @@ mod tests {
     #[test]
     fn newer_versions_are_refused_by_number() -> Result<(), IndexError> {
         let mut bytes = sample(2, 3)?.to_bytes();
-        bytes[16..20].copy_from_slice(&2u32.to_le_bytes());
+        bytes[16..20].copy_from_slice(&3u32.to_le_bytes());
         let bytes = reseal(bytes);
         assert_eq!(
             EmbeddingIndex::from_bytes(&bytes, None),
             Err(IndexError::UnsupportedVersion {
-                found: 2,
-                supported: 1
+                found: 3,
+                supported: 2
             })
         );
         // Even without a valid checksum (a future format may checksum differently).
-        let mut short = MAGIC.to_vec();
-        short.extend_from_slice(&2u32.to_le_bytes());
-        assert!(matches!(
-            EmbeddingIndex::from_bytes(&short, None),
-            Err(IndexError::UnsupportedVersion { found: 2, .. })
-        ));
+        for version in [0u32, 3] {
+            let mut short = MAGIC.to_vec();
+            short.extend_from_slice(&version.to_le_bytes());
+            assert!(matches!(
+                EmbeddingIndex::from_bytes(&short, None),
+                Err(IndexError::UnsupportedVersion { found, .. }) if found == version
+            ));
+        }
+        Ok(())
+    }
+
+    /// A version-1 file (written before the date taken was recorded): the same layout
+    /// without `taken_ms`, read with no dates.
+    #[test]
+    fn version_1_files_still_read() -> Result<(), IndexError> {
+        let index = sample(7, 4)?;
+        let v2 = index.to_bytes();
+        let header_len = u32::from_le_bytes([v2[20], v2[21], v2[22], v2[23]]) as usize;
+        let mut v1 = v2[..24 + header_len].to_vec();
+        v1[16..20].copy_from_slice(&1u32.to_le_bytes());
+        let mut at = 24 + header_len;
+        for _ in index.entries() {
+            let path_len = u32::from_le_bytes([v2[at], v2[at + 1], v2[at + 2], v2[at + 3]]);
+            let fixed = 4 + path_len as usize + 8 + 8 + 32 + 8;
+            v1.extend_from_slice(&v2[at..at + fixed]);
+            at += fixed + 8;
+        }
+        v1.extend_from_slice(&v2[at..]);
+        let back = EmbeddingIndex::from_bytes(&reseal(v1), Some(MODEL))?;
+        assert_eq!(back.matrix(), index.matrix());
+        assert!(index.entries().iter().any(|e| e.taken_ms.is_some()));
+        for (old, new) in back.entries().iter().zip(index.entries()) {
+            assert_eq!(old.taken_ms, None);
+            assert_eq!(
+                Entry {
+                    taken_ms: None,
+                    ..new.clone()
+                },
+                *old
+            );
+        }
         Ok(())
     }
 

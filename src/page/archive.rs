@@ -45,6 +45,7 @@ pub fn plan_import(
             size_bytes: entry.size_bytes,
             modified_ms: entry.modified_ms,
             content_hash: entry.content_hash,
+            taken_ms: entry.taken_ms,
             model_id: index.model_id().to_owned(),
             seq: first_seq + records.len() as f64,
             embedding: embedding.to_vec(),
@@ -82,13 +83,18 @@ mod tests {
             size_bytes: 7,
             modified_ms: 1_700_000_000_000,
             content_hash: [3; 32],
+            taken_ms: None,
         }
     }
 
     #[test]
     fn an_archive_adds_the_paths_the_index_lacks() -> Result<(), Box<dyn std::error::Error>> {
         let mut there = EmbeddingIndex::new("clip#abc", 2);
-        there.upsert(meta("a/1.jpg"), &[1.0, 0.0])?;
+        let taken = EntryMeta {
+            taken_ms: Some(1_600_000_000_000),
+            ..meta("a/1.jpg")
+        };
+        there.upsert(taken, &[1.0, 0.0])?;
         there.upsert(meta("a/2.jpg"), &[0.0, 1.0])?;
         let bytes = export(&there, Some("main"))?;
         let mut here = EmbeddingIndex::new("clip#abc", 2);
@@ -103,6 +109,11 @@ mod tests {
         );
         assert_eq!(r.embedding, [1.0, 0.0]);
         assert_eq!(r.modified_ms, 1_700_000_000_000);
+        assert_eq!(
+            r.taken_ms,
+            Some(1_600_000_000_000),
+            "the date taken comes along"
+        );
         Ok(())
     }
 

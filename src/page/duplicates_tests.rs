@@ -11,6 +11,7 @@ fn meta(path: &str, size_bytes: u64, modified_ms: i64) -> EntryMeta {
         size_bytes,
         modified_ms,
         content_hash: [path.len() as u8; 32],
+        taken_ms: None,
     }
 }
 

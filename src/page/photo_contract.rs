@@ -92,6 +92,10 @@ fn record(path: &str, n: u32, seq: f64) -> PhotoRecord {
         size_bytes: 1_000_000_007 + u64::from(n),
         modified_ms: 1_700_000_000_123 - i64::from(n),
         content_hash: std::array::from_fn(|i| (i as u8).wrapping_mul(7).wrapping_add(n as u8)),
+        // Half with an EXIF date taken (one before 1970), half without.
+        taken_ms: n
+            .is_multiple_of(2)
+            .then(|| 1_690_000_000_000 - i64::from(n) * 86_400_000_000),
         model_id: format!("clip|fingerprint-{n}"),
         seq,
         embedding: (0..dim)

@@ -27,12 +27,28 @@ pub struct PhotoRecord {
     pub size_bytes: u64,
     pub modified_ms: i64,
     pub content_hash: [u8; 32],
+    /// When the photo was taken, from its EXIF (ms since the epoch); `None` when it has
+    /// none, or was stored before the date was recorded (such records load as they are).
+    pub taken_ms: Option<i64>,
     pub model_id: String,
     /// Insertion order: an entry keeps its number when it is replaced.
     pub seq: f64,
     pub embedding: Vec<f32>,
     /// Decoded by the browser, not PIL-exact (`page::browser_decode`).
     pub browser_decoded: bool,
+}
+
+impl PhotoRecord {
+    /// What the index keeps of this record (all but the model, sequence and embedding).
+    pub fn meta(&self) -> crate::index::EntryMeta {
+        crate::index::EntryMeta {
+            path: self.path.clone(),
+            size_bytes: self.size_bytes,
+            modified_ms: self.modified_ms,
+            content_hash: self.content_hash,
+            taken_ms: self.taken_ms,
+        }
+    }
 }
 
 /// Where a photo's thumbnail comes from when it is saved; `B` is the store's blob.

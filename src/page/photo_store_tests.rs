@@ -21,6 +21,7 @@ fn record(path: &str, seq: f64) -> PhotoRecord {
         size_bytes: 10,
         modified_ms: 5,
         content_hash: [1; 32],
+        taken_ms: None,
         model_id: "m".into(),
         seq,
         embedding: vec![1.0, 0.0],

@@ -73,8 +73,13 @@ pub enum Photo {
         /// Decoded by the browser, not by our PIL-exact decoders (`page::browser_decode`).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         browser: bool,
+        /// When it was taken, from its EXIF, read during its decode
+        /// (`model::preprocess::exif::date_taken`); absent from an older worker.
+        #[serde(default)]
+        taken_ms: Option<i64>,
     },
-    /// Its hash is among the known ones: the page reuses that entry's embedding.
+    /// Its hash is among the known ones: the page reuses that entry's embedding (and its
+    /// date taken: the same bytes hold the same EXIF).
     Duplicate { hash: Hash },
 }
 

@@ -125,6 +125,17 @@ fn encoded_items_carry_a_result_each() -> TestResult {
                     embedding: vec![0.5, 0.5],
                     thumb: true,
                     browser: false,
+                    taken_ms: Some(1_709_214_307_000),
+                }),
+            },
+            ItemOut {
+                key: 3,
+                result: Ok(Photo::Embedded {
+                    hash: [1; 32],
+                    embedding: vec![0.5, 0.5],
+                    thumb: false,
+                    browser: true,
+                    taken_ms: None,
                 }),
             },
             ItemOut {
@@ -141,6 +152,24 @@ fn encoded_items_carry_a_result_each() -> TestResult {
     Ok(())
 }
 
+/// A worker built before the date taken was sent answers without `taken_ms`: no date.
+#[test]
+fn an_embedded_photo_without_a_date_reads_as_none() -> TestResult {
+    let hash = serde_json::to_string(&[7u8; 32])?;
+    let before = format!(
+        r#"{{"kind":"encoded","job":1,"items":[{{"key":0,"result":{{"Ok":{{"kind":"embedded","hash":{hash},"embedding":[1.0],"thumb":false}}}}}}]}}"#
+    );
+    let read: FromWorker = serde_json::from_str(&before)?;
+    let FromWorker::Encoded { items, .. } = read else {
+        return Err("not encoded".into());
+    };
+    match &items[0].result {
+        Ok(Photo::Embedded { taken_ms, .. }) => assert_eq!(*taken_ms, None),
+        other => return Err(format!("{other:?}").into()),
+    }
+    Ok(())
+}
+
 #[test]
 fn photo_hash_is_the_same_for_both_kinds() {
     let e = Photo::Embedded {
@@ -148,6 +177,7 @@ fn photo_hash_is_the_same_for_both_kinds() {
         embedding: Vec::new(),
         thumb: false,
         browser: false,
+        taken_ms: None,
     };
     assert_eq!(e.hash(), &[3; 32]);
     assert_eq!(Photo::Duplicate { hash: [4; 32] }.hash(), &[4; 32]);

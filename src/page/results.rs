@@ -138,7 +138,7 @@ pub fn shown_with(search: &Search, index: &EmbeddingIndex, dupes: Option<&Duplic
     let kept = filters::narrow(
         &passed,
         |m| entry(m).map(|e| e.path.clone()),
-        |m| entry(m).map_or(0, |e| filters::date_of(e, None)),
+        |m| entry(m).map_or(0, filters::date_of),
         &f.folder,
         f.range,
         f.sort,

@@ -12,6 +12,7 @@ fn meta(path: &str, modified_ms: i64) -> EntryMeta {
         size_bytes: 1,
         modified_ms,
         content_hash: [path.len() as u8; 32],
+        taken_ms: None,
     }
 }
 
@@ -187,6 +188,40 @@ fn folder_dates_and_order_narrow_and_sort() -> Result<(), IndexError> {
         "{}",
         empty.line
     );
+    Ok(())
+}
+
+/// The EXIF date taken orders and filters where there is one; the file's time where not.
+#[test]
+fn dates_taken_come_before_file_times() -> Result<(), IndexError> {
+    let day = 86_400_000;
+    let dated = |path: &str, modified_ms: i64, taken_ms: Option<i64>| EntryMeta {
+        taken_ms,
+        ..meta(path, modified_ms)
+    };
+    let mut index = EmbeddingIndex::new("m", 2);
+    // File times say a, b, c, d (oldest first); the cameras say otherwise for b and c.
+    index.upsert(dated("a.jpg", 10 * day, None), &[1.0, 0.0])?;
+    index.upsert(dated("b.jpg", 20 * day, Some(2 * day)), &[0.8, 0.6])?;
+    index.upsert(dated("c.jpg", 30 * day, Some(40 * day)), &[0.6, 0.8])?;
+    index.upsert(dated("d.jpg", 35 * day, None), &[0.0, 1.0])?;
+    let mut s = searched("dog", dog_leash);
+    s.update(Input::Sort(SortBy::DateOldest));
+    assert_eq!(
+        paths(&index, &shown(&s, &index)),
+        ["b.jpg", "a.jpg", "d.jpg", "c.jpg"]
+    );
+    s.update(Input::Sort(SortBy::DateNewest));
+    assert_eq!(
+        paths(&index, &shown(&s, &index)),
+        ["c.jpg", "d.jpg", "a.jpg", "b.jpg"]
+    );
+    // Days 15..=35: c was taken on day 40 and b on day 2, whatever their files say.
+    s.update(Input::Dates(DateRange {
+        from_ms: Some(15 * day),
+        to_ms: Some(35 * day),
+    }));
+    assert_eq!(paths(&index, &shown(&s, &index)), ["d.jpg"]);
     Ok(())
 }
 

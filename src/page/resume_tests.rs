@@ -158,6 +158,7 @@ impl Tab {
                     embedding: vec![1.0, key as f32, 0.5, 0.25],
                     thumb: true,
                     browser: false,
+                    taken_ms: None,
                 }),
                 thumb: Some(key as u8),
             })

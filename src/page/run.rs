@@ -27,7 +27,7 @@ use super::skipped::{SkippedChange, SkippedList};
 use super::status::RunSummary;
 use crate::encode::{Backend, EngineKind, PrecisionChoice};
 use crate::hub::{format_eta, Rate};
-use crate::index::{EmbeddingIndex, EntryMeta, IndexError};
+use crate::index::{EmbeddingIndex, IndexError};
 use crate::ingest::{self, Candidate};
 
 #[path = "run_apply.rs"]
@@ -295,6 +295,7 @@ enum Outcome<T> {
         hash: Hash,
         thumb: Option<T>,
         browser: bool,
+        taken_ms: Option<i64>,
     },
     Duplicate {
         hash: Hash,

@@ -40,18 +40,17 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
             let Some(item) = run.items.get(key) else {
                 continue;
             };
-            let (embedding, hash, thumb, browser) = match outcome {
+            let (embedding, hash, thumb, browser, taken_ms) = match outcome {
                 Outcome::Embedded {
                     embedding,
                     hash,
                     thumb,
                     browser,
-                } => (
-                    embedding,
-                    hash,
-                    thumb.map_or(ThumbOf::None, ThumbOf::New),
-                    browser,
-                ),
+                    taken_ms,
+                } => {
+                    let thumb = thumb.map_or(ThumbOf::None, ThumbOf::New);
+                    (embedding, hash, thumb, browser, taken_ms)
+                }
                 Outcome::Duplicate { hash } => {
                     let Some(source) = index.find_by_hash(&hash) else {
                         continue;
@@ -60,12 +59,8 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
                         continue;
                     };
                     let browser = self.by_browser.contains(&hash);
-                    (
-                        embedding,
-                        hash,
-                        ThumbOf::CopyOf(source.path.clone()),
-                        browser,
-                    )
+                    let thumb = ThumbOf::CopyOf(source.path.clone());
+                    (embedding, hash, thumb, browser, source.taken_ms)
                 }
                 Outcome::Failed(error) => {
                     run.failed += 1;
@@ -93,6 +88,7 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
                 size_bytes: item.size_bytes,
                 modified_ms: item.modified_ms,
                 content_hash: hash,
+                taken_ms,
                 model_id: config.model_id.clone(),
                 seq,
                 embedding,
@@ -145,12 +141,7 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
         if let Some(index) = self.index.as_mut() {
             for p in batch.photos {
                 let r = p.record;
-                let meta = EntryMeta {
-                    path: r.path.clone(),
-                    size_bytes: r.size_bytes,
-                    modified_ms: r.modified_ms,
-                    content_hash: r.content_hash,
-                };
+                let meta = r.meta();
                 let reused = matches!(p.thumb, ThumbOf::CopyOf(_));
                 match index.upsert(meta, &r.embedding) {
                     Ok(_) => {

@@ -22,12 +22,7 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
                 other_model += 1;
                 continue;
             }
-            let meta = EntryMeta {
-                path: r.path.clone(),
-                size_bytes: r.size_bytes,
-                modified_ms: r.modified_ms,
-                content_hash: r.content_hash,
-            };
+            let meta = r.meta();
             match index.upsert(meta, &r.embedding) {
                 Ok(_) => {
                     if r.browser_decoded {
@@ -179,12 +174,7 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
             if r.model_id != config.model_id {
                 continue;
             }
-            let meta = EntryMeta {
-                path: r.path.clone(),
-                size_bytes: r.size_bytes,
-                modified_ms: r.modified_ms,
-                content_hash: r.content_hash,
-            };
+            let meta = r.meta();
             if index.upsert(meta, &r.embedding).is_ok() {
                 if r.browser_decoded {
                     self.by_browser.insert(r.content_hash);

@@ -272,6 +272,7 @@ impl Tab {
                             embedding: embedding(key as usize),
                             thumb: false,
                             browser: false,
+                            taken_ms: None,
                         }),
                         thumb: None,
                     })

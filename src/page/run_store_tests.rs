@@ -11,6 +11,7 @@ fn stored(path: &str, model: &str, seq: f64) -> Stored {
         size_bytes: 10,
         modified_ms: 1,
         content_hash: hash(path),
+        taken_ms: None,
         model_id: model.to_owned(),
         seq,
         embedding: embedding(3),

@@ -36,6 +36,12 @@ fn embedding(n: usize) -> Vec<f32> {
     vec![1.0, n as f32, 0.5, 0.25]
 }
 
+/// The EXIF date taken [`Sim::answer`] reports for key n: even keys have one.
+fn taken(n: usize) -> Option<i64> {
+    n.is_multiple_of(2)
+        .then(|| 1_600_000_000_000 - n as i64 * 86_400_000)
+}
+
 /// A page driven by hand: each input is one millisecond after the last.
 struct Sim {
     ix: Ix,
@@ -120,6 +126,7 @@ impl Sim {
                     embedding: embedding(key as usize),
                     thumb: true,
                     browser: false,
+                    taken_ms: taken(key as usize),
                 }),
                 thumb: Some(key as u8),
             })
@@ -495,6 +502,7 @@ fn a_photo_that_cannot_be_read_is_listed_and_counted() {
                 embedding: embedding(1),
                 thumb: false,
                 browser: false,
+                taken_ms: None,
             }),
             thumb: None,
         },
@@ -543,6 +551,7 @@ fn a_photo_the_browser_decoded_is_marked_in_its_record_its_copies_and_after_a_re
             embedding: embedding(0),
             thumb: false,
             browser: true,
+            taken_ms: None,
         },
     ));
     assert_eq!(marked(&after), vec![("DCIM/p00.jpg".to_owned(), true)]);
@@ -578,6 +587,7 @@ fn an_embedding_the_index_would_refuse_is_skipped_before_it_is_saved() {
                 embedding: vec![1.0; DIM + 1],
                 thumb: false,
                 browser: false,
+                taken_ms: None,
             }),
             thumb: None,
         }],
@@ -613,8 +623,29 @@ fn a_copy_of_an_indexed_photo_reuses_its_embedding_and_thumbnail() {
         i.embedding(e.id).map(<[f32]>::to_vec)
     });
     assert_eq!(Some(photos[0].record.embedding.clone()), twin);
+    // Same bytes, same EXIF: the twin's date taken comes along.
+    assert_eq!(photos[0].record.taken_ms, taken(0));
     s.save_all(after);
     assert!(s.line().contains("0 new photos, 1 reused"), "{}", s.line());
+    let copied = s.ix.index().and_then(|i| i.entry_by_path("Copy/p00.jpg"));
+    assert_eq!(copied.and_then(|e| e.taken_ms), taken(0));
+}
+
+#[test]
+fn the_workers_date_taken_is_saved_and_indexed() {
+    let (mut s, _, e) = running(3);
+    let saved = s.settle(e);
+    let records: Vec<Stored> = saves(&saved)
+        .into_iter()
+        .flat_map(|(_, photos)| photos.into_iter().map(|p| p.record))
+        .collect();
+    assert_eq!(records.len(), 3);
+    for (key, r) in records.iter().enumerate() {
+        assert_eq!(r.path, format!("DCIM/p{key:02}.jpg"));
+        assert_eq!(r.taken_ms, taken(key), "{}", r.path);
+        let entry = s.ix.index().and_then(|i| i.entry_by_path(&r.path));
+        assert_eq!(entry.map(|e| e.taken_ms), Some(taken(key)), "{}", r.path);
+    }
 }
 
 #[test]
@@ -1201,6 +1232,7 @@ fn stored(path: &str, model: &str, seq: f64) -> Stored {
         size_bytes: 100,
         modified_ms: 1,
         content_hash: hash(path),
+        taken_ms: None,
         model_id: model.into(),
         seq,
         embedding: embedding(seq as usize),
@@ -1403,6 +1435,7 @@ fn the_photo_searched_by_becomes_the_query() {
                 embedding: embedding(3),
                 thumb: false,
                 browser: false,
+                taken_ms: None,
             }),
             thumb: None,
         }],

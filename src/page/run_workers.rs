@@ -250,12 +250,14 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
                                 embedding,
                                 hash,
                                 browser,
+                                taken_ms,
                                 ..
                             }) => Outcome::Embedded {
                                 embedding,
                                 hash,
                                 thumb: a.thumb,
                                 browser,
+                                taken_ms,
                             },
                         };
                         run.finished.insert(a.key as usize, outcome);

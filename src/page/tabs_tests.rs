@@ -142,6 +142,7 @@ fn record(path: &str) -> PhotoRecord {
         size_bytes: 1,
         modified_ms: 1,
         content_hash: [0; 32],
+        taken_ms: None,
         model_id: "m".into(),
         seq: 0.0,
         embedding: vec![1.0],

@@ -396,7 +396,8 @@ pub mod schema {
     pub const MODEL_FILES: &str = "model-files";
     /// Per chunk of a model file (key `[model key, file, index]`): `{blob, sha256, len}`.
     pub const MODEL_CHUNKS: &str = "model-chunks";
-    /// Per indexed photo (key: its relative path): identity, model and embedding.
+    /// Per indexed photo (key: its relative path): identity, model and embedding, and the
+    /// EXIF date taken (`taken`, absent when unknown: an optional property, no version step).
     pub const PHOTOS: &str = "photos";
     /// Per indexed photo (key: its relative path): the thumbnail JPEG Blob.
     pub const THUMBS: &str = "thumbs";

@@ -1,10 +1,13 @@
 //! The page's photos in IndexedDB: [`IdbPhotoStore`], the browser's [`PhotoStore`]. One
 //! record per photo in `photos` (key: its stored path; path, size, date, hex content hash,
 //! model, insertion sequence and a Float32Array embedding — the layout schema version 1
-//! wrote, so old records still load), one thumbnail Blob per photo in `thumbs` (same key),
-//! the folder claims of the tabs in `photo-claims` (name → owner), the refused files in
-//! `photo-refused` (key `[folder, rel, size, mtime]`) and the index's generation in
-//! `photo-meta` (key `generation`).
+//! wrote, so old records still load — plus two optional properties: `taken`, the EXIF date
+//! taken in ms, and `browser`, set when the browser decoded the photo; a record without
+//! them reads as "no EXIF date", "our decoders", and a later save of that path adds them),
+//! one thumbnail Blob per photo in `thumbs` (same key), the folder claims of the tabs in
+//! `photo-claims` (name → owner), the refused files in `photo-refused` (key
+//! `[folder, rel, size, mtime]`) and the index's generation in `photo-meta` (key
+//! `generation`).
 //!
 //! Every promise of the trait is kept inside one transaction: a save reads the generation
 //! and the claims it depends on and writes its records in the same read-write transaction,
@@ -72,6 +75,10 @@ fn record_to_js(r: &PhotoRecord) -> Result<JsValue, PhotoStoreError> {
             false => Ok(()),
         })
         .map_err(|e| js_failed("save the index", &e))?;
+    if let Some(taken) = r.taken_ms {
+        set_prop(&o, "taken", &JsValue::from_f64(taken as f64))
+            .map_err(|e| js_failed("save the index", &e))?;
+    }
     Ok(o)
 }
 
@@ -81,6 +88,8 @@ fn record_from_js(v: &JsValue) -> Option<PhotoRecord> {
         size_bytes: prop(v, "size")?.as_f64()? as u64,
         modified_ms: prop(v, "mtime")?.as_f64()? as i64,
         content_hash: parse_hex32(&prop(v, "hash")?.as_string()?)?,
+        // Absent from records stored before the date was recorded: no EXIF date.
+        taken_ms: prop(v, "taken").and_then(|t| t.as_f64()).map(|t| t as i64),
         model_id: prop(v, "model")?.as_string()?,
         seq: prop(v, "seq")?.as_f64()?,
         embedding: prop(v, "embedding")?

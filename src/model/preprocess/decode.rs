@@ -2,10 +2,12 @@
 //! PIL's `Image.open(f)` + `exif_transpose` + `convert("RGB")` give, per file type
 //! (alpha dropped, grey replicated, 16-bit samples cut to their high byte, the
 //! first GIF frame on PIL's canvas, 16-bit BMP levels as PIL widens them), the EXIF/XMP
-//! orientation PIL reads, and the end-of-data checks libjpeg makes. No I/O, no panics.
+//! orientation PIL reads (and the EXIF date taken), and the end-of-data checks libjpeg
+//! makes. No I/O, no panics.
 
 use image::{DynamicImage, ImageDecoder, RgbImage};
 
+use super::exif::{date_taken, orientation_value};
 use super::{Format, PreprocessError};
 
 pub(super) fn image_error(format: &'static str, e: image::ImageError) -> PreprocessError {
@@ -147,21 +149,29 @@ pub(super) fn jpeg_min_data_bits(bytes: &[u8]) -> Option<u64> {
     Some(blocks)
 }
 
-/// The EXIF orientation PIL's `exif_transpose` would use: the EXIF tag, else the XMP
-/// `tiff:Orientation` (as `Image.getexif` falls back to), else none. Values outside 1..=8
-/// mean no transform, as in PIL.
-pub(super) fn orientation(decoder: &mut impl ImageDecoder) -> image::metadata::Orientation {
-    let from_exif = match decoder.exif_metadata() {
-        Ok(Some(exif)) => exif_orientation_value(&exif),
-        _ => None,
-    };
-    let value = match from_exif {
-        Some(v) => Some(v),
-        None => match decoder.xmp_metadata() {
-            Ok(Some(xmp)) => xmp_orientation_value(&xmp),
-            _ => None,
-        },
-    };
+/// What a decoder's EXIF (and XMP) metadata says: the orientation PIL's `exif_transpose`
+/// would use — the EXIF tag, else the XMP `tiff:Orientation` (as `Image.getexif` falls back
+/// to), else none; values outside 1..=8 mean no transform, as in PIL — and the date the
+/// photo was taken ([`super::exif::date_taken`]).
+pub(super) fn exif_facts(
+    decoder: &mut impl ImageDecoder,
+) -> (image::metadata::Orientation, Option<i64>) {
+    let exif = decoder.exif_metadata().ok().flatten();
+    let xmp = || decoder.xmp_metadata().ok().flatten();
+    (
+        oriented_by(exif.as_deref(), xmp),
+        exif.as_deref().and_then(date_taken),
+    )
+}
+
+/// The orientation from an EXIF block, else from the XMP packet `xmp` gives.
+pub(super) fn oriented_by(
+    exif: Option<&[u8]>,
+    xmp: impl FnOnce() -> Option<Vec<u8>>,
+) -> image::metadata::Orientation {
+    let value = exif
+        .and_then(orientation_value)
+        .or_else(|| xmp().as_deref().and_then(xmp_orientation_value));
     orientation_of(value)
 }
 
@@ -172,47 +182,6 @@ pub(super) fn orientation_of(value: Option<u16>) -> image::metadata::Orientation
         .and_then(|v| u8::try_from(v).ok())
         .and_then(Orientation::from_exif)
         .unwrap_or(Orientation::NoTransforms)
-}
-
-/// The Orientation tag (0x0112) of IFD0 in a TIFF-structured EXIF block, if present.
-pub(super) fn exif_orientation_value(exif: &[u8]) -> Option<u16> {
-    let exif = exif.strip_prefix(b"Exif\0\0").unwrap_or(exif);
-    let big = match exif.get(0..4)? {
-        [0x49, 0x49, 42, 0] => false,
-        [0x4D, 0x4D, 0, 42] => true,
-        _ => return None,
-    };
-    let u16_at = |at: usize| -> Option<u16> {
-        let b = exif.get(at..at + 2)?;
-        Some(if big {
-            u16::from_be_bytes([b[0], b[1]])
-        } else {
-            u16::from_le_bytes([b[0], b[1]])
-        })
-    };
-    let u32_at = |at: usize| -> Option<u32> {
-        let b = exif.get(at..at + 4)?;
-        Some(if big {
-            u32::from_be_bytes([b[0], b[1], b[2], b[3]])
-        } else {
-            u32::from_le_bytes([b[0], b[1], b[2], b[3]])
-        })
-    };
-    let ifd = usize::try_from(u32_at(4)?).ok()?;
-    let count = usize::from(u16_at(ifd)?);
-    (0..count).find_map(|n| {
-        let entry = ifd + 2 + n * 12;
-        if u16_at(entry)? != 0x0112 {
-            return None;
-        }
-        // SHORT (3) values sit in the first two bytes of the value field; PIL also reads a
-        // LONG (4) the same way.
-        match u16_at(entry + 2)? {
-            3 => u16_at(entry + 8),
-            4 => u32_at(entry + 8).and_then(|v| u16::try_from(v).ok()),
-            _ => None,
-        }
-    })
 }
 
 /// `tiff:Orientation="N"` or `<tiff:Orientation>N` in an XMP packet.

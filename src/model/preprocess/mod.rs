@@ -26,6 +26,7 @@
 //! pixel buffer is allocated, and never panics on bad input.
 
 mod decode;
+pub mod exif;
 mod reduced;
 mod repair;
 mod resize;
@@ -228,14 +229,19 @@ impl Preprocessor {
     /// `ImageOps.exif_transpose(Image.open(f)).convert("RGB")` does. A file the decoder
     /// refuses gets a second try when PIL or libpng would read it (`repair.rs`).
     pub fn decode(&self, bytes: &[u8]) -> Result<RgbImage, PreprocessError> {
+        self.decode_full(bytes).map(|(rgb, _)| rgb)
+    }
+
+    /// [`Self::decode`] and the EXIF date taken ([`exif::date_taken`]) read on the way.
+    fn decode_full(&self, bytes: &[u8]) -> Result<(RgbImage, Option<i64>), PreprocessError> {
         let first = self.decode_as_given(bytes);
         let (Err(PreprocessError::Decode { .. }), Ok(format)) = (&first, sniff(bytes)) else {
             return first;
         };
         let repaired = repair::repaired_bytes(format, bytes);
         if let Some(fixed) = &repaired {
-            if let Ok(rgb) = self.decode_as_given(fixed) {
-                return Ok(rgb);
+            if let Ok(decoded) = self.decode_as_given(fixed) {
+                return Ok(decoded);
             }
         }
         let rle = (format == Format::Bmp)
@@ -243,13 +249,14 @@ impl Preprocessor {
             .flatten();
         match rle {
             // The lenient decoder's refusal (too large, truncated) says more than the first.
-            Some(rle) => rle,
+            // A BMP has no EXIF: no date taken.
+            Some(rle) => rle.map(|rgb| (rgb, None)),
             None => first,
         }
     }
 
-    /// [`Self::decode`] without second tries.
-    fn decode_as_given(&self, bytes: &[u8]) -> Result<RgbImage, PreprocessError> {
+    /// [`Self::decode_full`] without second tries.
+    fn decode_as_given(&self, bytes: &[u8]) -> Result<(RgbImage, Option<i64>), PreprocessError> {
         let format = sniff(bytes)?;
         let name = format.name();
         let mut reader = ImageReader::with_format(Cursor::new(bytes), format.image_format());
@@ -299,7 +306,7 @@ impl Preprocessor {
         if format == Format::Jpeg && !jpeg_whole() {
             return Err(PreprocessError::Truncated { format: name });
         }
-        let orientation = orientation(&mut decoder);
+        let (orientation, taken_ms) = exif_facts(&mut decoder);
         let image = DynamicImage::from_decoder(decoder).map_err(|e| image_error(name, e))?;
         let mut rgb = to_rgb(image, format)?;
         match format {
@@ -307,7 +314,7 @@ impl Preprocessor {
             Format::Bmp => bmp16_levels_like_pil(bytes, &mut rgb),
             _ => {}
         }
-        Ok(orient(rgb, orientation))
+        Ok((orient(rgb, orientation), taken_ms))
     }
 
     /// Resizes, crops, rescales and normalises an RGB image into a CHW `f32` tensor of
@@ -336,11 +343,15 @@ impl Preprocessor {
     /// [`Self::model_pixels`] then resizes it with the full-scale geometry. Orientation is
     /// applied, as in [`Self::decode`]. Anything not reduced (other formats, small photos,
     /// CMYK, files the reduced decoder refuses) is exactly [`Self::decode`], errors
-    /// included. Memory: see [`reduced_decode_bytes`].
+    /// included. Memory: see [`reduced_decode_bytes`]. The EXIF date taken comes along in
+    /// [`ModelImage::taken_ms`].
     pub fn decode_for_model(&self, bytes: &[u8]) -> Result<ModelImage, PreprocessError> {
         match self.decode_reduced(bytes) {
             Some(image) => Ok(image),
-            None => self.decode(bytes).map(ModelImage::full_scale),
+            None => self.decode_full(bytes).map(|(rgb, taken_ms)| ModelImage {
+                taken_ms,
+                ..ModelImage::full_scale(rgb)
+            }),
         }
     }
 
@@ -378,12 +389,8 @@ impl Preprocessor {
         }
         let max_alloc = usize::try_from(self.max_pixels.saturating_mul(3)).unwrap_or(usize::MAX);
         let rgb = reduced::decode(bytes, w, h, reduction, max_alloc)?;
-        let value = header
-            .exif
-            .as_deref()
-            .and_then(exif_orientation_value)
-            .or_else(|| header.xmp.as_deref().and_then(xmp_orientation_value));
-        let orientation = orientation_of(value);
+        let exif = header.exif.as_deref();
+        let orientation = oriented_by(exif, || header.xmp.clone());
         let rgb = orient(rgb, orientation);
         // Orientations 5 to 8 swap the axes, as they did the reduced image's.
         let full_size =
@@ -396,16 +403,26 @@ impl Preprocessor {
             rgb,
             full_size,
             reduction,
+            taken_ms: exif.and_then(exif::date_taken),
         })
     }
 
     /// Decodes and preprocesses one image file.
     pub fn preprocess(&self, bytes: &[u8]) -> Result<Vec<f32>, PreprocessError> {
+        self.preprocess_dated(bytes).map(|(pixels, _)| pixels)
+    }
+
+    /// [`Self::preprocess`], and the EXIF date taken read during the decode
+    /// ([`exif::date_taken`]).
+    pub fn preprocess_dated(
+        &self,
+        bytes: &[u8],
+    ) -> Result<(Vec<f32>, Option<i64>), PreprocessError> {
         let image = self.decode_for_model(bytes)?;
         let plan = self.checked_plan(image.full_size)?;
         let mut out = vec![0.0; 3 * plan.height * plan.width];
         self.fill_image(&image, &plan, &mut out);
-        Ok(out)
+        Ok((out, image.taken_ms))
     }
 
     /// Decodes and preprocesses one image file into `out`, which must hold exactly
@@ -525,6 +542,8 @@ pub struct ModelImage {
     pub full_size: (u32, u32),
     /// 1 (full scale), 2 or 4.
     pub reduction: u32,
+    /// When the photo was taken, from its EXIF ([`exif::date_taken`]: ms since the epoch).
+    pub taken_ms: Option<i64>,
 }
 
 impl ModelImage {
@@ -534,6 +553,7 @@ impl ModelImage {
             full_size: rgb.dimensions(),
             rgb,
             reduction: 1,
+            taken_ms: None,
         }
     }
 }
@@ -1150,13 +1170,13 @@ mod tests {
 
     #[test]
     fn orientation_parsers() {
-        assert_eq!(exif_orientation_value(&exif_block(true, 6)), Some(6));
+        assert_eq!(exif::orientation_value(&exif_block(true, 6)), Some(6));
         assert_eq!(
-            exif_orientation_value(&[b"Exif\0\0".as_slice(), &exif_block(false, 8)].concat()),
+            exif::orientation_value(&[b"Exif\0\0".as_slice(), &exif_block(false, 8)].concat()),
             Some(8)
         );
-        assert_eq!(exif_orientation_value(b"II*\0\xff\xff\xff\xff"), None);
-        assert_eq!(exif_orientation_value(b""), None);
+        assert_eq!(exif::orientation_value(b"II*\0\xff\xff\xff\xff"), None);
+        assert_eq!(exif::orientation_value(b""), None);
         assert_eq!(
             xmp_orientation_value(br#"<rdf tiff:Orientation="6"/>"#),
             Some(6)

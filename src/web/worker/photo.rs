@@ -1,6 +1,6 @@
 //! A vision worker's photos: each read, hashed (a known hash is answered `Duplicate`
-//! without decoding), decoded at the model's size (large JPEGs at a reduced DCT scale),
-//! thumbnailed, and the batch encoded in one forward pass. A photo that fails yields its
+//! without decoding), decoded at the model's size (large JPEGs at a reduced DCT scale;
+//! the EXIF date taken read on the way), thumbnailed, and the batch encoded in one forward pass. A photo that fails yields its
 //! own sentence and never stops the batch.
 //!
 //! It must not touch the DOM or rank. Reference: `model::preprocess`, `model::thumbnail`.
@@ -58,6 +58,7 @@ async fn encode_timed(
                         px,
                         thumb,
                         browser,
+                        taken_ms,
                     } => {
                         pixels.extend_from_slice(&px);
                         to_encode.push(position);
@@ -66,6 +67,7 @@ async fn encode_timed(
                             embedding: Vec::new(),
                             thumb: thumb.is_some(),
                             browser,
+                            taken_ms,
                         });
                         (result, thumb)
                     }
@@ -120,13 +122,15 @@ fn fill_embeddings(
 
 /// One photo read for encoding.
 enum Read {
-    /// Its pixels as the model reads them, and its thumbnail.
+    /// Its pixels as the model reads them, its thumbnail and its EXIF date taken.
     Pixels {
         hash: [u8; 32],
         px: Vec<f32>,
         thumb: Option<ArrayBuffer>,
         /// Decoded by the browser, not by our decoders.
         browser: bool,
+        /// When the photo was taken, from its EXIF (ms since the epoch).
+        taken_ms: Option<i64>,
     },
     Duplicate([u8; 32]),
     Failed(String),
@@ -181,6 +185,7 @@ async fn read_photo(
             px,
             thumb,
             browser,
+            taken_ms: image.taken_ms,
         },
         Err(e) => Read::Failed(e),
     }
