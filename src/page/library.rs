@@ -12,7 +12,10 @@
 //! the same file names are two folders. Loose files ([`Known::place_loose`]) are never
 //! replaced either: a file whose name is stored with another size or date is stored as
 //! `name (2).jpg`. Photos of a re-dropped folder that are no longer in it are only
-//! *offered* for forgetting ([`ForgetOffer`]); the default keeps them.
+//! *offered* for forgetting ([`ForgetOffer`]); the default keeps them. A folder that stays
+//! connected and is walked again ([`Known::place_reconnected`]) is known to be the same
+//! folder, so edits cannot outvote it: it is the stored folder of its family holding the
+//! most of its relative paths, whatever their sizes and dates.
 //!
 //! It must not read files or know about the browser or the workers: `page::run` feeds it
 //! names, sizes and dates. Reference: DESIGN.md "Folder identity"; issue 8, item 5.
@@ -194,6 +197,34 @@ impl Known {
         place
     }
 
+    /// Places a folder walked again through the handle it was indexed from (a reconnect):
+    /// the stored folder of its family holding the most of its paths (the first alias of
+    /// equal ones), even when most of them changed; one holding none of them is placed by
+    /// the rule of [`Known::place_folder`].
+    pub fn place_reconnected(&mut self, name: &str, files: &[FileFacts]) -> FolderPlace {
+        let best = self
+            .family(name)
+            .into_iter()
+            .map(|root| {
+                let (matched, changed) = self.compare(&root, files);
+                (root, matched, changed)
+            })
+            .filter(|(_, matched, changed)| matched + changed > 0)
+            .min_by_key(|(_, matched, changed)| std::cmp::Reverse(matched + changed));
+        let Some((root, matched, changed)) = best else {
+            return self.place_folder(name, files);
+        };
+        for f in files {
+            self.add(format!("{root}/{}", f.rel), f.size_bytes, f.modified_ms);
+        }
+        FolderPlace {
+            root,
+            same: true,
+            matched,
+            changed,
+        }
+    }
+
     /// The stored path of a loose file: its name when that is free or holds this very file
     /// (same size and date), else the first of `name (2).ext`, `name (3).ext`, … that is.
     pub fn place_loose(&mut self, file: &FileFacts) -> String {
@@ -243,11 +274,21 @@ pub struct PlacedDrop<T> {
     pub folders: Vec<FolderPlace>,
 }
 
+/// How a drop's folders are told apart from stored ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Dropped or picked: [`Known::place_folder`].
+    Dropped,
+    /// Walked again through a remembered handle: [`Known::place_reconnected`].
+    Reconnected,
+}
+
 /// Places one drop or pick (`roots`: the names of its folders) against `known`.
 pub fn place_drop<T>(
     known: &mut Known,
     roots: &[String],
     files: Vec<DropFile<T>>,
+    origin: Origin,
 ) -> PlacedDrop<T> {
     let mut groups: Vec<Vec<FileFacts>> = vec![Vec::new(); roots.len()];
     let rel_of = |f: &DropFile<T>, name: &str| {
@@ -267,7 +308,10 @@ pub fn place_drop<T>(
     let folders: Vec<FolderPlace> = roots
         .iter()
         .zip(&groups)
-        .map(|(name, group)| known.place_folder(name, group))
+        .map(|(name, group)| match origin {
+            Origin::Dropped => known.place_folder(name, group),
+            Origin::Reconnected => known.place_reconnected(name, group),
+        })
         .collect();
     let files = files
         .into_iter()

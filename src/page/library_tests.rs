@@ -383,7 +383,7 @@ fn place_drop_puts_a_second_dcim_beside_the_first() {
         dropped("DCIM/IMG_1.jpg", Some(0), 111, 10),
         dropped("DCIM/IMG_2.jpg", Some(0), 222, 20),
     ];
-    let placed = place_drop(&mut known, &["DCIM".to_owned()], files);
+    let placed = place_drop(&mut known, &["DCIM".to_owned()], files, Origin::Dropped);
     assert_eq!(paths(&placed), ["DCIM (2)/IMG_1.jpg", "DCIM (2)/IMG_2.jpg"]);
     assert_eq!(placed.folders.len(), 1);
     assert!(!placed.folders.iter().any(|f| f.same));
@@ -393,7 +393,7 @@ fn place_drop_puts_a_second_dcim_beside_the_first() {
 fn place_drop_keeps_paths_of_a_redrop() {
     let mut known = phone_a();
     let files = vec![dropped("DCIM/IMG_1.jpg", Some(0), 100, 1)];
-    let placed = place_drop(&mut known, &["DCIM".to_owned()], files);
+    let placed = place_drop(&mut known, &["DCIM".to_owned()], files, Origin::Dropped);
     assert_eq!(paths(&placed), ["DCIM/IMG_1.jpg"]);
     assert!(placed.folders.iter().all(|f| f.same));
 }
@@ -406,7 +406,7 @@ fn place_drop_separates_two_same_named_folders_of_one_drop() {
         dropped("DCIM/IMG_1.jpg", Some(0), 1, 1),
         dropped("DCIM/IMG_1.jpg", Some(1), 2, 2),
     ];
-    let placed = place_drop(&mut known, &roots, files);
+    let placed = place_drop(&mut known, &roots, files, Origin::Dropped);
     assert_eq!(paths(&placed), ["DCIM/IMG_1.jpg", "DCIM (2)/IMG_1.jpg"]);
 }
 
@@ -417,7 +417,7 @@ fn place_drop_numbers_a_loose_file_that_would_replace_another() {
         dropped("beach.jpg", None, 6, 6),
         dropped("sea.jpg", None, 1, 1),
     ];
-    let placed = place_drop(&mut known, &[], files);
+    let placed = place_drop(&mut known, &[], files, Origin::Dropped);
     assert_eq!(paths(&placed), ["beach (2).jpg", "sea.jpg"]);
 }
 
@@ -428,7 +428,7 @@ fn place_drop_keeps_the_order_and_handles() {
     a.handle = 7;
     let mut b = dropped("F/a.jpg", Some(0), 1, 1);
     b.handle = 8;
-    let placed = place_drop(&mut known, &["F".to_owned()], vec![a, b]);
+    let placed = place_drop(&mut known, &["F".to_owned()], vec![a, b], Origin::Dropped);
     let handles: Vec<u32> = placed.files.iter().map(|f| f.handle).collect();
     assert_eq!(handles, [7, 8]);
     assert_eq!(paths(&placed), ["F/b.jpg", "F/a.jpg"]);
@@ -441,6 +441,7 @@ fn place_drop_keeps_subfolders() {
         &mut known,
         &["F".to_owned()],
         vec![dropped("F/x/a.jpg", Some(0), 2, 2)],
+        Origin::Dropped,
     );
     assert_eq!(paths(&placed), ["F (2)/x/a.jpg"]);
 }
@@ -452,6 +453,7 @@ fn a_placed_file_keeps_the_path_it_was_dropped_under() {
         &mut known,
         &["DCIM".to_owned()],
         vec![dropped("DCIM/IMG_1.jpg", Some(0), 111, 10)],
+        Origin::Dropped,
     );
     let pairs: Vec<(&str, &str)> = placed
         .files
@@ -469,4 +471,69 @@ fn a_reserved_name_is_never_given_to_a_new_folder() {
     let place = known.place_folder("DCIM", &phone_b());
     assert_eq!(place.root, "DCIM (3)");
     assert!(!place.same);
+}
+
+#[test]
+fn a_reconnected_folder_stays_itself_when_most_of_its_photos_were_edited() {
+    // Two of three photos edited since: as a drop, changes outvote matches (a new folder);
+    // walked again through its handle, it is the same folder.
+    let edited = vec![
+        f("IMG_1.jpg", 101, 5),
+        f("IMG_2.jpg", 201, 6),
+        f("IMG_3.jpg", 300, 3),
+        f("IMG_4.jpg", 400, 4),
+    ];
+    assert_eq!(phone_a().place_folder("DCIM", &edited).root, "DCIM (2)");
+    let place = phone_a().place_reconnected("DCIM", &edited);
+    assert_eq!(
+        place,
+        FolderPlace {
+            root: "DCIM".into(),
+            same: true,
+            matched: 1,
+            changed: 2,
+        }
+    );
+}
+
+#[test]
+fn a_reconnected_folder_goes_to_the_alias_holding_most_of_its_paths() {
+    let mut known = Known::new([
+        ("DCIM/IMG_1.jpg", 100, 1),
+        ("DCIM (2)/IMG_1.jpg", 111, 10),
+        ("DCIM (2)/IMG_2.jpg", 222, 20),
+    ]);
+    // Every photo edited: no match anywhere, but the paths say which folder it is.
+    let walked = [f("IMG_1.jpg", 1, 1), f("IMG_2.jpg", 2, 2)];
+    let place = known.place_reconnected("DCIM", &walked);
+    assert_eq!((place.root.as_str(), place.same), ("DCIM (2)", true));
+    assert!(known.holds("DCIM (2)/IMG_2.jpg", 2, 2));
+}
+
+#[test]
+fn a_reconnected_folder_sharing_no_path_is_placed_as_a_drop() {
+    let walked = [f("other.jpg", 1, 1)];
+    let place = phone_a().place_reconnected("DCIM", &walked);
+    assert_eq!(place, phone_a().place_folder("DCIM", &walked));
+    assert_eq!((place.root.as_str(), place.same), ("DCIM (2)", false));
+    let place = Known::default().place_reconnected("Photos", &walked);
+    assert_eq!((place.root.as_str(), place.same), ("Photos", false));
+}
+
+#[test]
+fn place_drop_places_a_reconnected_folder_by_its_paths() {
+    let files = vec![
+        dropped("DCIM/IMG_1.jpg", Some(0), 101, 5),
+        dropped("DCIM/IMG_2.jpg", Some(0), 201, 6),
+        dropped("DCIM/IMG_3.jpg", Some(0), 300, 3),
+    ];
+    let roots = ["DCIM".to_owned()];
+    let placed = place_drop(&mut phone_a(), &roots, files.clone(), Origin::Dropped);
+    assert_eq!(placed.folders[0].root, "DCIM (2)");
+    let placed = place_drop(&mut phone_a(), &roots, files, Origin::Reconnected);
+    assert_eq!(placed.folders[0].root, "DCIM");
+    assert_eq!(
+        paths(&placed),
+        ["DCIM/IMG_1.jpg", "DCIM/IMG_2.jpg", "DCIM/IMG_3.jpg"]
+    );
 }

@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use super::crash::{CrashBudget, Lost, CRASH_REASON};
-use super::library::{place_drop, DropFile, FolderPlace, ForgetOffer, Known};
+use super::library::{place_drop, DropFile, FolderPlace, ForgetOffer, Known, Origin};
 use super::photo_store::{claim_name, Claim};
 use super::pool::{Pool, WorkerId};
 use super::protocol::{Hash, JobId, Photo, ToWorker, Tower};
@@ -122,6 +122,13 @@ pub enum Input<F, T> {
     },
     /// Photos were dropped or picked (`roots`: the folders among them, by name).
     Dropped {
+        files: Vec<DropFile<F>>,
+        roots: Vec<String>,
+    },
+    /// A folder that stays connected was walked again (`page::connected`): placed as the
+    /// stored folder it was indexed as, however many of its photos changed
+    /// (`library::Known::place_reconnected`); otherwise as [`Input::Dropped`].
+    Reconnected {
         files: Vec<DropFile<F>>,
         roots: Vec<String>,
     },
@@ -400,7 +407,7 @@ pub struct Indexer<F, T> {
     originals: HashMap<String, F>,
     skipped: SkippedList,
     refused: Refused,
-    waiting: Vec<(Vec<DropFile<F>>, Vec<String>)>,
+    waiting: Vec<(Vec<DropFile<F>>, Vec<String>, Origin)>,
     /// Folder names this tab claimed (`None`: the store could not be asked).
     claims: HashMap<String, Option<Claim>>,
     /// Folder names another tab (or stored photos) holds: never placed into as new.
@@ -598,7 +605,11 @@ impl<F: Clone, T: Clone> Indexer<F, T> {
                 self.maybe_start(now, &mut out);
             }
             Input::Dropped { files, roots } => {
-                self.waiting.push((files, roots));
+                self.waiting.push((files, roots, Origin::Dropped));
+                self.maybe_start(now, &mut out);
+            }
+            Input::Reconnected { files, roots } => {
+                self.waiting.push((files, roots, Origin::Reconnected));
                 self.maybe_start(now, &mut out);
             }
             Input::Remembered(files) => {

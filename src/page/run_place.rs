@@ -158,7 +158,7 @@ struct Placement<F> {
 /// held elsewhere and the `refused` files set apart.
 fn place_sets<F>(
     index: &EmbeddingIndex,
-    sets: Vec<(Vec<DropFile<F>>, Vec<String>)>,
+    sets: Vec<(Vec<DropFile<F>>, Vec<String>, Origin)>,
     reserved: &BTreeSet<String>,
     refused: &Refused,
 ) -> Placement<F> {
@@ -178,8 +178,8 @@ fn place_sets<F>(
         new_folders: Vec::new(),
         refused: Vec::new(),
     };
-    for (dropped, set_roots) in sets {
-        let placed = place_drop(&mut known, &set_roots, dropped);
+    for (dropped, set_roots, origin) in sets {
+        let placed = place_drop(&mut known, &set_roots, dropped, origin);
         for f in placed.folders {
             if f.same {
                 out.roots.push(f.root);

@@ -839,6 +839,70 @@ fn a_redrop_that_lacks_photos_offers_to_forget_them_and_keeps_them_until_asked()
     assert_eq!(s.ix.view().forget, None);
 }
 
+/// Folder `root` as `folder(root, n, 1)` makes it, walked again after photos `edited` were
+/// edited (another size) and photo `n - 1` deleted: as a drop (`reconnect` false) or
+/// through the handle it was indexed from.
+fn walked_again(root: &str, n: usize, edited: usize, reconnect: bool) -> In {
+    let In::Dropped { mut files, roots } = folder(root, n, 1) else {
+        return Input::Cancel;
+    };
+    files.pop();
+    for f in files.iter_mut().take(edited) {
+        f.size_bytes += 1000;
+    }
+    match reconnect {
+        true => Input::Reconnected { files, roots },
+        false => Input::Dropped { files, roots },
+    }
+}
+
+#[test]
+fn a_reconnect_after_edits_reindexes_them_in_place_and_offers_the_deleted_one() {
+    // Dropped, the two edited photos outvote the unchanged one: a second folder.
+    let (mut s, _, e) = running(4);
+    s.settle(e);
+    let again = s.go(walked_again("DCIM", 4, 2, false));
+    s.settle(again);
+    assert!(
+        s.paths().iter().any(|p| p.starts_with("DCIM (2)/")),
+        "{:?}",
+        s.paths()
+    );
+    // Reconnected, it is the same folder: the edits replace their photos, nothing else.
+    let (mut s, _, e) = running(4);
+    s.settle(e);
+    let again = s.go(walked_again("DCIM", 4, 2, true));
+    let all = s.settle(again);
+    let read: usize = encodes(&all).iter().map(|j| j.files.len()).sum();
+    assert_eq!(read, 2, "only the edited photos are read");
+    let mut paths = s.paths();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            "DCIM/p00.jpg",
+            "DCIM/p01.jpg",
+            "DCIM/p02.jpg",
+            "DCIM/p03.jpg"
+        ]
+    );
+    let sizes: Vec<u64> = (0..2)
+        .filter_map(|i| {
+            let ix = s.ix.index()?;
+            let e = ix
+                .entries()
+                .iter()
+                .find(|e| e.path == format!("DCIM/p{i:02}.jpg"))?;
+            Some(e.size_bytes)
+        })
+        .collect();
+    assert_eq!(sizes, [1100, 1101]);
+    assert_eq!(
+        s.ix.view().forget.as_deref(),
+        Some("Forget 1 photo no longer in DCIM")
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Crashes
 

@@ -99,7 +99,7 @@ async fn choose(app: &AppRef) -> Result<(), String> {
         set_text(&button, &reconnect_label(&handle.name()));
         show(&button, true);
     }
-    walk_into(app, &handle).await
+    walk_into(app, &handle, false).await
 }
 
 /// "Reconnect FOLDER": ask for access again, then walk.
@@ -119,13 +119,20 @@ async fn again(app: &AppRef) -> Result<(), String> {
             handle.name()
         ));
     }
-    walk_into(app, &handle).await
+    walk_into(app, &handle, true).await
 }
 
-async fn walk_into(app: &AppRef, handle: &FileSystemDirectoryHandle) -> Result<(), String> {
+/// Walks the folder and hands it to the run: as a drop when it was just chosen, as the
+/// stored folder it was indexed as when `reconnected` (then edits cannot make it a new one).
+async fn walk_into(
+    app: &AppRef,
+    handle: &FileSystemDirectoryHandle,
+    reconnected: bool,
+) -> Result<(), String> {
     let root = handle.name();
     let mut set = PickedSet {
         roots: vec![root.clone()],
+        reconnected,
         ..PickedSet::default()
     };
     walk(handle, &root, &mut set).await?;

@@ -68,6 +68,7 @@ async fn keep_photos(app: &AppRef, set: PickedSet) -> (PickedSet, Vec<RefusedFil
         files: Vec::new(),
         roots: set.roots,
         unopened: set.unopened,
+        reconnected: set.reconnected,
     };
     let mut refused = Vec::new();
     for picked in set.files {
@@ -146,7 +147,13 @@ pub(super) async fn accept(app: &AppRef, set: PickedSet) {
         })
         .collect();
     let roots = kept.roots;
-    run_input(app, RunInput::Dropped { files, roots });
+    run_input(
+        app,
+        match kept.reconnected {
+            true => RunInput::Reconnected { files, roots },
+            false => RunInput::Dropped { files, roots },
+        },
+    );
     if download == Some(true) {
         offer_input(app, OfferInput::Dropped);
     }

@@ -39,6 +39,9 @@ pub struct PickedSet {
     /// Entries the browser could not open (a file that vanished, a folder it may not
     /// list): their paths and the sentence listed beside them. The rest is kept.
     pub unopened: Vec<(String, String)>,
+    /// A folder that stays connected, walked again through its remembered handle: placed
+    /// as the stored folder it was indexed as (`Input::Reconnected`).
+    pub reconnected: bool,
 }
 
 /// What a drop carries, taken while the drop event lasts.
