@@ -418,8 +418,13 @@ impl CpuEncoder {
     /// Whether 8-bit layer stacks run fused on plain slices (the default) or op by op on
     /// candle tensors (the older path, kept to compare the two in tests and benchmarks).
     pub fn with_fused(mut self, fused: bool) -> Self {
-        self.fused = fused;
+        self.set_fused(fused);
         self
+    }
+
+    /// [`Self::with_fused`] in place.
+    pub fn set_fused(&mut self, fused: bool) {
+        self.fused = fused;
     }
 
     /// One forward of `count` images (CHW pixels back to back) timed per step on `clock`
