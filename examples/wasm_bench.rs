@@ -21,6 +21,12 @@ use clipseek::index::{EmbeddingIndex, EntryMeta};
 use clipseek::model::weights::{SafetensorsHeader, WeightsBuilder};
 use wasm_bindgen::prelude::*;
 
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = performance, js_name = now)]
+    fn performance_now() -> f64;
+}
+
 /// Bytes of linear memory this instance holds now (it grows and never shrinks, so after
 /// the loads this is the peak).
 #[wasm_bindgen]
@@ -188,6 +194,33 @@ impl BenchModel {
 
     /// Embeds the first `batch` (1 to 8) deterministic images; returns all embeddings,
     /// row-major.
+    /// Runs 8-bit layer stacks fused (the default) or op by op on candle tensors (the
+    /// older path), to time the two in one process.
+    pub fn set_fused(&mut self, fused: bool) {
+        self.clip.encoder.set_fused(fused);
+    }
+
+    /// One forward of `batch` benchmark images timed per step on `performance.now`:
+    /// `[step, ms, step, ms, …]` as JSON (empty when the model does not run fused).
+    pub fn profile_images(&self, batch: usize) -> Result<String, JsError> {
+        let per_image = self.clip.encoder_image_len();
+        let pixels = self
+            .pixels
+            .get(..per_image * batch)
+            .ok_or_else(|| JsError::new("batch larger than the benchmark's 8 images"))?;
+        let clock: fn() -> f64 = performance_now;
+        let steps: Vec<(String, f64)> =
+            match self.clip.encoder.profile_images(pixels, batch, clock)? {
+                Some(p) => p
+                    .steps()
+                    .into_iter()
+                    .map(|(s, ms)| (s.name().to_owned(), ms))
+                    .collect(),
+                None => Vec::new(),
+            };
+        Ok(serde_json::to_string(&steps)?)
+    }
+
     pub fn embed_images(&self, batch: usize) -> Result<Vec<f32>, JsError> {
         let per_image = self.clip.encoder_image_len();
         let pixels = self

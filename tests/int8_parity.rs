@@ -220,3 +220,51 @@ fn int8_variants_match_transformers_f32() -> TestResult {
     }
     Ok(())
 }
+
+/// The 8-bit engine's fused forward (plain slices, one quantisation shared by q/k/v,
+/// residuals in the kernel's epilogue, a polynomial `exp`) against its older op-by-op
+/// forward on candle tensors: the same numbers up to float rounding, images and texts, on
+/// quick-GELU (tiny-clip's text tower, b16-tiny) and exact-GELU (tiny-clip's and LAION's
+/// vision towers) checkpoints, one item and a batch.
+#[test]
+fn the_fused_int8_forward_equals_the_op_by_op_one() -> TestResult {
+    for (name, json) in [
+        ("tiny-clip", "reference/tiny.json"),
+        ("laion-b32-tiny", "reference/laion-b32-tiny.json"),
+        ("b16-tiny", "reference/b16-tiny.json"),
+    ] {
+        let dir = fixtures().join(name);
+        let fused = quantized(&dir, QuantOptions::default())?;
+        let mut candle = quantized(&dir, QuantOptions::default())?;
+        candle.encoder = candle.encoder.with_fused(false);
+        let r = reference(json)?;
+        let mut pixels = Vec::new();
+        for img in &r.images {
+            pixels.extend(read_f32(&fixtures().join("reference").join(&img.pixels))?);
+        }
+        let n = r.images.len();
+        let (a, b) = (
+            fused.embed_pixels(&pixels, n)?,
+            candle.embed_pixels(&pixels, n)?,
+        );
+        for i in 0..n {
+            let c = cosine(a.row(i), b.row(i));
+            assert!(c >= 0.99999, "{name} image {i}: fused vs op by op cos {c}");
+        }
+        let texts: Vec<&str> = r.texts.iter().map(|t| t.text.as_str()).collect();
+        let (a, b) = (fused.embed_texts(&texts)?, candle.embed_texts(&texts)?);
+        for (i, t) in texts.iter().enumerate() {
+            let c = cosine(a.row(i), b.row(i));
+            assert!(c >= 0.99999, "{name} {t:?}: fused vs op by op cos {c}");
+        }
+        // The timed forward is the same forward.
+        let clock: fn() -> f64 = || 0.0;
+        let profile = fused
+            .encoder
+            .profile_images(&pixels, n, clock)?
+            .ok_or("the 8-bit vision stack did not run fused")?;
+        assert_eq!(profile.total(), 0.0);
+        assert!(candle.encoder.profile_images(&pixels, n, clock)?.is_none());
+    }
+    Ok(())
+}

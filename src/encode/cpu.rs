@@ -23,7 +23,9 @@ use crate::model::config::{Activation, ClipConfig};
 use crate::model::tokenizer::TokenIds;
 use crate::model::weights::{ClipWeights, F32Tensor, Towers};
 
+mod fused;
 mod parts;
+pub use fused::{Profile, Step};
 use parts::Bits;
 pub use parts::Packed;
 pub(super) use parts::Source;
@@ -148,6 +150,9 @@ impl Linear {
 pub(super) struct LayerNorm {
     weight: Tensor,
     bias: Tensor,
+    /// The same weight and bias as plain values, for the fused forward.
+    w: Vec<f32>,
+    b: Vec<f32>,
     eps: f64,
 }
 
@@ -157,9 +162,25 @@ impl LayerNorm {
         prefix: &str,
         eps: f64,
     ) -> Result<Self, EncodeError> {
+        let weight = weights.tensor(&format!("{prefix}.weight"))?;
+        let bias = weights.tensor(&format!("{prefix}.bias"))?;
+        let values = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+        let (w, b) = (values(&weight), values(&bias));
+        let (w, b) = (
+            w.map_err(ce("loading weights"))?,
+            b.map_err(ce("loading weights"))?,
+        );
+        if w.len() != b.len() {
+            return Err(EncodeError::Compute {
+                stage: "loading weights",
+                message: format!("{prefix}: weight and bias differ in length"),
+            });
+        }
         Ok(Self {
-            weight: weights.tensor(&format!("{prefix}.weight"))?,
-            bias: weights.tensor(&format!("{prefix}.bias"))?,
+            weight,
+            bias,
+            w,
+            b,
             eps,
         })
     }
@@ -344,6 +365,8 @@ pub struct CpuEncoder {
     vocab_size: usize,
     projection_dim: usize,
     precision: CpuPrecision,
+    /// 8-bit stacks run on plain slices (`fused`), not candle tensors; off only to compare.
+    fused: bool,
 }
 
 impl CpuEncoder {
@@ -392,6 +415,48 @@ impl CpuEncoder {
         Ok(self)
     }
 
+    /// Whether 8-bit layer stacks run fused on plain slices (the default) or op by op on
+    /// candle tensors (the older path, kept to compare the two in tests and benchmarks).
+    pub fn with_fused(mut self, fused: bool) -> Self {
+        self.set_fused(fused);
+        self
+    }
+
+    /// [`Self::with_fused`] in place.
+    pub fn set_fused(&mut self, fused: bool) {
+        self.fused = fused;
+    }
+
+    /// One forward of `count` images (CHW pixels back to back) timed per step on `clock`
+    /// (milliseconds from any origin): where the 8-bit engine's time goes. `None` when the
+    /// vision stack does not run fused (f32 layers, or [`Self::with_fused`] off).
+    pub fn profile_images(
+        &self,
+        pixels: &[f32],
+        count: usize,
+        clock: fn() -> f64,
+    ) -> Result<Option<Profile>, EncodeError> {
+        let vision = self
+            .vision
+            .as_ref()
+            .ok_or(EncodeError::TowerNotLoaded { tower: "vision" })?;
+        let [c, h, w] = self.image_shape;
+        if pixels.len() != count * c * h * w {
+            return Err(EncodeError::PixelCount {
+                count,
+                expected: count * c * h * w,
+                got: pixels.len(),
+            });
+        }
+        if !(self.fused && vision.encoder.all_int8()) {
+            return Ok(None);
+        }
+        let mut profile = Profile::new(clock);
+        fused::vision(vision, pixels, count, &mut fused::Timer(Some(&mut profile)))
+            .map_err(ce("image embeddings"))?;
+        Ok(Some(profile))
+    }
+
     /// What the linear layers compute in.
     pub fn precision(&self) -> CpuPrecision {
         self.precision
@@ -432,6 +497,7 @@ impl CpuEncoder {
                 Some(_) => CpuPrecision::Int8,
                 None => CpuPrecision::F32,
             },
+            fused: true,
         })
     }
 
@@ -506,7 +572,14 @@ impl CpuEncoder {
         })
     }
 
-    fn vision_forward(v: &VisionTower, pixels: &[f32], count: usize) -> CResult<Vec<f32>> {
+    fn vision_forward(&self, v: &VisionTower, pixels: &[f32], count: usize) -> CResult<Vec<f32>> {
+        if self.fused && v.encoder.all_int8() {
+            return fused::vision(v, pixels, count, &mut fused::Timer(None));
+        }
+        Self::vision_forward_candle(v, pixels, count)
+    }
+
+    fn vision_forward_candle(v: &VisionTower, pixels: &[f32], count: usize) -> CResult<Vec<f32>> {
         let (c, s, p) = (v.channels, v.image_size, v.patch_size);
         let side = s / p;
         let n = side * side;
@@ -544,7 +617,14 @@ impl CpuEncoder {
         out.flatten_all()?.to_vec1::<f32>()
     }
 
-    fn text_forward(t: &TextTower, texts: &[TokenIds], seq: usize) -> CResult<Vec<f32>> {
+    fn text_forward(&self, t: &TextTower, texts: &[TokenIds], seq: usize) -> CResult<Vec<f32>> {
+        if self.fused && t.encoder.all_int8() {
+            return fused::text(t, texts, seq);
+        }
+        Self::text_forward_candle(t, texts, seq)
+    }
+
+    fn text_forward_candle(t: &TextTower, texts: &[TokenIds], seq: usize) -> CResult<Vec<f32>> {
         let b = texts.len();
         let ids: Vec<u32> = texts
             .iter()
@@ -605,8 +685,9 @@ impl Encoder for CpuEncoder {
             .vision
             .as_ref()
             .ok_or(EncodeError::TowerNotLoaded { tower: "vision" })?;
-        let mut data =
-            Self::vision_forward(vision, pixels, count).map_err(ce("image embeddings"))?;
+        let mut data = self
+            .vision_forward(vision, pixels, count)
+            .map_err(ce("image embeddings"))?;
         l2_normalize_rows(&mut data, self.projection_dim);
         Ok(Embeddings {
             dim: self.projection_dim,
@@ -627,7 +708,9 @@ impl Encoder for CpuEncoder {
             .text
             .as_ref()
             .ok_or(EncodeError::TowerNotLoaded { tower: "text" })?;
-        let mut data = Self::text_forward(text, texts, seq).map_err(ce("text embeddings"))?;
+        let mut data = self
+            .text_forward(text, texts, seq)
+            .map_err(ce("text embeddings"))?;
         l2_normalize_rows(&mut data, self.projection_dim);
         Ok(Embeddings {
             dim: self.projection_dim,

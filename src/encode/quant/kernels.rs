@@ -177,6 +177,8 @@ impl PackedWeights {
 #[derive(Debug, Clone, Default)]
 pub struct PackedActs {
     rows: usize,
+    inputs: usize,
+    limit: i16,
     blocks: usize,
     /// `[row][block]` then 16 values, in the kernel's own lane type.
     data: Vec<imp::Lane>,
@@ -194,6 +196,8 @@ impl PackedActs {
         debug_assert_eq!(x.len(), rows * inputs);
         let blocks = inputs.div_ceil(KB);
         self.rows = rows;
+        self.inputs = inputs;
+        self.limit = limit;
         self.blocks = blocks;
         self.scales.clear();
         self.sums.clear();
@@ -213,6 +217,16 @@ impl PackedActs {
 
     pub fn rows(&self) -> usize {
         self.rows
+    }
+
+    /// Values per row (before padding to a block).
+    pub fn inputs(&self) -> usize {
+        self.inputs
+    }
+
+    /// The limit the rows were quantised to.
+    pub fn limit(&self) -> i16 {
+        self.limit
     }
 
     pub fn scales(&self) -> &[f32] {
@@ -276,7 +290,28 @@ pub fn gemm(
     bias: &[f32],
     out: &mut [f32],
 ) {
-    gemm_on(imp::best(), acts, w, col_scales, bias, out);
+    gemm_on(imp::best(), acts, w, col_scales, bias, Store::Write, out);
+}
+
+/// [`gemm`] added to what `out` holds (`out += …`): a residual connection fused into the
+/// epilogue, with no second pass over the output.
+pub fn gemm_add(
+    acts: &PackedActs,
+    w: &PackedWeights,
+    col_scales: &[f32],
+    bias: &[f32],
+    out: &mut [f32],
+) {
+    gemm_on(imp::best(), acts, w, col_scales, bias, Store::Add, out);
+}
+
+/// What the epilogue does with each result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Store {
+    /// `out = y`.
+    Write,
+    /// `out += y`.
+    Add,
 }
 
 /// [`gemm`] on a given tile (natively: AVX2 or plain Rust; tests compare them).
@@ -286,6 +321,7 @@ fn gemm_on(
     w: &PackedWeights,
     col_scales: &[f32],
     bias: &[f32],
+    store: Store,
     out: &mut [f32],
 ) {
     let outputs = w.outputs;
@@ -298,7 +334,10 @@ fn gemm_on(
     if acts.blocks == 0 {
         // No inputs: every output is its bias.
         for row in out.chunks_exact_mut(outputs) {
-            row.copy_from_slice(bias);
+            match store {
+                Store::Write => row.copy_from_slice(bias),
+                Store::Add => row.iter_mut().zip(bias).for_each(|(y, b)| *y += b),
+            }
         }
         return;
     }
@@ -323,6 +362,7 @@ fn gemm_on(
                 sw: col_scales,
                 bias,
                 outputs,
+                add: store == Store::Add,
             };
             match rows {
                 4 => imp::tile_rows::<4>(path, x, per_row, w, span, &epi, y),
@@ -361,6 +401,8 @@ struct Epilogue<'a> {
     sw: &'a [f32],
     bias: &'a [f32],
     outputs: usize,
+    /// Add to the output instead of overwriting it ([`Store::Add`]).
+    add: bool,
 }
 
 impl Epilogue<'_> {
@@ -380,7 +422,9 @@ impl Epilogue<'_> {
                 let o = g * NC + c;
                 if o < self.outputs {
                     let q = (acc - shift) as f32;
-                    y[r * self.outputs + o] = q * (self.sx[r] * self.sw[o]) + self.bias[o];
+                    let v = q * (self.sx[r] * self.sw[o]) + self.bias[o];
+                    let at = &mut y[r * self.outputs + o];
+                    *at = if self.add { *at + v } else { v };
                 }
             }
         }
@@ -429,9 +473,24 @@ mod tests {
                 let zeros = vec![0.0f32; n];
                 let mut scalar = vec![0f32; rows * n];
                 let mut fast = vec![0f32; rows * n];
-                gemm_on(imp::Path::Scalar, &acts, &w, &ones, &zeros, &mut scalar);
-                gemm_on(best, &acts, &w, &ones, &zeros, &mut fast);
+                gemm_on(
+                    imp::Path::Scalar,
+                    &acts,
+                    &w,
+                    &ones,
+                    &zeros,
+                    Store::Write,
+                    &mut scalar,
+                );
+                gemm_on(best, &acts, &w, &ones, &zeros, Store::Write, &mut fast);
                 assert_eq!(scalar, fast, "{rows}x{k}x{n} limit {limit}");
+                // Added to a residual: the same sums on top of what was there.
+                let base: Vec<f32> = (0..rows * n).map(|i| i as f32 * 0.5 - 3.0).collect();
+                let mut added = base.clone();
+                gemm_on(best, &acts, &w, &ones, &zeros, Store::Add, &mut added);
+                for ((a, b), f) in added.iter().zip(&base).zip(&fast) {
+                    assert_eq!(*a, b + f, "{rows}x{k}x{n} limit {limit}: added");
+                }
                 for r in 0..rows {
                     for o in 0..n {
                         let exact: i64 = (0..k)

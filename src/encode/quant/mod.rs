@@ -22,9 +22,10 @@
 
 pub mod kernels;
 
+use kernels::max_activation;
+pub use kernels::PackedActs;
 pub use kernels::PackedWeights;
 pub use kernels::KERNEL;
-use kernels::{max_activation, PackedActs};
 
 /// How wide the quantised activations are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -297,6 +298,58 @@ impl QuantLinear {
         }
         acts.fill(x, rows, self.inputs(), self.limit);
         kernels::gemm(acts, &self.weights, &self.scales, &self.bias, out);
+        Ok(())
+    }
+
+    /// Quantises `x` (`rows × inputs`) into `acts` with this layer's activation limit: one
+    /// packing that every layer with the same inputs and limit can read
+    /// ([`Self::forward_acts`]), as q, k and v read one layer norm's output.
+    pub fn quantize_input(
+        &self,
+        x: &[f32],
+        rows: usize,
+        acts: &mut PackedActs,
+    ) -> Result<(), QuantError> {
+        if x.len() != rows * self.inputs() {
+            return Err(QuantError::Shape {
+                what: "the input",
+                expected: rows * self.inputs(),
+                got: x.len(),
+            });
+        }
+        acts.fill(x, rows, self.inputs(), self.limit);
+        Ok(())
+    }
+
+    /// `out = acts · Wᵀ + b` (or `out += …` when `add`: a residual fused in) from
+    /// activations packed by [`Self::quantize_input`] of a layer with the same inputs and
+    /// activation limit.
+    pub fn forward_acts(
+        &self,
+        acts: &PackedActs,
+        out: &mut [f32],
+        add: bool,
+    ) -> Result<(), QuantError> {
+        if acts.inputs() != self.inputs() || acts.limit() != self.limit {
+            return Err(QuantError::Shape {
+                what: "the packed input",
+                expected: self.inputs(),
+                got: acts.inputs(),
+            });
+        }
+        if out.len() != acts.rows() * self.outputs() {
+            return Err(QuantError::Shape {
+                what: "the output",
+                expected: acts.rows() * self.outputs(),
+                got: out.len(),
+            });
+        }
+        let gemm = if add {
+            kernels::gemm_add
+        } else {
+            kernels::gemm
+        };
+        gemm(acts, &self.weights, &self.scales, &self.bias, out);
         Ok(())
     }
 
